@@ -1,0 +1,162 @@
+"""The `Engine` protocol: can this engine load these weights, and what command starts it?
+
+An engine is a strategy like a format is. vLLM (one profile per version range) and llama.cpp's
+server implement it. Engines never download anything and never import their own package: they
+answer from data (profiles, probe results) so the planner stays importable anywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from modelformats.traits import ModelTraits
+
+__all__ = [
+    "Engine",
+    "EngineCommand",
+    "EvidenceLevel",
+    "LoadVerdict",
+    "RuntimeSpec",
+    "WeightsSpec",
+]
+
+
+class EvidenceLevel(enum.Enum):
+    """How strongly we know that an engine loads a kind of weights, strongest first."""
+
+    # The engine's own HF-weights loader for an architecture it lists as supported.
+    ENGINE_NATIVE = "engine-native"
+    # Ran end to end on CPU here (e.g. llama.cpp generating from a tiny model of the same layout).
+    CPU_END_TO_END = "cpu-end-to-end"
+    # Every engine parameter received the right tensor on CPU (meta device / weight iterator); GPU unverified.
+    CPU_WEIGHT_PROOF = "cpu-weight-proof"
+    # The engine's own config resolution and name map ran on CPU with nothing left unmapped.
+    CPU_NAME_MAP = "cpu-name-map"
+    # Read in the engine's source, not run.
+    SOURCE_READ = "source-read"
+    # Proven or read not to load.
+    REFUSED = "refused"
+
+    @property
+    def rank(self) -> int:
+        """Lower is stronger; used to order alternatives."""
+        return list(EvidenceLevel).index(self)
+
+    @property
+    def description(self) -> str:
+        return _EVIDENCE_TEXT[self]
+
+
+_EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
+    EvidenceLevel.ENGINE_NATIVE: "loads — the engine's own loader for a supported architecture",
+    EvidenceLevel.CPU_END_TO_END: "loads — run end to end on CPU with a tiny model of the same layout",
+    EvidenceLevel.CPU_WEIGHT_PROOF: "loads — CPU weight-level proof, GPU unverified",
+    EvidenceLevel.CPU_NAME_MAP: "loads — the engine's config and weight-name map checked on CPU, kernels unverified",
+    EvidenceLevel.SOURCE_READ: "expected to load — read in the engine's source, not run",
+    EvidenceLevel.REFUSED: "does not load",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WeightsSpec:
+    """What is to be served, independent of GPU sizing."""
+
+    format: str
+    repo_id: str
+    revision: str | None
+    # What the engine loads: a repo id for HF formats, a local file path for GGUF.
+    model: str
+    # The checkpoint's quantization method in vLLM's vocabulary ("awq", "gptq", "fp8", "gguf", ...).
+    quantization: str | None = None
+    # Repo id or local directory with tokenizer files, when not `model`.
+    tokenizer: str | None = None
+    # Repo id or local directory with config.json, when not `model`.
+    hf_config_path: str | None = None
+    trust_remote_code: bool = False
+    # GGUF only: the quant (canonical name), how the weights are split, per-tensor types if a header was read.
+    gguf_quant: str | None = None
+    gguf_layout: str | None = None
+    gguf_tensor_types: tuple[str, ...] | None = None
+    # A multimodal projector would be needed (e.g. mmproj); engines that cannot take one refuse.
+    needs_projector: bool = False
+    traits: ModelTraits = field(default_factory=ModelTraits)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuntimeSpec:
+    """Memory-bound settings chosen by the GPU policy, and how the server listens."""
+
+    served_model_name: str
+    max_model_len: int
+    max_num_seqs: int
+    gpu_memory_utilization: float
+    dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    # None: leave the engine default.
+    enable_chunked_prefill: bool | None = None
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    enforce_eager: bool = False
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
+    port: int = 8000
+    # Multi-node (pipeline parallel across nodes): node count; rank/address are filled at launch.
+    nnodes: int = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadVerdict:
+    """Whether an engine loads the weights, how we know, and why not."""
+
+    loads: bool
+    level: EvidenceLevel
+    reasons: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loads": self.loads,
+            "level": self.level.value,
+            "level_text": self.level.description,
+            "reasons": list(self.reasons),
+            "evidence": list(self.evidence),
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineCommand:
+    """The command that starts the server, and what the serving image must have."""
+
+    argv: tuple[str, ...]
+    requirements: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    # A container image the engine is best taken from (llama.cpp's CUDA server image), if any.
+    image: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "argv": list(self.argv),
+            "requirements": list(self.requirements),
+            "env": dict(self.env),
+            "image": self.image,
+            "notes": list(self.notes),
+        }
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A serving engine at one version."""
+
+    name: str
+    version: str
+
+    def check(self, weights: WeightsSpec) -> LoadVerdict: ...
+
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand: ...

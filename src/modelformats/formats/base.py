@@ -1,0 +1,148 @@
+"""The `ModelFormat` protocol every format strategy implements, and the values it returns.
+
+A strategy answers two questions about a `RepoListing`, from metadata only:
+`detect` — is this my format, and what decided it (evidence)? — and `select_files` — exactly which
+files must be fetched to serve it. Precedence between strategies that both match is each
+strategy's `priority` (higher wins); the registry records the losers too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from modelformats.listing import ListingSource, RepoListing
+
+__all__ = [
+    "BaseFormat",
+    "Detection",
+    "Exclusion",
+    "FileSelection",
+    "ModelFormat",
+    "SelectionContext",
+    "TokenizerSource",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Detection:
+    """A strategy's claim on a listing, with the evidence that decided it."""
+
+    format: str
+    evidence: tuple[str, ...]
+    # The vLLM quantization method the weights carry (None for unquantized), when known.
+    quantization: str | None = None
+    servable: bool = True
+    # For unservable formats: why, and what to use instead.
+    reason: str | None = None
+    instead: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": self.format, "evidence": list(self.evidence)}
+        if self.quantization is not None:
+            out["quantization"] = self.quantization
+        if not self.servable:
+            out.update(servable=False, reason=self.reason, instead=self.instead)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Exclusion:
+    """Files deliberately not fetched, grouped by reason."""
+
+    reason: str
+    paths: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "paths": list(self.paths)}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TokenizerSource:
+    """A repo (other than the weights repo) from which only tokenizer/config files are fetched."""
+
+    repo_id: str
+    files: tuple[str, ...]
+    # Patterns for snapshot_download: the observed files plus standard names when the listing is partial.
+    allow_patterns: tuple[str, ...]
+    reason: str
+    revision: str | None = None
+    download_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "files": list(self.files),
+            "allow_patterns": list(self.allow_patterns),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileSelection:
+    """Exactly what to fetch from the weights repo (and, for GGUF, from a tokenizer repo)."""
+
+    files: tuple[str, ...]
+    weight_files: tuple[str, ...]
+    allow_patterns: tuple[str, ...]
+    download_bytes: int | None
+    bytes_estimated: bool
+    bytes_basis: str
+    tokenizer: TokenizerSource | None = None
+    excluded: tuple[Exclusion, ...] = ()
+    notes: tuple[str, ...] = ()
+    # GGUF: the quant chosen (canonical upper-case name); None for other formats.
+    quant: str | None = None
+    # The file an engine is pointed at when it takes a file, not a repo (GGUF: shard 1 or the joined file).
+    model_file: str | None = None
+    # Raw byte splits (`.gguf.partXofY`) to concatenate after download: {"output": path, "parts": [...]}
+    joins: tuple[Mapping[str, Any], ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionContext:
+    """Inputs to `select_files` beyond the listing."""
+
+    # To confirm or read related repos (a GGUF's tokenizer source). None: no look-ups.
+    source: ListingSource | None = None
+    quant: str | None = None
+    quant_order: tuple[str, ...] | None = None
+    tokenizer_from: str | None = None
+    # The engine's filter on GGUF quant/tensor types: returns why a type is refused, or None.
+    refuse_quant: Callable[[str], str | None] | None = None
+
+
+@runtime_checkable
+class ModelFormat(Protocol):
+    """A format strategy. Fakes need no inheritance; the registry checks these members exist."""
+
+    name: str
+    priority: int
+    description: str
+
+    def detect(self, listing: RepoListing) -> Detection | None: ...
+
+    def select_files(
+        self, listing: RepoListing, detection: Detection, context: SelectionContext
+    ) -> FileSelection: ...
+
+
+class BaseFormat:
+    """Optional base class with defaults shared by the built-in strategies."""
+
+    name: ClassVar[str]
+    priority: ClassVar[int]
+    description: ClassVar[str]
+
+    def detect(self, listing: RepoListing) -> Detection | None:
+        raise NotImplementedError
+
+    def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} priority={self.priority}>"

@@ -1,0 +1,543 @@
+"""What a repo holds: `RepoListing` / `RepoFile`, and the `modelformats-listing/1` JSON schema.
+
+A listing is the only input to detection and file selection. It comes from a `ListingSource`:
+the Hub (`modelformats.hub.HubSource`), a local snapshot directory (`LocalDirSource`) or recorded
+JSON files (`RecordedSource`). Real listings are often partial: sizes may be unknown, config.json
+may be absent; every consumer must cope with that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, runtime_checkable
+
+from modelformats.errors import InvalidListingError, InvalidRepoIdError, RepoNotFoundError, UnsafePathError
+
+__all__ = [
+    "LISTING_SCHEMA",
+    "ListingSource",
+    "LocalDirSource",
+    "RecordedSource",
+    "RepoFile",
+    "RepoListing",
+    "default_source",
+    "dump_listing",
+    "load_listing",
+    "validate_repo_id",
+]
+
+LISTING_SCHEMA = "modelformats-listing/1"
+
+# JSON documents small enough to keep inside a listing (read by sources, used by detection).
+DOCUMENT_NAMES = (
+    "config.json",
+    "quantize_config.json",
+    "quantization_config.json",
+    "quant_config.json",
+    "adapter_config.json",
+    "params.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+)
+INDEX_SUFFIX = ".index.json"
+# A document larger than this is not kept (a hostile config.json must not fill memory).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def validate_repo_id(repo_id: str) -> str:
+    """Return `repo_id` if huggingface_hub accepts it as a model id of the form owner/name."""
+    from huggingface_hub.utils import HFValidationError
+    from huggingface_hub.utils import validate_repo_id as hub_validate
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise InvalidRepoIdError(str(repo_id), "a model repo id has exactly one '/' (owner/name)")
+    try:
+        hub_validate(repo_id)
+    except HFValidationError as exc:
+        raise InvalidRepoIdError(repo_id, str(exc).split("\n")[0].rstrip(".")) from None
+    return repo_id
+
+
+def check_repo_path(path: str, *, source: str | None = None) -> str:
+    """Refuse paths that could escape a download directory; return the path unchanged."""
+    if not isinstance(path, str) or not path:
+        raise UnsafePathError(str(path), "the path is empty or not a string", source=source)
+    if "\\" in path:
+        raise UnsafePathError(path, "backslashes are not allowed (repo paths use '/')", source=source)
+    if "\x00" in path:
+        raise UnsafePathError(path, "NUL bytes are not allowed", source=source)
+    if path.startswith("/") or _WINDOWS_DRIVE.match(path):
+        raise UnsafePathError(path, "absolute paths are not allowed", source=source)
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafePathError(path, "empty, '.' and '..' segments are not allowed", source=source)
+    return path
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RepoFile:
+    """One file of a repo: its path (always '/'-separated and relative) and size if known."""
+
+    path: str
+    size: int | None = None
+    # False when the size was rounded from the Hub's display (±0.5 %).
+    size_exact: bool = True
+
+    def __post_init__(self) -> None:
+        check_repo_path(self.path)
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
+            raise InvalidListingError(
+                f"File {self.path!r} has size {self.size!r}; a size is a non-negative integer or null.",
+                field="files[].size",
+            )
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def folder(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.path).suffix.lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "size_exact": self.size_exact}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SafetensorsSummary:
+    """The Hub's `model_info().safetensors`: parameter counts per dtype."""
+
+    total: int
+    parameters: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "parameters": dict(self.parameters)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoListing:
+    """Everything known about one revision of a repo (not slotted: it caches a path index)."""
+
+    repo_id: str
+    files: tuple[RepoFile, ...]
+    revision: str | None = None
+    # True when `files` is the whole tree of the revision; False for partial recordings.
+    complete: bool = True
+    config: Mapping[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    # The model card's `base_model`; a card may name several.
+    base_models: tuple[str, ...] = ()
+    safetensors: SafetensorsSummary | None = None
+    # The Hub's `model_info().gguf` summary, as given.
+    gguf: Mapping[str, Any] | None = None
+    # Small JSON documents by repo path (quantize_config.json, adapter_config.json, ...).
+    documents: Mapping[str, Any] = field(default_factory=dict)
+    # For each `*.index.json`: the files its weight_map names (shards), as read.
+    index_shards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Parsed GGUF headers (GGUFHeader.to_dict()) by repo path, when a source read them.
+    gguf_headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    notes: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_repo_id(self.repo_id)
+
+    @cached_property
+    def _by_path(self) -> dict[str, RepoFile]:
+        index: dict[str, RepoFile] = {}
+        for f in self.files:
+            if f.path in index:
+                raise InvalidListingError(f"File {f.path!r} appears twice in {self.repo_id!r}.", field="files")
+            index[f.path] = f
+        return index
+
+    @cached_property
+    def tag_set(self) -> frozenset[str]:
+        return frozenset(t.lower() for t in self.tags)
+
+    def has(self, path: str) -> bool:
+        return path in self._by_path
+
+    def get(self, path: str) -> RepoFile | None:
+        return self._by_path.get(path)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.files)
+
+    def document(self, path: str) -> Any:
+        """The parsed JSON of a small document (config.json is `config`), or None if not read."""
+        if path == "config.json" and self.config is not None:
+            return self.config
+        return self.documents.get(path)
+
+    def total_size(self, paths: Iterable[str]) -> tuple[int | None, bool]:
+        """Sum of sizes and whether every one was known and exact."""
+        total, exact = 0, True
+        for p in paths:
+            f = self._by_path.get(p)
+            if f is None or f.size is None:
+                return None, False
+            total += f.size
+            exact = exact and f.size_exact
+        return total, exact
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": LISTING_SCHEMA,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "complete": self.complete,
+            "files": [f.to_dict() for f in self.files],
+            "config": dict(self.config) if self.config is not None else None,
+            "tags": list(self.tags),
+            "base_model": _base_model_out(self.base_models),
+        }
+        if self.safetensors is not None:
+            out["safetensors"] = self.safetensors.to_dict()
+        if self.gguf is not None:
+            out["gguf"] = dict(self.gguf)
+        if self.documents:
+            out["documents"] = dict(self.documents)
+        if self.index_shards:
+            out["index_shards"] = {k: list(v) for k, v in self.index_shards.items()}
+        if self.gguf_headers:
+            out["gguf_headers"] = {k: dict(v) for k, v in self.gguf_headers.items()}
+        if self.notes is not None:
+            out["notes"] = self.notes
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<listing>") -> RepoListing:
+        return _parse_listing(data, source)
+
+
+def _base_model_out(base_models: tuple[str, ...]) -> str | list[str] | None:
+    if not base_models:
+        return None
+    return base_models[0] if len(base_models) == 1 else list(base_models)
+
+
+# --- schema parsing: every problem reported at once -----------------------------------------------
+
+_TOP_LEVEL = {
+    "format", "repo_id", "revision", "complete", "files", "config", "tags", "base_model", "safetensors",
+    "gguf", "documents", "index_shards", "gguf_headers", "notes",
+}  # fmt: skip
+
+
+def _parse_listing(data: Any, source: str) -> RepoListing:
+    problems: list[InvalidListingError] = []
+
+    def bad(field_name: str, message: str) -> None:
+        problems.append(InvalidListingError(f"{source}: field {field_name!r} {message}", source=source, field=field_name))
+
+    if not isinstance(data, dict):
+        raise InvalidListingError(
+            f"{source}: a listing is a JSON object, got {type(data).__name__}.", source=source, field="<root>"
+        )
+    fmt = data.get("format")
+    if fmt != LISTING_SCHEMA:
+        bad("format", f"must be {LISTING_SCHEMA!r}, got {fmt!r}")
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        bad(unknown[0], f"is not part of {LISTING_SCHEMA} (unknown keys: {', '.join(unknown)})")
+    repo_id = data.get("repo_id")
+    if not isinstance(repo_id, str):
+        bad("repo_id", f"must be a string 'owner/name', got {repo_id!r}")
+    else:
+        try:
+            validate_repo_id(repo_id)
+        except InvalidRepoIdError as exc:
+            bad("repo_id", str(exc))
+    complete = data.get("complete", True)
+    if not isinstance(complete, bool):
+        bad("complete", f"must be true or false, got {complete!r}")
+    revision = data.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        bad("revision", f"must be a string or null, got {revision!r}")
+
+    files: list[RepoFile] = []
+    raw_files = data.get("files")
+    if not isinstance(raw_files, list):
+        bad("files", f"must be a list of {{path, size, size_exact}} objects, got {type(raw_files).__name__}")
+        raw_files = []
+    for i, item in enumerate(raw_files):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            bad(f"files[{i}]", f"must be an object with a string 'path', got {item!r}")
+            continue
+        size_exact = item.get("size_exact", True)
+        if not isinstance(size_exact, bool):
+            bad(f"files[{i}].size_exact", f"must be true or false, got {size_exact!r}")
+            continue
+        try:
+            files.append(RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact))
+        except InvalidListingError as exc:
+            bad(f"files[{i}]", str(exc))
+    seen: set[str] = set()
+    for f in files:
+        if f.path in seen:
+            bad("files", f"lists {f.path!r} twice")
+        seen.add(f.path)
+
+    config = data.get("config")
+    if config is not None and not isinstance(config, dict):
+        bad("config", f"must be an object or null, got {type(config).__name__}")
+        config = None
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        bad("tags", "must be a list of strings")
+        tags = []
+    base = data.get("base_model")
+    base_models: tuple[str, ...] = ()
+    if isinstance(base, str):
+        base_models = (base,)
+    elif isinstance(base, list) and all(isinstance(b, str) for b in base):
+        base_models = tuple(base)
+    elif base is not None:
+        bad("base_model", f"must be a string, a list of strings or null, got {base!r}")
+
+    safetensors = None
+    st = data.get("safetensors")
+    if st is not None:
+        params = st.get("parameters") if isinstance(st, dict) else None
+        total = st.get("total") if isinstance(st, dict) else None
+        if (
+            not isinstance(total, int)
+            or not isinstance(params, dict)
+            or not all(isinstance(k, str) and isinstance(v, int) for k, v in params.items())
+        ):
+            bad("safetensors", "must be {total: int, parameters: {dtype: int}}")
+        else:
+            safetensors = SafetensorsSummary(total=total, parameters=dict(params))
+    gguf = data.get("gguf")
+    if gguf is not None and not isinstance(gguf, dict):
+        bad("gguf", "must be an object or null")
+        gguf = None
+    documents = data.get("documents", {})
+    if not isinstance(documents, dict):
+        bad("documents", "must be an object mapping repo paths to JSON documents")
+        documents = {}
+    index_shards_raw = data.get("index_shards", {})
+    index_shards: dict[str, tuple[str, ...]] = {}
+    if not isinstance(index_shards_raw, dict):
+        bad("index_shards", "must be an object mapping index paths to lists of shard paths")
+    else:
+        for k, v in index_shards_raw.items():
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                bad(f"index_shards[{k!r}]", "must be a list of shard paths")
+                continue
+            index_shards[k] = tuple(v)
+    headers = data.get("gguf_headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, dict) for v in headers.values()):
+        bad("gguf_headers", "must be an object mapping repo paths to header objects")
+        headers = {}
+    for path in [*documents, *index_shards, *headers]:
+        try:
+            check_repo_path(path, source=source)
+        except UnsafePathError as exc:
+            problems.append(exc)
+    notes = data.get("notes")
+    if notes is not None and not isinstance(notes, str):
+        bad("notes", "must be a string or null")
+        notes = None
+
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        raise ExceptionGroup(f"{source}: {len(problems)} problems in listing", problems)
+    assert isinstance(repo_id, str)
+    return RepoListing(
+        repo_id=repo_id,
+        revision=revision,
+        complete=bool(complete),
+        files=tuple(files),
+        config=config,
+        tags=tuple(tags),
+        base_models=base_models,
+        safetensors=safetensors,
+        gguf=gguf,
+        documents=documents,
+        index_shards=index_shards,
+        gguf_headers=headers,
+        notes=notes,
+    )
+
+
+def load_listing(path: str | os.PathLike[str]) -> RepoListing:
+    """Read a `modelformats-listing/1` JSON file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidListingError(f"Listing file {str(p)!r} does not exist.", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidListingError(f"Cannot read listing file {str(p)!r}: {exc}.", source=str(p)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidListingError(
+            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).", source=str(p)
+        ) from None
+    return RepoListing.from_dict(data, source=str(p))
+
+
+def dump_listing(listing: RepoListing, path: str | os.PathLike[str]) -> None:
+    """Write a listing atomically (a temporary file renamed into place: never a partial file)."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(listing.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ListingSource(Protocol):
+    """Where listings come from. `exists` lets a planner confirm a related repo cheaply."""
+
+    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing: ...
+
+    def exists(self, repo_id: str) -> bool: ...
+
+
+class RecordedSource:
+    """Listings recorded as `modelformats-listing/1` JSON (files or every *.json in folders)."""
+
+    def __init__(self, listings: Iterable[RepoListing], *, origin: str = "recordings") -> None:
+        self._by_repo: dict[str, RepoListing] = {}
+        for listing in listings:
+            self._by_repo[listing.repo_id.lower()] = listing
+        self.origin = origin
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike[str]]) -> RecordedSource:
+        found: list[RepoListing] = []
+        for raw in paths:
+            p = Path(raw)
+            files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+            found.extend(load_listing(f) for f in files)
+        return cls(found, origin=", ".join(str(p) for p in paths))
+
+    @property
+    def repo_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(listing.repo_id for listing in self._by_repo.values()))
+
+    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
+        validate_repo_id(repo_id)
+        listing = self._by_repo.get(repo_id.lower())
+        if listing is None:
+            raise RepoNotFoundError(
+                repo_id,
+                hint=f"It is not among the recorded listings ({self.origin}); record it with "
+                f"`modelformats record {repo_id} -o FILE` or plan it online.",
+            )
+        if revision is not None and listing.revision is not None and revision != listing.revision:
+            raise RepoNotFoundError(
+                repo_id,
+                revision=revision,
+                hint=f"The recording is of revision {listing.revision!r}; record the revision you want.",
+            )
+        return listing
+
+    def exists(self, repo_id: str) -> bool:
+        return repo_id.lower() in self._by_repo
+
+    def __iter__(self) -> Iterator[RepoListing]:
+        return iter(self._by_repo.values())
+
+
+class LocalDirSource:
+    """A snapshot already on disk (e.g. from `snapshot_download`), listed as repo `repo_id`."""
+
+    def __init__(self, root: str | os.PathLike[str], *, repo_id: str) -> None:
+        self.root = Path(root)
+        self.repo_id = validate_repo_id(repo_id)
+        if not self.root.is_dir():
+            raise InvalidListingError(f"{str(self.root)!r} is not a directory.", source=str(self.root))
+
+    def exists(self, repo_id: str) -> bool:
+        return repo_id.lower() == self.repo_id.lower()
+
+    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
+        if not self.exists(repo_id):
+            raise RepoNotFoundError(repo_id, hint=f"This local source only holds {self.repo_id!r}.")
+        files: list[RepoFile] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                files.append(RepoFile(path=rel, size=full.stat().st_size, size_exact=True))
+        files.sort(key=lambda f: f.path)
+        documents: dict[str, Any] = {}
+        index_shards: dict[str, tuple[str, ...]] = {}
+        config = None
+        for f in files:
+            if f.size is None or f.size > MAX_DOCUMENT_BYTES:
+                continue
+            if f.name in DOCUMENT_NAMES and f.folder == "":
+                doc = _read_json(self.root / f.path)
+                if f.path == "config.json":
+                    config = doc if isinstance(doc, dict) else None
+                elif doc is not None:
+                    documents[f.path] = doc
+            elif f.name.endswith(INDEX_SUFFIX):
+                shards = shards_of_index(_read_json(self.root / f.path), folder=f.folder)
+                if shards is not None:
+                    index_shards[f.path] = shards
+        return RepoListing(
+            repo_id=self.repo_id,
+            revision=revision,
+            complete=True,
+            files=tuple(files),
+            config=config,
+            documents=documents,
+            index_shards=index_shards,
+            notes=f"listed from local directory {self.root}",
+        )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def shards_of_index(doc: Any, *, folder: str = "") -> tuple[str, ...] | None:
+    """The distinct files named by an index's weight_map, as repo paths (None if malformed)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("weight_map"), dict):
+        return None
+    names = {v for v in doc["weight_map"].values() if isinstance(v, str)}
+    prefix = f"{folder}/" if folder else ""
+    return tuple(sorted(prefix + n for n in names))
+
+
+def default_source() -> RecordedSource:
+    """The recordings embedded in the package: the target GGUF repo and its source repo."""
+    data = resources.files("modelformats") / "data" / "listings"
+    listings = [
+        _parse_listing(json.loads(entry.read_text(encoding="utf-8")), f"modelformats/data/listings/{entry.name}")
+        for entry in sorted(data.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".json")
+    ]
+    return RecordedSource(listings, origin="the recordings embedded in modelformats")

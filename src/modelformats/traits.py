@@ -1,0 +1,198 @@
+"""Model traits the GPU policy and the engines decide on, each with where it came from.
+
+Traits come from metadata only: config.json, a GGUF header, the Hub's safetensors/gguf summaries,
+and (for `model_type` alone) the Hub's tags, which the Hub derives from config.json. A repo name is
+never read here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+__all__ = [
+    "EXPERT_COUNT_KEYS",
+    "MOE_MODEL_TYPES",
+    "ModelTraits",
+    "merge_traits",
+    "traits_from_config",
+    "traits_from_gguf_header",
+]
+
+# config.json keys that hold the number of routed experts, one per family (as vLLM's
+# `get_num_experts()` lists them). The first present key wins.
+EXPERT_COUNT_KEYS: tuple[str, ...] = (
+    "num_local_experts",  # Mixtral, JetMoE, PhiMoE, MiniMax, GraniteMoE, gpt-oss
+    "num_experts",  # Qwen2-MoE, Qwen3-MoE, OLMoE, DBRX (in ffn_config), Arctic
+    "n_routed_experts",  # DeepSeek-V2/V3, Kimi-K2, GLM-4.5 MoE
+    "moe_num_experts",  # ERNIE-4.5 MoE
+)
+# Keys for the number of experts each token is routed to.
+ACTIVE_EXPERT_KEYS: tuple[str, ...] = (
+    "num_experts_per_tok",  # Mixtral, Qwen-MoE, DeepSeek, OLMoE
+    "moe_topk",  # Hunyuan
+    "moe_k",  # ERNIE-4.5
+)
+# model_type values whose architecture is always a routed MoE, with the key that counts experts.
+# Used only when config.json itself was not read (the Hub's tags carry model_type).
+MOE_MODEL_TYPES: Mapping[str, str] = {
+    "mixtral": "num_local_experts",
+    "qwen2_moe": "num_experts",
+    "qwen3_moe": "num_experts",
+    "olmoe": "num_experts",
+    "deepseek_v2": "n_routed_experts",
+    "deepseek_v3": "n_routed_experts",
+    "minimax_m2": "num_local_experts",
+    "gpt_oss": "num_local_experts",
+    "phimoe": "num_local_experts",
+    "dbrx": "num_experts",
+    "jamba": "num_experts",
+}
+# GGUF key suffixes (after "<arch>.") mapped to trait names.
+_GGUF_KEYS: Mapping[str, str] = {
+    "block_count": "num_layers",
+    "embedding_length": "hidden_size",
+    "attention.head_count": "num_attention_heads",
+    "attention.head_count_kv": "num_kv_heads",
+    "attention.key_length": "head_dim",
+    "attention.sliding_window": "sliding_window",
+    "context_length": "max_position_embeddings",
+    "expert_count": "num_experts",
+    "expert_used_count": "num_experts_per_tok",
+    "vocab_size": "vocab_size",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelTraits:
+    """Facts about the model itself (not about one file), each optional."""
+
+    model_type: str | None = None
+    architecture: str | None = None
+    gguf_architecture: str | None = None
+    is_moe: bool | None = None
+    num_experts: int | None = None
+    num_experts_per_tok: int | None = None
+    params_total: int | None = None
+    params_active: int | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    num_attention_heads: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    sliding_window: int | None = None
+    max_position_embeddings: int | None = None
+    vocab_size: int | None = None
+    torch_dtype: str | None = None
+    # trait name -> where its value came from ("config.json of owner/name", "GGUF header", ...)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_head_dim(self) -> int | None:
+        if self.head_dim:
+            return self.head_dim
+        if self.hidden_size and self.num_attention_heads:
+            return self.hidden_size // self.num_attention_heads
+        return None
+
+    @property
+    def kv_heads(self) -> int | None:
+        """KV heads; without grouped-query attention every attention head has its own K and V."""
+        return self.num_kv_heads or self.num_attention_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+        out = {k: v for k, v in out.items() if v is not None}
+        out["sources"] = dict(self.sources)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelTraits:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits:
+    """Read traits from an HF config.json. Multimodal configs keep the LLM in `text_config`."""
+    cfg: Mapping[str, Any] = config
+    text = config.get("text_config")
+    if isinstance(text, Mapping) and "num_hidden_layers" in text:
+        cfg = {**config, **text}
+    values: dict[str, Any] = {}
+    archs = config.get("architectures")
+    if isinstance(archs, list) and archs and isinstance(archs[0], str):
+        values["architecture"] = archs[0]
+    if isinstance(config.get("model_type"), str):
+        values["model_type"] = config["model_type"]
+    for key in EXPERT_COUNT_KEYS:
+        n = _int(cfg.get(key))
+        if n is None and key == "num_experts" and isinstance(cfg.get("ffn_config"), Mapping):
+            n = _int(cfg["ffn_config"].get("moe_num_experts"))  # DBRX keeps it one level down
+        if n is not None:
+            values["num_experts"] = n
+            break
+    for key in ACTIVE_EXPERT_KEYS:
+        if (n := _int(cfg.get(key))) is not None:
+            values["num_experts_per_tok"] = n
+            break
+    if "num_experts" in values:
+        values["is_moe"] = values["num_experts"] > 1
+    elif values.get("model_type") in MOE_MODEL_TYPES:
+        values["is_moe"] = True
+    else:
+        values["is_moe"] = False
+    for trait, key in (
+        ("num_layers", "num_hidden_layers"),
+        ("hidden_size", "hidden_size"),
+        ("num_attention_heads", "num_attention_heads"),
+        ("num_kv_heads", "num_key_value_heads"),
+        ("head_dim", "head_dim"),
+        ("sliding_window", "sliding_window"),
+        ("max_position_embeddings", "max_position_embeddings"),
+        ("vocab_size", "vocab_size"),
+    ):
+        if (n := _int(cfg.get(key))) is not None:
+            values[trait] = n
+    dtype = cfg.get("torch_dtype", cfg.get("dtype"))
+    if isinstance(dtype, str):
+        values["torch_dtype"] = dtype
+    return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelTraits:
+    """Read traits from a GGUF header dict (`GGUFHeader.to_dict()`: {"metadata": {...}, ...})."""
+    meta = header.get("metadata", header)
+    arch = meta.get("general.architecture")
+    values: dict[str, Any] = {}
+    if isinstance(arch, str):
+        values["gguf_architecture"] = arch
+        for suffix, trait in _GGUF_KEYS.items():
+            if (n := _int(meta.get(f"{arch}.{suffix}"))) is not None:
+                values[trait] = n
+    if (n := _int(header.get("parameter_count"))) is not None:
+        values["params_total"] = n
+    values["is_moe"] = (values.get("num_experts") or 0) > 1
+    return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+def merge_traits(*layers: ModelTraits) -> ModelTraits:
+    """Combine traits; earlier layers win for every field they know."""
+    out = ModelTraits()
+    for layer in reversed(layers):
+        updates: dict[str, Any] = {}
+        sources = dict(out.sources)
+        for f in fields(layer):
+            if f.name == "sources":
+                continue
+            value = getattr(layer, f.name)
+            if value is not None:
+                updates[f.name] = value
+                if f.name in layer.sources:
+                    sources[f.name] = layer.sources[f.name]
+        out = replace(out, **updates, sources=sources)
+    return out
