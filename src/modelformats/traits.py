@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelformats.listing import RepoListing
 
 __all__ = [
     "EXPERT_COUNT_KEYS",
@@ -18,6 +21,7 @@ __all__ = [
     "merge_traits",
     "traits_from_config",
     "traits_from_gguf_header",
+    "traits_from_listing",
 ]
 
 # config.json keys that hold the number of routed experts, one per family (as vLLM's
@@ -196,3 +200,34 @@ def merge_traits(*layers: ModelTraits) -> ModelTraits:
                     sources[f.name] = layer.sources[f.name]
         out = replace(out, **updates, sources=sources)
     return out
+
+
+def traits_from_listing(listing: RepoListing) -> ModelTraits:
+    """Traits from everything a listing carries, strongest source first."""
+    layers: list[ModelTraits] = []
+    if listing.config is not None:
+        layers.append(traits_from_config(listing.config, origin=f"config.json of {listing.repo_id}"))
+    for path, header in sorted(listing.gguf_headers.items())[:1]:
+        layers.append(traits_from_gguf_header(header, origin=f"GGUF header of {listing.repo_id}/{path}"))
+    if listing.safetensors is not None:
+        layers.append(
+            ModelTraits(
+                params_total=listing.safetensors.total,
+                sources={"params_total": f"the Hub's safetensors parameter count of {listing.repo_id}"},
+            )
+        )
+    summary = listing.gguf
+    if summary is not None:
+        values: dict[str, Any] = {}
+        if (n := _int(summary.get("total"))) is not None:
+            values["params_total"] = n
+        if isinstance(summary.get("architecture"), str):
+            values["gguf_architecture"] = summary["architecture"]
+        if (n := _int(summary.get("context_length"))) is not None:
+            values["max_position_embeddings"] = n
+        layers.append(ModelTraits(**values, sources=dict.fromkeys(values, f"the Hub's GGUF summary of {listing.repo_id}")))
+    moe_tags = sorted(t for t in listing.tag_set if t in MOE_MODEL_TYPES)
+    if moe_tags and listing.config is None:
+        origin = f"Hub tag {moe_tags[0]!r} of {listing.repo_id} (the Hub copies config.json's model_type into tags)"
+        layers.append(ModelTraits(model_type=moe_tags[0], is_moe=True, sources={"model_type": origin, "is_moe": origin}))
+    return merge_traits(*layers)

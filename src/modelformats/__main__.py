@@ -1,0 +1,5 @@
+"""`python -m modelformats` is the `modelformats` command."""
+
+from modelformats.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""`modelformats` command line: thin — parse arguments, call the library, print a table or JSON.
+
+User errors (every `ModelFormatsError`) print `error: <message>` on stderr and exit 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from modelformats.errors import InvalidRequestError, ModelFormatsError
+from modelformats.listing import ListingSource, RecordedSource, dump_listing, load_listing
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {value!r}")
+    return items
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "repo",
+        nargs="?",
+        help="owner/name on the Hub; omitted: the embedded offline default (the target GGUF repo)",
+    )
+    p.add_argument(
+        "--listing",
+        action="append",
+        metavar="FILE",
+        help="plan from recorded listing JSON (repeatable; a folder reads every *.json) instead of the Hub",
+    )
+    p.add_argument("--revision", help="branch, tag or commit to plan (default: the default branch)")
+    p.add_argument("--engine", choices=("auto", "vllm", "llamacpp"), default="auto")
+    p.add_argument("--format", choices=("auto", "gguf", "native"), default="auto", dest="format_choice")
+    p.add_argument("--vllm-version", help="target vLLM version (default: the newest verified)")
+    p.add_argument("--policy", choices=("seed", "cost"), default="seed", help="GPU policy (default: seed)")
+    p.add_argument("--quant", help="GGUF quant to pick exactly, e.g. Q5_K_M (case-insensitive)")
+    p.add_argument("--quant-order", type=_csv, help="GGUF preference order, e.g. Q8_0,Q6_K,Q5_K_M,Q4_K_M")
+    p.add_argument("--tokenizer-from", metavar="REPO", help="repo to take tokenizer/config files from (GGUF)")
+    p.add_argument("--gpu", help="force a GPU, e.g. H100 or A100-80GB:2")
+    p.add_argument("--max-model-len", type=_positive_int)
+    p.add_argument("--max-num-seqs", type=_positive_int)
+    p.add_argument("--download-root", default="/models", help="where the engine will find the files (default /models)")
+    p.add_argument("--disable", type=_csv, default=(), help="formats to switch off, e.g. gguf (also MODELFORMATS_DISABLE)")
+
+
+def _source(args: argparse.Namespace) -> ListingSource | None:
+    if args.listing:
+        return RecordedSource.from_paths(args.listing)
+    return None
+
+
+def _repo_for(args: argparse.Namespace, source: ListingSource | None) -> str | None:
+    if args.repo is not None or source is None:
+        return args.repo
+    # With recordings and no repo named: a single recording names itself.
+    assert isinstance(source, RecordedSource)
+    ids = source.repo_ids
+    if len(ids) == 1:
+        return ids[0]
+    raise InvalidRequestError(f"--listing holds {len(ids)} repos; name the one to plan: {', '.join(ids)}.")
+
+
+def _make_plan(args: argparse.Namespace) -> Any:
+    from modelformats.planner import PlanOptions, plan
+
+    source = _source(args)
+    options = PlanOptions(
+        revision=args.revision,
+        engine=args.engine,
+        format=args.format_choice,
+        vllm_version=args.vllm_version,
+        policy=args.policy,
+        quant=args.quant,
+        quant_order=args.quant_order,
+        tokenizer_from=args.tokenizer_from,
+        gpu=args.gpu,
+        max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs,
+        download_root=args.download_root,
+        disable=tuple(args.disable),
+    )
+    return plan(_repo_for(args, source), source=source, options=options)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    result = _make_plan(args)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        from modelformats.render import render_plan
+
+        print(render_plan(result))
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from modelformats.hub import HubSource
+
+    reader = None
+    try:
+        from modelformats.gguf.header import read_remote_header_dict
+
+        reader = read_remote_header_dict
+    except ImportError:  # pragma: no cover - the reader ships with the package
+        reader = None
+    listing = HubSource(gguf_header_reader=reader).fetch(args.repo, revision=args.revision)
+    dump_listing(listing, args.output)
+    print(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from modelformats.download import download
+
+    args.download_root = str(_absolute(args.dir))
+    result = _make_plan(args)
+    report = download(result.to_dict(), dry_run=args.dry_run)
+    print(report if isinstance(report, str) else json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _absolute(path: str) -> str:
+    from pathlib import Path
+
+    return str(Path(path).expanduser().resolve())
+
+
+def _cmd_gpus(args: argparse.Namespace) -> int:
+    from modelformats.gpu import catalogue_dicts, render_catalogue
+
+    print(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from modelformats.gguf.header import read_header
+
+    header = read_header(args.file)
+    data = header.to_dict()
+    print(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
+    return 0
+
+
+def _render_header(data: dict[str, Any]) -> str:
+    lines = []
+    for key, value in data.items():
+        if key == "metadata":
+            continue
+        lines.append(f"{key:>22}: {value}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelformats",
+        description="What is this Hugging Face repo, which files to fetch, how to serve it, on which GPU.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plan", help="print the deployment plan for a repo")
+    _add_plan_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    p.set_defaults(func=_cmd_plan)
+
+    d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
+    _add_plan_arguments(d)
+    d.add_argument("--dir", required=True, help="download directory (the plan's paths point here)")
+    d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
+    d.set_defaults(func=_cmd_download)
+
+    r = sub.add_parser("record", help="record a live repo's listing as modelformats-listing/1 JSON")
+    r.add_argument("repo")
+    r.add_argument("--revision")
+    r.add_argument("-o", "--output", required=True)
+    r.set_defaults(func=_cmd_record)
+
+    g = sub.add_parser("gpus", help="list the GPU catalogue (Modal's GPU types, memory, prices)")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_cmd_gpus)
+
+    i = sub.add_parser("inspect", help="read a local GGUF file's header (bounded; no tensor data)")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_cmd_inspect)
+
+    from modelformats.smoke import add_smoke_parser
+
+    add_smoke_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        code: int = args.func(args)
+    except ModelFormatsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ExceptionGroup as group:
+        problems = [e for e in group.exceptions if isinstance(e, ModelFormatsError)]
+        if len(problems) != len(group.exceptions):
+            raise
+        print(f"error: {group.message}:", file=sys.stderr)
+        for e in problems:
+            print(f"  - {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

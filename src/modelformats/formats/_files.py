@@ -1,0 +1,129 @@
+"""File-name facts shared by the HF-style formats: shard names, tokenizer files, patterns.
+
+These are naming conventions of the formats themselves (transformers' `-00001-of-00004` shards,
+`tokenizer.json`), i.e. listing metadata — never a model's repo name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from modelformats.errors import IncompleteUploadError
+from modelformats.listing import RepoListing
+
+__all__ = [
+    "CONFIG_FILES",
+    "TOKENIZER_FILES",
+    "ShardName",
+    "check_shards_complete",
+    "escape_pattern",
+    "parse_shard_name",
+    "support_files",
+]
+
+# What vLLM reads besides weights: the model config, generation defaults, tokenizer, chat template.
+CONFIG_FILES: tuple[str, ...] = ("config.json", "generation_config.json")
+TOKENIZER_FILES: tuple[str, ...] = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",  # SentencePiece (Llama-2, Mistral v0.1-0.3)
+    "vocab.json",  # byte-level BPE (GPT-2 style, Qwen)
+    "merges.txt",
+    "vocab.txt",  # WordPiece
+    "spiece.model",  # T5-style SentencePiece
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",  # multimodal processors
+    "processor_config.json",
+)
+# Mistral's own tokenizer file; only vLLM's `--tokenizer-mode mistral` reads it, and it is 14.8 MB.
+MISTRAL_TOKENIZER = "tekken.json"
+
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-of-(?P<total>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShardName:
+    """`model-00002-of-00004.safetensors` -> stem 'model', index 2, total 4 (widths kept)."""
+
+    folder: str
+    stem: str
+    index: int
+    total: int
+    index_width: int
+    total_width: int
+    ext: str
+
+    def sibling(self, index: int) -> str:
+        name = f"{self.stem}-{index:0{self.index_width}d}-of-{self.total:0{self.total_width}d}{self.ext}"
+        return f"{self.folder}/{name}" if self.folder else name
+
+    @property
+    def group(self) -> tuple[str, str, int, str]:
+        return (self.folder, self.stem, self.total, self.ext)
+
+
+def parse_shard_name(path: str) -> ShardName | None:
+    folder, _, name = path.rpartition("/")
+    m = _SHARD.match(name)
+    if m is None:
+        return None
+    total = int(m["total"])
+    index = int(m["index"])
+    if total < 1 or not 1 <= index <= total:
+        return None
+    return ShardName(
+        folder=folder,
+        stem=m["stem"],
+        index=index,
+        total=total,
+        index_width=len(m["index"]),
+        total_width=len(m["total"]),
+        ext=m["ext"],
+    )
+
+
+def check_shards_complete(listing: RepoListing, weights: Sequence[str], *, index_path: str | None) -> None:
+    """Raise IncompleteUploadError if an index or a shard name promises files the repo lacks."""
+    missing: list[str] = []
+    declared_by = ""
+    if index_path is not None and index_path in listing.index_shards:
+        missing = [p for p in listing.index_shards[index_path] if not listing.has(p)]
+        declared_by = f"the index {index_path!r}"
+    if not missing:
+        for shard in filter(None, (parse_shard_name(p) for p in weights)):
+            absent = [shard.sibling(i) for i in range(1, shard.total + 1) if not listing.has(shard.sibling(i))]
+            if absent:
+                missing, declared_by = absent, f"the shard name {shard.sibling(shard.index)!r}"
+                break
+    if missing:
+        raise IncompleteUploadError(listing.repo_id, sorted(set(missing)), declared_by=declared_by)
+
+
+def support_files(listing: RepoListing, *, folder: str = "") -> tuple[str, ...]:
+    """Config, generation config, tokenizer and chat-template files present in `folder`."""
+    prefix = f"{folder}/" if folder else ""
+    names = [*CONFIG_FILES, *TOKENIZER_FILES]
+    found = [prefix + n for n in names if listing.has(prefix + n)]
+    # tekken.json is only needed when no HF tokenizer exists (vLLM then needs --tokenizer-mode mistral).
+    if not any(listing.has(prefix + n) for n in ("tokenizer.json", "tokenizer.model")) and listing.has(
+        prefix + MISTRAL_TOKENIZER
+    ):
+        found.append(prefix + MISTRAL_TOKENIZER)
+    return tuple(found)
+
+
+_GLOB_CHARS = re.compile(r"([*?\[])")
+
+
+def escape_pattern(path: str) -> str:
+    """An fnmatch pattern matching exactly `path` (huggingface_hub's allow_patterns use fnmatch)."""
+    return _GLOB_CHARS.sub(r"[\1]", path)
+
+
+def unique(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(paths))

@@ -1,0 +1,307 @@
+"""Transformers-style checkpoints vLLM loads natively: safetensors, PyTorch `.bin`, and the
+quantized safetensors families (GPTQ, AWQ, FP8, compressed-tensors, bitsandbytes).
+
+They share one file-selection routine: the weights of the chosen kind at the repo root, their
+index, config, generation config, tokenizer and chat template — nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from modelformats.formats._files import (
+    CONFIG_FILES,
+    TOKENIZER_FILES,
+    check_shards_complete,
+    escape_pattern,
+    support_files,
+    unique,
+)
+from modelformats.formats.base import BaseFormat, Detection, Exclusion, FileSelection, SelectionContext
+from modelformats.listing import RepoFile, RepoListing
+
+__all__ = [
+    "AWQFormat",
+    "BitsAndBytesFormat",
+    "CompressedTensorsFormat",
+    "FP8Format",
+    "GPTQFormat",
+    "PyTorchBinFormat",
+    "SafeTensorsFormat",
+    "config_quant_method",
+]
+
+# Weight-like files that are never part of a transformers checkpoint's weights.
+_NOT_WEIGHTS = frozenset(
+    {
+        "adapter_model.safetensors",  # a LoRA adapter (see LoraAdapterFormat)
+        "adapter_model.bin",
+        "training_args.bin",  # Trainer state, a pickle
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+    }
+)
+# Mistral-native single-file weights, duplicated next to HF shards in Mistral's own repos.
+_MISTRAL_NATIVE = "consolidated.safetensors"
+
+
+def config_quant_method(listing: RepoListing) -> str | None:
+    """`quantization_config.quant_method` from config.json, lower-cased, if config.json was read."""
+    config = listing.config
+    if config is None:
+        return None
+    qc = config.get("quantization_config")
+    if isinstance(qc, Mapping) and isinstance(qc.get("quant_method"), str):
+        return str(qc["quant_method"]).lower()
+    return None
+
+
+def _root_files(listing: RepoListing, suffix: str) -> list[RepoFile]:
+    return [f for f in listing.files if f.folder == "" and f.suffix == suffix and f.name not in _NOT_WEIGHTS]
+
+
+def _safetensors_weights(listing: RepoListing) -> list[str]:
+    files = [f.path for f in _root_files(listing, ".safetensors")]
+    # consolidated.safetensors is Mistral's native copy of the same weights: keep the HF shards.
+    if len(files) > 1 and _MISTRAL_NATIVE in files:
+        files.remove(_MISTRAL_NATIVE)
+    return files
+
+
+def _bin_weights(listing: RepoListing) -> list[str]:
+    return [f.path for f in _root_files(listing, ".bin")]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Weights:
+    paths: tuple[str, ...]
+    index: str | None
+    evidence: tuple[str, ...]
+
+
+def _find_weights(listing: RepoListing, kind: str) -> _Weights | None:
+    if kind == "safetensors":
+        paths, index_name = _safetensors_weights(listing), "model.safetensors.index.json"
+    else:
+        paths, index_name = _bin_weights(listing), "pytorch_model.bin.index.json"
+    if not paths:
+        return None
+    index = index_name if listing.has(index_name) else None
+    evidence = [f"{len(paths)} {kind} weight file(s) at the repo root ({_show(paths)})"]
+    if index is not None:
+        evidence.append(f"index {index}")
+    return _Weights(paths=tuple(sorted(paths)), index=index, evidence=tuple(evidence))
+
+
+def _show(paths: list[str] | tuple[str, ...], limit: int = 3) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f", … (+{len(paths) - limit})" if len(paths) > limit else "")
+
+
+class _HFFormat(BaseFormat):
+    """Shared detection scaffolding and file selection for transformers-style checkpoints."""
+
+    weights_kind: ClassVar[str] = "safetensors"
+
+    def _detection(self, listing: RepoListing, extra: list[str], quantization: str | None) -> Detection | None:
+        weights = _find_weights(listing, self.weights_kind)
+        if weights is None:
+            return None
+        return Detection(
+            format=self.name,
+            evidence=(*extra, *weights.evidence),
+            quantization=quantization,
+            details={"weights": weights.paths, "index": weights.index},
+        )
+
+    def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
+        weights: tuple[str, ...] = tuple(detection.details["weights"])
+        index: str | None = detection.details.get("index")
+        check_shards_complete(listing, weights, index_path=index)
+        notes: list[str] = []
+        support = support_files(listing)
+        code: list[str] = []
+        config = listing.config
+        if config is None or "auto_map" in config:
+            # Custom modelling code (trust_remote_code) is only needed when config.json's auto_map names it.
+            code = [f.path for f in listing.files if f.folder == "" and f.suffix == ".py"]
+            if code and config is None:
+                notes.append(
+                    f"config.json was not read, so the {len(code)} custom-code file(s) are kept in case "
+                    "its auto_map needs them."
+                )
+        files = unique([*weights, *([index] if index else []), *support, *code])
+        patterns = [escape_pattern(p) for p in files]
+        if not listing.complete:
+            extra = [n for n in (*CONFIG_FILES, *TOKENIZER_FILES) if n not in files]
+            patterns.extend(extra)
+            notes.append(
+                "The listing is partial, so standard config/tokenizer file names are also requested by "
+                "pattern (snapshot_download skips the ones that do not exist)."
+            )
+        if not any(p in files for p in ("tokenizer.json", "tokenizer.model", "vocab.json", "tekken.json")):
+            notes.append("No tokenizer file was seen in the listing; vLLM needs one (pass --tokenizer if it lives elsewhere).")
+        total, exact = listing.total_size(files)
+        basis = "listing sizes" + ("" if exact else " (rounded Hub display sizes, ±0.5 %)")
+        estimated = not exact
+        if total is None:
+            total, basis, estimated = self._estimate_bytes(listing, weights)
+        return FileSelection(
+            files=files,
+            weight_files=weights,
+            allow_patterns=tuple(dict.fromkeys(patterns)),
+            download_bytes=total,
+            bytes_estimated=estimated,
+            bytes_basis=basis,
+            excluded=_exclusions(listing, set(files)),
+            notes=tuple(notes),
+            model_file=None,
+        )
+
+    @staticmethod
+    def _estimate_bytes(listing: RepoListing, weights: tuple[str, ...]) -> tuple[int | None, str, bool]:
+        st = listing.safetensors
+        if st is not None and st.parameters:
+            nbytes = sum(n * _DTYPE_BYTES.get(dtype.upper(), 2) for dtype, n in st.parameters.items())
+            return nbytes, "estimate: the Hub's safetensors parameter counts x bytes per dtype", True
+        known = [f.size for f in listing.files if f.path in weights and f.size is not None]
+        if known and len(known) == len(weights):
+            return sum(known), "listing sizes", True
+        return None, "unknown: the listing has no sizes and no parameter counts", True
+
+
+# Bytes per parameter of the dtypes the Hub reports in `safetensors.parameters`.
+_DTYPE_BYTES: Mapping[str, float] = {
+    "F64": 8, "F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4, "I16": 2,
+    "I8": 1, "U8": 1, "BOOL": 1,
+}  # fmt: skip
+
+
+# Files excluded from transformers-style plans, by reason; the first matching rule names the reason.
+_EXCLUSION_RULES: tuple[tuple[str, Any], ...] = (
+    ("duplicate PyTorch pickle weights (safetensors chosen)", lambda f: f.suffix == ".bin" and f.folder == ""),
+    ("Mistral/Meta-native duplicate weights", lambda f: f.name.startswith("consolidated.")),
+    ("Meta's original checkpoint folder", lambda f: f.path.startswith("original/")),
+    ("GGUF files (another format)", lambda f: f.name.endswith(".gguf") or ".gguf.part" in f.name),
+    ("LoRA adapter files", lambda f: f.name.startswith("adapter_")),
+    ("ONNX / TensorFlow / Flax exports", lambda f: f.suffix in {".onnx", ".h5", ".msgpack", ".tflite"}),
+    ("PyTorch checkpoints that are not transformers weights", lambda f: f.suffix in {".pt", ".pth", ".ckpt"}),
+    ("documentation and repo metadata", lambda f: f.suffix in {".md", ".txt", ""} or f.name.startswith(".")),
+    ("images", lambda f: f.suffix in {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}),
+)
+
+
+def _exclusions(listing: RepoListing, chosen: set[str]) -> tuple[Exclusion, ...]:
+    grouped: dict[str, list[str]] = {}
+    for f in listing.files:
+        if f.path in chosen:
+            continue
+        reason = next((r for r, match in _EXCLUSION_RULES if match(f)), "not needed by the engine")
+        grouped.setdefault(reason, []).append(f.path)
+    return tuple(Exclusion(reason=r, paths=tuple(p)) for r, p in grouped.items())
+
+
+# --- the strategies -----------------------------------------------------------------------------
+
+
+class SafeTensorsFormat(_HFFormat):
+    name = "safetensors"
+    priority = 50
+    description = "transformers safetensors weights (single file or sharded with an index)"
+
+    def detect(self, listing: RepoListing) -> Detection | None:
+        # A quant method this module has no dedicated strategy for still rides along (vLLM reads it from config).
+        method = config_quant_method(listing)
+        extra = [f"config.json quantization_config.quant_method = {method!r}"] if method else []
+        return self._detection(listing, extra, method)
+
+
+class PyTorchBinFormat(_HFFormat):
+    name = "pytorch"
+    priority = 40
+    description = "transformers PyTorch pickle weights (pytorch_model*.bin, single or sharded)"
+    weights_kind = "bin"
+
+    def detect(self, listing: RepoListing) -> Detection | None:
+        return self._detection(listing, [], config_quant_method(listing))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QuantSignals:
+    """How a quantized-safetensors family shows itself, strongest signal first."""
+
+    quant_methods: frozenset[str]  # config.json quantization_config.quant_method values
+    files: tuple[str, ...] = ()  # side files its tooling writes
+    tags: frozenset[str] = frozenset()  # Hub tags the Hub derives from config.json
+
+
+class _QuantizedFormat(_HFFormat):
+    signals: ClassVar[QuantSignals]
+    vllm_quantization: ClassVar[str]
+
+    def detect(self, listing: RepoListing) -> Detection | None:
+        method = config_quant_method(listing)
+        evidence: list[str] = []
+        if method is not None:
+            if method not in self.signals.quant_methods:
+                return None  # config.json is authoritative when it was read
+            evidence.append(f"config.json quantization_config.quant_method = {method!r}")
+        else:
+            evidence += [f"{name} present (written by {self.name} tooling)" for name in self.signals.files if listing.has(name)]
+            tags = sorted(self.signals.tags & listing.tag_set)
+            evidence += [f"Hub tag {t!r} (derived by the Hub from config.json)" for t in tags]
+            if not evidence:
+                return None
+        return self._detection(listing, evidence, method if method else self.vllm_quantization)
+
+
+class GPTQFormat(_QuantizedFormat):
+    name = "gptq"
+    priority = 80
+    description = "GPTQ-quantized safetensors (AutoGPTQ / GPTQModel / optimum)"
+    vllm_quantization = "gptq"
+    signals = QuantSignals(
+        quant_methods=frozenset({"gptq"}),
+        files=("quantize_config.json", "quantization_config.json"),
+        tags=frozenset({"gptq"}),
+    )
+
+
+class AWQFormat(_QuantizedFormat):
+    name = "awq"
+    priority = 84
+    description = "AWQ-quantized safetensors (AutoAWQ / llm-compressor)"
+    vllm_quantization = "awq"
+    signals = QuantSignals(
+        quant_methods=frozenset({"awq"}),
+        files=("quant_config.json",),
+        tags=frozenset({"awq"}),
+    )
+
+
+class CompressedTensorsFormat(_QuantizedFormat):
+    name = "compressed-tensors"
+    # Above FP8: an FP8 checkpoint written by llm-compressor is compressed-tensors on disk.
+    priority = 82
+    description = "llm-compressor compressed-tensors checkpoints (FP8, INT8, W4A16, ...)"
+    vllm_quantization = "compressed-tensors"
+    signals = QuantSignals(quant_methods=frozenset({"compressed-tensors"}), tags=frozenset({"compressed-tensors"}))
+
+
+class FP8Format(_QuantizedFormat):
+    name = "fp8"
+    priority = 81
+    description = "FP8 safetensors with quant_method 'fp8' / 'fbgemm_fp8'"
+    vllm_quantization = "fp8"
+    signals = QuantSignals(quant_methods=frozenset({"fp8", "fbgemm_fp8"}), tags=frozenset({"fp8"}))
+
+
+class BitsAndBytesFormat(_QuantizedFormat):
+    name = "bitsandbytes"
+    priority = 83
+    description = "bitsandbytes 4-bit / 8-bit pre-quantized safetensors"
+    vllm_quantization = "bitsandbytes"
+    signals = QuantSignals(quant_methods=frozenset({"bitsandbytes"}), tags=frozenset({"bitsandbytes"}))

@@ -1,0 +1,188 @@
+"""The Hugging Face Hub as a `ListingSource`, through huggingface_hub itself.
+
+One `model_info(files_metadata=True)` call gives the tree with sizes, the resolved commit, tags,
+the card's `base_model` and the Hub's safetensors/gguf summaries; small JSON documents
+(config.json, quantize_config.json, index files, ...) are then read at that pinned commit. The token
+comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) and is never printed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from modelformats.errors import (
+    GatedRepoError,
+    HubUnavailableError,
+    InvalidListingError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
+from modelformats.listing import (
+    DOCUMENT_NAMES,
+    INDEX_SUFFIX,
+    MAX_DOCUMENT_BYTES,
+    RepoFile,
+    RepoListing,
+    SafetensorsSummary,
+    shards_of_index,
+    validate_repo_id,
+)
+
+__all__ = ["HubSource"]
+
+# Reads one GGUF header given (url, http headers) -> header dict; injected so the core stays small.
+HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
+
+
+class HubSource:
+    """Listings from the Hub (or any server speaking its API, e.g. a mirror or a test server)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str | None = None,
+        token: str | bool | None = None,
+        gguf_header_reader: HeaderReader | None = None,
+    ) -> None:
+        from huggingface_hub import HfApi
+
+        self._api = HfApi(endpoint=endpoint, token=token)
+        self._endpoint = self._api.endpoint
+        self._token = token
+        self._read_header = gguf_header_reader
+
+    def exists(self, repo_id: str) -> bool:
+        validate_repo_id(repo_id)
+        with _hub_errors(repo_id, None):
+            return bool(self._api.repo_exists(repo_id))
+
+    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
+        validate_repo_id(repo_id)
+        with _hub_errors(repo_id, revision):
+            info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
+        sha = info.sha or revision
+        files = tuple(
+            RepoFile(path=s.rfilename, size=s.lfs.size if s.lfs is not None else s.size, size_exact=True)
+            for s in sorted(info.siblings or [], key=lambda s: s.rfilename)
+        )
+        paths = {f.path for f in files}
+        documents: dict[str, Any] = {}
+        index_shards: dict[str, tuple[str, ...]] = {}
+        config = None
+        for f in files:
+            small = f.size is not None and f.size <= MAX_DOCUMENT_BYTES
+            if f.folder == "" and f.name in DOCUMENT_NAMES and small:
+                doc = self._read_json(repo_id, sha, f.path)
+                if f.path == "config.json":
+                    config = doc if isinstance(doc, dict) else None
+                elif doc is not None:
+                    documents[f.path] = doc
+            elif f.name.endswith(INDEX_SUFFIX) and small:
+                shards = shards_of_index(self._read_json(repo_id, sha, f.path), folder=f.folder)
+                if shards is not None:
+                    index_shards[f.path] = shards
+        headers: dict[str, Mapping[str, Any]] = {}
+        representative = _representative_gguf(files)
+        if self._read_header is not None and representative is not None:
+            headers[representative] = self._read_header(self._url(repo_id, sha, representative), self._auth())
+        card = info.card_data
+        base = getattr(card, "base_model", None) if card is not None else None
+        base_models = (base,) if isinstance(base, str) else tuple(b for b in (base or []) if isinstance(b, str))
+        st = info.safetensors
+        safetensors = (
+            SafetensorsSummary(total=int(st.total), parameters={k: int(v) for k, v in st.parameters.items()})
+            if st is not None
+            else None
+        )
+        return RepoListing(
+            repo_id=info.id or repo_id,
+            revision=sha,
+            complete=True,
+            files=files,
+            config=config,
+            tags=tuple(info.tags or ()),
+            base_models=base_models,
+            safetensors=safetensors,
+            gguf=info.gguf if isinstance(info.gguf, dict) else None,
+            documents=documents,
+            index_shards={k: v for k, v in index_shards.items() if k in paths},
+            gguf_headers=headers,
+            notes=f"recorded from {self._endpoint} at commit {sha}",
+        )
+
+    def _url(self, repo_id: str, revision: str | None, path: str) -> str:
+        from huggingface_hub import hf_hub_url
+
+        return hf_hub_url(repo_id, path, revision=revision, endpoint=self._endpoint)
+
+    def _auth(self) -> dict[str, str]:
+        from huggingface_hub.utils import build_hf_headers
+
+        return build_hf_headers(token=self._token)
+
+    def _read_json(self, repo_id: str, revision: str | None, path: str) -> Any:
+        """GET a small JSON file at the pinned revision; None if it is not valid JSON."""
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        with _hub_errors(repo_id, revision), get_session().stream(
+            "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
+        ) as response:
+            hf_raise_for_status(response)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise InvalidListingError(
+                        f"{repo_id}/{path} is larger than {MAX_DOCUMENT_BYTES} bytes; refusing to read it as JSON.",
+                        source=repo_id,
+                        field=path,
+                    )
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+
+def _representative_gguf(files: tuple[RepoFile, ...]) -> str | None:
+    """The smallest model GGUF (shard 1 of a split): all quants of a repo share one architecture."""
+    from modelformats.formats._files import parse_shard_name
+
+    candidates = []
+    for f in files:
+        if not f.name.endswith(".gguf") or "mmproj" in f.name.lower():
+            continue
+        shard = parse_shard_name(f.path)
+        if shard is None or shard.index == 1:
+            candidates.append(f)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda f: (f.size if f.size is not None else 1 << 62, f.path)).path
+
+
+class _hub_errors:  # noqa: N801 - used like a function: `with _hub_errors(...)`
+    """Turn huggingface_hub's exceptions into ours, with the fix named."""
+
+    def __init__(self, repo_id: str, revision: str | None) -> None:
+        self.repo_id = repo_id
+        self.revision = revision
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None:
+            return False
+        from huggingface_hub import errors as hub
+
+        if isinstance(exc, hub.GatedRepoError):
+            raise GatedRepoError(self.repo_id) from None
+        if isinstance(exc, hub.RevisionNotFoundError):
+            raise RevisionNotFoundError(self.repo_id, self.revision or "<default>") from None
+        if isinstance(exc, hub.RepositoryNotFoundError):
+            raise RepoNotFoundError(self.repo_id, revision=self.revision) from None
+        if isinstance(exc, hub.HfHubHTTPError | hub.HTTPError | OSError) and not isinstance(exc, InvalidListingError):
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise HubUnavailableError(self.repo_id, detail) from None
+        return False

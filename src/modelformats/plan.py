@@ -1,0 +1,264 @@
+"""`DeploymentPlan`: the one object the rest of the world consumes (CLI, download, Modal example).
+
+It is plain data with a JSON round trip (`to_dict` / `from_dict`): what to fetch, where it lands,
+the engine command, the GPU and the memory-bound settings, ranked alternatives with prices, and an
+explanation in sentences. Sub-results of the GPU policy and the engines are kept as the mappings
+their own `to_dict()` produced, so a plan read back from JSON equals the plan that was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from modelformats.errors import InvalidListingError
+
+__all__ = ["PLAN_SCHEMA", "Alternative", "DeploymentPlan", "DownloadItem", "EnginePlan", "JoinStep"]
+
+PLAN_SCHEMA = "modelformats-plan/1"
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if value is not None else ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DownloadItem:
+    """Files of one repo and the local directory they land in (repo paths kept)."""
+
+    repo_id: str
+    revision: str | None
+    files: tuple[str, ...]
+    allow_patterns: tuple[str, ...]
+    local_dir: str
+    bytes: int | None
+    bytes_estimated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "files": list(self.files),
+            "allow_patterns": list(self.allow_patterns),
+            "local_dir": self.local_dir,
+            "bytes": self.bytes,
+            "bytes_estimated": self.bytes_estimated,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DownloadItem:
+        return cls(
+            repo_id=d["repo_id"],
+            revision=d.get("revision"),
+            files=_tuple(d.get("files")),
+            allow_patterns=_tuple(d.get("allow_patterns")),
+            local_dir=d["local_dir"],
+            bytes=d.get("bytes"),
+            bytes_estimated=bool(d.get("bytes_estimated", False)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JoinStep:
+    """Raw byte splits (`x.gguf.part1of2`, ...) concatenated, in order, into `output` after download."""
+
+    output: str
+    parts: tuple[str, ...]
+    expected_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "parts": list(self.parts), "expected_bytes": self.expected_bytes}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JoinStep:
+        return cls(output=d["output"], parts=_tuple(d.get("parts")), expected_bytes=d.get("expected_bytes"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnginePlan:
+    """The serving engine, its command line and what its image needs."""
+
+    name: str
+    version: str
+    argv: tuple[str, ...]
+    requirements: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
+    verdict: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "argv": list(self.argv),
+            "requirements": list(self.requirements),
+            "env": dict(self.env),
+            "image": self.image,
+            "verdict": dict(self.verdict),
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnginePlan:
+        return cls(
+            name=d["name"],
+            version=d["version"],
+            argv=_tuple(d.get("argv")),
+            requirements=_tuple(d.get("requirements")),
+            env=dict(d.get("env") or {}),
+            image=d.get("image"),
+            verdict=dict(d.get("verdict") or {}),
+            notes=_tuple(d.get("notes")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Alternative:
+    """Another way to serve the same model, ranked, priced, and with the reason it was not chosen."""
+
+    rank: int
+    label: str
+    repo_id: str
+    format: str
+    engine: str
+    loads: bool
+    verdict: Mapping[str, Any]
+    gpu: Mapping[str, Any] | None
+    price_per_hour: float | None
+    download_bytes: int | None
+    reason: str
+    quant: str | None = None
+    argv: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "label": self.label,
+            "repo_id": self.repo_id,
+            "format": self.format,
+            "quant": self.quant,
+            "engine": self.engine,
+            "loads": self.loads,
+            "verdict": dict(self.verdict),
+            "gpu": dict(self.gpu) if self.gpu is not None else None,
+            "price_per_hour": self.price_per_hour,
+            "download_bytes": self.download_bytes,
+            "reason": self.reason,
+            "argv": list(self.argv),
+            "requirements": list(self.requirements),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Alternative:
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in d.items() if k in names}
+        data["argv"] = _tuple(d.get("argv"))
+        data["requirements"] = _tuple(d.get("requirements"))
+        data["verdict"] = dict(d.get("verdict") or {})
+        return cls(**data)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeploymentPlan:
+    repo_id: str
+    revision: str | None
+    # The repo whose weights are served (the base repo when a GGUF repo is routed to native weights).
+    weights_repo_id: str
+    format: str
+    quantization: str | None
+    quant: str | None
+    detection: Mapping[str, Any]
+    files: tuple[str, ...]
+    tokenizer: Mapping[str, Any] | None
+    download_root: str
+    downloads: tuple[DownloadItem, ...]
+    joins: tuple[JoinStep, ...]
+    download_bytes: int | None
+    download_bytes_estimated: bool
+    served_model_name: str
+    port: int
+    engine: EnginePlan
+    gpu: Mapping[str, Any] | None
+    runtime: Mapping[str, Any]
+    memory: Mapping[str, Any] | None
+    traits: Mapping[str, Any]
+    alternatives: tuple[Alternative, ...]
+    explanation: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    excluded: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def vllm_argv(self) -> tuple[str, ...] | None:
+        return self.engine.argv if self.engine.name == "vllm" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "weights_repo_id": self.weights_repo_id,
+            "format": self.format,
+            "quantization": self.quantization,
+            "quant": self.quant,
+            "detection": dict(self.detection),
+            "files": list(self.files),
+            "tokenizer": dict(self.tokenizer) if self.tokenizer is not None else None,
+            "download": {
+                "root": self.download_root,
+                "items": [i.to_dict() for i in self.downloads],
+                "joins": [j.to_dict() for j in self.joins],
+            },
+            "download_bytes": self.download_bytes,
+            "download_bytes_estimated": self.download_bytes_estimated,
+            "served_model_name": self.served_model_name,
+            "port": self.port,
+            "engine": self.engine.to_dict(),
+            "vllm": {"argv": list(self.engine.argv)} if self.engine.name == "vllm" else None,
+            "gpu": dict(self.gpu) if self.gpu is not None else None,
+            "runtime": dict(self.runtime),
+            "memory": dict(self.memory) if self.memory is not None else None,
+            "traits": dict(self.traits),
+            "alternatives": [a.to_dict() for a in self.alternatives],
+            "explanation": list(self.explanation),
+            "warnings": list(self.warnings),
+            "excluded": [dict(e) for e in self.excluded],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DeploymentPlan:
+        if d.get("schema") != PLAN_SCHEMA:
+            raise InvalidListingError(
+                f"Not a modelformats plan: 'schema' is {d.get('schema')!r}, expected {PLAN_SCHEMA!r}.",
+                field="schema",
+            )
+        download = d.get("download") or {}
+        return cls(
+            repo_id=d["repo_id"],
+            revision=d.get("revision"),
+            weights_repo_id=d.get("weights_repo_id", d["repo_id"]),
+            format=d["format"],
+            quantization=d.get("quantization"),
+            quant=d.get("quant"),
+            detection=dict(d.get("detection") or {}),
+            files=_tuple(d.get("files")),
+            tokenizer=dict(d["tokenizer"]) if d.get("tokenizer") is not None else None,
+            download_root=download.get("root", "/models"),
+            downloads=tuple(DownloadItem.from_dict(i) for i in download.get("items", ())),
+            joins=tuple(JoinStep.from_dict(j) for j in download.get("joins", ())),
+            download_bytes=d.get("download_bytes"),
+            download_bytes_estimated=bool(d.get("download_bytes_estimated", False)),
+            served_model_name=d["served_model_name"],
+            port=int(d.get("port", 8000)),
+            engine=EnginePlan.from_dict(d["engine"]),
+            gpu=dict(d["gpu"]) if d.get("gpu") is not None else None,
+            runtime=dict(d.get("runtime") or {}),
+            memory=dict(d["memory"]) if d.get("memory") is not None else None,
+            traits=dict(d.get("traits") or {}),
+            alternatives=tuple(Alternative.from_dict(a) for a in d.get("alternatives", ())),
+            explanation=_tuple(d.get("explanation")),
+            warnings=_tuple(d.get("warnings")),
+            excluded=tuple(dict(e) for e in d.get("excluded", ())),
+        )

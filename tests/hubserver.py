@@ -1,0 +1,187 @@
+"""A small, real HTTP server that speaks the parts of the Hub API huggingface_hub uses.
+
+Tests point huggingface_hub at it (`endpoint=server.url`) instead of mocking our own functions:
+`model_info` / `repo_info` (`/api/models/...`), file downloads with HEAD, GET and Range
+(`/{repo}/resolve/{revision}/{path}`), and the Hub's error headers (X-Error-Code) for missing repos,
+gated repos and bad revisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+__all__ = ["FakeRepo", "HubServer", "serve_hub"]
+
+
+@dataclass
+class FakeRepo:
+    repo_id: str
+    files: dict[str, bytes]
+    sha: str = "0123456789abcdef0123456789abcdef01234567"
+    tags: list[str] = field(default_factory=list)
+    card_data: dict[str, Any] | None = None
+    safetensors: dict[str, Any] | None = None
+    gguf: dict[str, Any] | None = None
+    gated: bool = False
+    # Extra revisions that resolve to `sha` (branches, tags).
+    refs: tuple[str, ...] = ("main",)
+
+
+@dataclass
+class HubServer:
+    url: str
+    repos: dict[str, FakeRepo]
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
+
+    def bytes_served(self, path_fragment: str) -> int:
+        return sum(int(r[2] or 0) for r in self.requests if path_fragment in r[1])
+
+
+_API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return
+
+        def _error(self, status: int, code: str, message: str = "") -> None:
+            body = json.dumps({"error": message or code}).encode()
+            self.send_response(status)
+            self.send_header("X-Error-Code", code)
+            if message:
+                self.send_header("X-Error-Message", message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _repo(self, repo_id: str, rev: str | None) -> FakeRepo | None:
+            repo = state.repos.get(repo_id)
+            if repo is None:
+                self._error(404, "RepoNotFound", "Repository not found")
+                return None
+            if repo.gated:
+                self._error(403, "GatedRepo", "Access to model is restricted")
+                return None
+            if rev is not None and rev not in (repo.sha, *repo.refs):
+                self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+                return None
+            return repo
+
+        def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+            self.do_GET()
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            path = unquote(urlsplit(self.path).path)
+            state.requests.append((self.command, path, None))
+            if m := _API.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is not None:
+                    self._json(_model_info(repo))
+                return
+            if m := _RESOLVE.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is None:
+                    return
+                data = repo.files.get(m["path"])
+                if data is None:
+                    self._error(404, "EntryNotFound", "Entry not found")
+                    return
+                self._file(repo, data)
+                return
+            self._error(404, "NotFound")
+
+        def _json(self, payload: Mapping[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _file(self, repo: FakeRepo, data: bytes) -> None:
+            etag = hashlib.sha256(data).hexdigest()
+            start, end, status = 0, len(data) - 1, 200
+            header = self.headers.get("Range")
+            if header and (m := _RANGE.match(header)):
+                start = int(m[1])
+                end = min(int(m[2]) if m[2] else len(data) - 1, len(data) - 1)
+                status = 206
+                if start >= len(data):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+            chunk = data[start : end + 1]
+            if self.command == "GET":
+                state.requests[-1] = (self.command, state.requests[-1][1], str(len(chunk)))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(chunk)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", f'"{etag}"')
+            self.send_header("X-Repo-Commit", repo.sha)
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(chunk)
+
+    return Handler
+
+
+def _model_info(repo: FakeRepo) -> dict[str, Any]:
+    siblings = []
+    for name, data in sorted(repo.files.items()):
+        entry: dict[str, Any] = {"rfilename": name, "size": len(data), "blobId": hashlib.sha1(data).hexdigest()}  # noqa: S324 - git blob ids are sha1
+        if len(data) > 1024:
+            entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+        siblings.append(entry)
+    info: dict[str, Any] = {
+        "id": repo.repo_id,
+        "modelId": repo.repo_id,
+        "sha": repo.sha,
+        "private": False,
+        "gated": False,
+        "tags": repo.tags,
+        "siblings": siblings,
+    }
+    if repo.card_data is not None:
+        info["cardData"] = repo.card_data
+    if repo.safetensors is not None:
+        info["safetensors"] = repo.safetensors
+    if repo.gguf is not None:
+        info["gguf"] = repo.gguf
+    return info
+
+
+@contextmanager
+def serve_hub(*repos: FakeRepo) -> Iterator[HubServer]:
+    """Run the server on 127.0.0.1 (a free port) for the duration of the block."""
+    state = HubServer(url="", repos={r.repo_id: r for r in repos})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
