@@ -144,11 +144,7 @@ class _HFFormat(BaseFormat):
             )
         if not any(p in files for p in ("tokenizer.json", "tokenizer.model", "vocab.json", "tekken.json")):
             notes.append("No tokenizer file was seen in the listing; vLLM needs one (pass --tokenizer if it lives elsewhere).")
-        total, exact = listing.total_size(files)
-        basis = "listing sizes" + ("" if exact else " (rounded Hub display sizes, ±0.5 %)")
-        estimated = not exact
-        if total is None:
-            total, basis, estimated = self._estimate_bytes(listing, weights)
+        total, basis, estimated = _size(listing, weights, files)
         return FileSelection(
             files=files,
             weight_files=weights,
@@ -161,16 +157,25 @@ class _HFFormat(BaseFormat):
             model_file=None,
         )
 
-    @staticmethod
-    def _estimate_bytes(listing: RepoListing, weights: tuple[str, ...]) -> tuple[int | None, str, bool]:
+
+
+def _size(listing: RepoListing, weights: tuple[str, ...], files: tuple[str, ...]) -> tuple[int | None, str, bool]:
+    """Download bytes, how they were obtained, and whether that is an estimate."""
+    weight_bytes, exact = listing.total_size(weights)
+    if weight_bytes is None:
         st = listing.safetensors
         if st is not None and st.parameters:
-            nbytes = sum(n * _DTYPE_BYTES.get(dtype.upper(), 2) for dtype, n in st.parameters.items())
+            nbytes = sum(int(n * _DTYPE_BYTES.get(dtype.upper(), 2)) for dtype, n in st.parameters.items())
             return nbytes, "estimate: the Hub's safetensors parameter counts x bytes per dtype", True
-        known = [f.size for f in listing.files if f.path in weights and f.size is not None]
-        if known and len(known) == len(weights):
-            return sum(known), "listing sizes", True
         return None, "unknown: the listing has no sizes and no parameter counts", True
+    others = [listing.get(p) for p in files if p not in weights]
+    unknown = sum(1 for f in others if f is None or f.size is None)
+    total = weight_bytes + sum(f.size for f in others if f is not None and f.size is not None)
+    exact = exact and all(f is not None and f.size_exact for f in others if f is not None and f.size is not None)
+    basis = "listing sizes" + ("" if exact else " (rounded Hub display sizes, ±0.5 %)")
+    if unknown:
+        basis += f"; {unknown} small file(s) of unknown size not counted"
+    return total, basis, not exact or unknown > 0
 
 
 # Bytes per parameter of the dtypes the Hub reports in `safetensors.parameters`.
