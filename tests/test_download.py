@@ -1,0 +1,369 @@
+"""`modelformats.download` against a real local HTTP server standing in for the Hub.
+
+huggingface_hub itself (snapshot_download) talks to the server; nothing of ours is mocked. The
+server speaks the calls snapshot_download makes: repo info, the recursive tree, HEAD/GET with Range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import gguf
+import numpy as np
+import pytest
+from huggingface_hub import constants
+
+from modelformats.download import download
+from modelformats.errors import PartialDownloadError, RepoNotFoundError, UnsafePathError
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class Hub:
+    url: str
+    repos: dict[str, dict[str, bytes]]
+    gets: list[str] = field(default_factory=list)
+
+
+_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)$")
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(body)
+
+        def _missing(self) -> None:
+            self._send(404, b"{}", {"X-Error-Code": "RepoNotFound", "Content-Type": "application/json"})
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            path = unquote(urlsplit(self.path).path)
+            if m := _INFO.match(path):
+                files = hub.repos.get(m["repo"])
+                if files is None:
+                    return self._missing()
+                info = {"id": m["repo"], "sha": SHA, "siblings": [{"rfilename": p} for p in files]}
+                return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+            if m := _TREE.match(path):
+                files = hub.repos.get(m["repo"])
+                if files is None:
+                    return self._missing()
+                tree = [
+                    {"type": "file", "path": p, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+                    for p, d in files.items()
+                ]
+                return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"})
+            if m := _RESOLVE.match(path):
+                data = hub.repos.get(m["repo"], {}).get(m["path"])
+                if data is None:
+                    return self._send(404, b"", {"X-Error-Code": "EntryNotFound"})
+                if self.command == "GET":
+                    hub.gets.append(f"{m['repo']}/{m['path']}")
+                start, end, status = 0, len(data) - 1, 200
+                if (r := self.headers.get("Range")) and (rm := _RANGE.match(r)):
+                    start, status = int(rm[1]), 206
+                    end = min(int(rm[2]) if rm[2] else end, end)
+                headers = {
+                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                    "X-Repo-Commit": SHA,
+                    "Accept-Ranges": "bytes",
+                }
+                if status == 206:
+                    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+                return self._send(status, data[start : end + 1], headers)
+            return self._send(404)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    state = Hub(url="", repos={})
+    server = _Server(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _hub_home(tmp_path, monkeypatch):
+    """huggingface_hub's own caches point at <tmp>/home, to prove nothing lands outside the root."""
+    home = tmp_path / "home"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_XET_CACHE", str(home / "xet"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return home
+
+
+def _tiny_gguf(path: Path) -> bytes:
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_token_list([f"t{i}" for i in range(50)])
+    w.add_tensor("token_embd.weight", np.arange(64 * 50, dtype=np.float32).reshape(50, 64))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path.read_bytes()
+
+
+@pytest.fixture
+def repos(hub, tmp_path):
+    model = _tiny_gguf(tmp_path / "tiny.gguf")
+    half = len(model) // 2
+    hub.repos["me/Tiny-GGUF"] = {
+        "tiny-Q8_0.gguf.part1of2": model[:half],
+        "tiny-Q8_0.gguf.part2of2": model[half:],
+        "tiny-Q4_K_M.gguf": model,
+        "README.md": b"# tiny",
+    }
+    hub.repos["me/Tiny"] = {
+        "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+        "tokenizer.json": b"{}",
+        "tokenizer_config.json": b"{}",
+        "model.safetensors": b"weights that must not be fetched",
+    }
+    return model
+
+
+def _plan(root: Path, **overrides: Any) -> dict[str, Any]:
+    weights, tok = root / "me" / "Tiny-GGUF", root / "me" / "Tiny"
+    parts = ["tiny-Q8_0.gguf.part1of2", "tiny-Q8_0.gguf.part2of2"]
+    plan: dict[str, Any] = {
+        "schema": "modelformats-plan/1",
+        "repo_id": "me/Tiny-GGUF",
+        "download": {
+            "root": str(root),
+            "items": [
+                {
+                    "repo_id": "me/Tiny-GGUF",
+                    "revision": None,
+                    "files": parts,
+                    "allow_patterns": parts,
+                    "local_dir": str(weights),
+                    "bytes": None,
+                    "bytes_estimated": True,
+                },
+                {
+                    "repo_id": "me/Tiny",
+                    "revision": None,
+                    "files": ["config.json", "tokenizer.json"],
+                    "allow_patterns": [
+                        "config.json",
+                        "tokenizer.json",
+                        "tokenizer_config.json",
+                        "tokenizer.model",
+                    ],
+                    "local_dir": str(tok),
+                    "bytes": 50,
+                    "bytes_estimated": False,
+                },
+            ],
+            "joins": [
+                {
+                    "output": str(weights / "tiny-Q8_0.gguf"),
+                    "parts": [str(weights / p) for p in parts],
+                    "expected_bytes": None,
+                }
+            ],
+        },
+    }
+    plan["download"].update(overrides)
+    return plan
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and ".cache" not in p.relative_to(root).parts
+    )
+
+
+def test_dry_run_lists_without_network(tmp_path, hub):
+    root = tmp_path / "models"
+    report = download(_plan(root), dry_run=True, endpoint=hub.url)
+    assert hub.gets == []
+    assert not root.exists()
+    rows = [(f.repo_id, f.path, f.local_path, f.bytes, f.optional) for f in report.files]
+    weights, tok = root / "me" / "Tiny-GGUF", root / "me" / "Tiny"
+    assert rows == [
+        ("me/Tiny-GGUF", "tiny-Q8_0.gguf.part1of2", str(weights / "tiny-Q8_0.gguf.part1of2"), None, False),
+        ("me/Tiny-GGUF", "tiny-Q8_0.gguf.part2of2", str(weights / "tiny-Q8_0.gguf.part2of2"), None, False),
+        ("me/Tiny", "config.json", str(tok / "config.json"), None, False),
+        ("me/Tiny", "tokenizer.json", str(tok / "tokenizer.json"), None, False),
+        ("me/Tiny", "tokenizer_config.json", str(tok / "tokenizer_config.json"), None, True),
+        ("me/Tiny", "tokenizer.model", str(tok / "tokenizer.model"), None, True),
+    ]
+    assert report.plan_path == str(weights / "plan.json")
+    assert report.joins == (str(weights / "tiny-Q8_0.gguf"),)
+    text = report.render()
+    assert text.splitlines()[0] == f"would fetch into {root}:"
+    assert f"  join parts -> {weights / 'tiny-Q8_0.gguf'}" in text
+    assert report.to_dict()["total_bytes"] is None
+
+
+def test_download_fetches_exactly_the_plan_joins_and_writes_the_plan(tmp_path, hub, repos, _hub_home):
+    root = tmp_path / "models"
+    plan = _plan(root)
+    report = download(plan, endpoint=hub.url)
+    assert _tree(root) == [
+        "me/Tiny-GGUF/plan.json",
+        "me/Tiny-GGUF/tiny-Q8_0.gguf",
+        "me/Tiny/config.json",
+        "me/Tiny/tokenizer.json",
+        "me/Tiny/tokenizer_config.json",
+    ]
+    joined = root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
+    assert joined.read_bytes() == repos
+    assert json.loads((root / "me" / "Tiny-GGUF" / "plan.json").read_text()) == plan
+    assert sorted(hub.gets) == [
+        "me/Tiny-GGUF/tiny-Q8_0.gguf.part1of2",
+        "me/Tiny-GGUF/tiny-Q8_0.gguf.part2of2",
+        "me/Tiny/config.json",
+        "me/Tiny/tokenizer.json",
+        "me/Tiny/tokenizer_config.json",
+    ]
+    assert report.verified == (str(joined),)
+    # huggingface_hub's caches stayed empty: everything it wrote is under the root.
+    assert not _hub_home.exists() or not any(p.is_file() for p in _hub_home.rglob("*"))
+
+    # A second run finds the verified joined file and fetches no part again.
+    hub.gets.clear()
+    download(plan, endpoint=hub.url)
+    assert not any(g.endswith(("part1of2", "part2of2")) for g in hub.gets)
+    assert joined.read_bytes() == repos
+
+
+def test_keep_parts(tmp_path, hub, repos):
+    root = tmp_path / "models"
+    download(_plan(root), endpoint=hub.url, keep_parts=True)
+    assert (root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf.part1of2").is_file()
+
+
+def test_join_checks_expected_bytes(tmp_path, hub, repos):
+    root = tmp_path / "models"
+    plan = _plan(root)
+    plan["download"]["joins"][0]["expected_bytes"] = len(repos) + 1
+    output = root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
+    with pytest.raises(PartialDownloadError) as err:
+        download(plan, endpoint=hub.url)
+    assert str(err.value) == (
+        f"Cannot join {output}: its parts hold {len(repos):,} bytes, the listing says {len(repos) + 1:,}. "
+        "Delete the parts and download again."
+    )
+    assert not output.exists()
+
+
+def test_truncated_parts_never_become_the_output(tmp_path, hub, repos):
+    hub.repos["me/Tiny-GGUF"]["tiny-Q8_0.gguf.part2of2"] = repos[len(repos) // 2 : -100]
+    root = tmp_path / "models"
+    output = root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
+    with pytest.raises(PartialDownloadError) as err:
+        download(_plan(root), endpoint=hub.url)
+    assert str(err.value).startswith(f"The joined file {output} is not a valid GGUF: it is {len(repos) - 100:,} bytes")
+    assert not output.exists()
+    assert not list(output.parent.glob(".tiny-Q8_0.gguf.joining-*"))
+
+
+def test_missing_planned_file(tmp_path, hub, repos):
+    del hub.repos["me/Tiny"]["tokenizer.json"]
+    with pytest.raises(PartialDownloadError) as err:
+        download(_plan(tmp_path / "models"), endpoint=hub.url)
+    assert str(err.value) == (
+        "1 planned file(s) of 'me/Tiny' did not arrive: tokenizer.json. The repo changed since the plan was "
+        "made (re-plan, or pin --revision), or the download was interrupted (run it again: it resumes)."
+    )
+
+
+def test_missing_repo(tmp_path, hub, repos):
+    del hub.repos["me/Tiny"]
+    with pytest.raises(RepoNotFoundError):
+        download(_plan(tmp_path / "models"), endpoint=hub.url)
+
+
+def test_paths_outside_the_root_are_refused(tmp_path, hub):
+    root = tmp_path / "models"
+    plan = _plan(root)
+    plan["download"]["items"][1]["local_dir"] = str(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError) as err:
+        download(plan, dry_run=True)
+    assert str(err.value) == (
+        f"Refusing file path {str(tmp_path / 'elsewhere')!r}: download.items[1].local_dir resolves to "
+        f"{tmp_path / 'elsewhere'}, outside the download root {root}. Repo paths must be relative, "
+        "'/'-separated and free of '..' segments; fix the listing or report the repo."
+    )
+    plan = _plan(root)
+    plan["download"]["items"][0]["files"] = ["../../escape.gguf"]
+    with pytest.raises(UnsafePathError):
+        download(plan, dry_run=True)
+    plan = _plan(root)
+    plan["download"]["items"][0]["allow_patterns"] = ["../*"]
+    with pytest.raises(UnsafePathError):
+        download(plan, dry_run=True)
+    plan = _plan(root)
+    plan["download"]["joins"][0]["output"] = str(root / ".." / "out.gguf")
+    with pytest.raises(UnsafePathError):
+        download(plan, dry_run=True)
+
+
+def test_symlink_escape_is_refused(tmp_path, hub):
+    root = tmp_path / "models"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    (root / "me").symlink_to(tmp_path / "outside")
+    with pytest.raises(UnsafePathError):
+        download(_plan(root), dry_run=True)
+
+
+def test_plan_without_download_section():
+    with pytest.raises(Exception) as err:
+        download({"repo_id": "me/x"})
+    assert str(err.value) == (
+        "The plan has no download section with a root; make it with `modelformats plan --json` "
+        "(DeploymentPlan.to_dict())."
+    )
