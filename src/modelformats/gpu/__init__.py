@@ -1,0 +1,103 @@
+"""GPU policy: Modal's GPU catalogue, the memory estimate, the rule registry and `choose_gpu`.
+
+    from modelformats.gpu import GpuRequest, choose_gpu
+
+    decision = choose_gpu(GpuRequest(traits=traits, weights_bytes=19_555_253_952, weights_basis="Q8_0"))
+    decision.gpu_dict()["name"], decision.limits.max_num_seqs  # ("H100", 4) for the ~18B MoE target
+
+See docs/gpu-policy.md.
+"""
+
+from __future__ import annotations
+
+from modelformats.gpu.capability import (
+    COMPUTE_CAPABILITY_FLOORS,
+    CapabilityFloor,
+    CapabilityRequirement,
+    required_compute_capability,
+)
+from modelformats.gpu.catalogue import (
+    GPU_CATALOGUE,
+    GpuSelection,
+    GpuType,
+    PriceQuote,
+    catalogue_dicts,
+    format_compute_capability,
+    get_gpu,
+    parse_compute_capability,
+    parse_gpu,
+    render_catalogue,
+)
+from modelformats.gpu.estimate import (
+    OVERHEAD_CONSTANTS,
+    KvShape,
+    Layout,
+    MemoryEstimate,
+    MemoryTerm,
+    OverheadConstant,
+    WeightsSize,
+    estimate_memory,
+    resolve_kv_shape,
+)
+from modelformats.gpu.policy import (
+    MAX_NODES,
+    POLICIES,
+    GpuChoice,
+    GpuDecision,
+    GpuRequest,
+    LaunchFacts,
+    ParallelOption,
+    RuntimeLimits,
+    choose_gpu,
+)
+from modelformats.gpu.rules import (
+    GpuRule,
+    RuleMatch,
+    RuleRegistry,
+    RuleSettings,
+    RuleSubject,
+    builtin_rules,
+    default_registry,
+)
+
+__all__ = [
+    "COMPUTE_CAPABILITY_FLOORS",
+    "GPU_CATALOGUE",
+    "MAX_NODES",
+    "OVERHEAD_CONSTANTS",
+    "POLICIES",
+    "CapabilityFloor",
+    "CapabilityRequirement",
+    "GpuChoice",
+    "GpuDecision",
+    "GpuRequest",
+    "GpuRule",
+    "GpuSelection",
+    "GpuType",
+    "KvShape",
+    "LaunchFacts",
+    "Layout",
+    "MemoryEstimate",
+    "MemoryTerm",
+    "OverheadConstant",
+    "ParallelOption",
+    "PriceQuote",
+    "RuleMatch",
+    "RuleRegistry",
+    "RuleSettings",
+    "RuleSubject",
+    "RuntimeLimits",
+    "WeightsSize",
+    "builtin_rules",
+    "catalogue_dicts",
+    "choose_gpu",
+    "default_registry",
+    "estimate_memory",
+    "format_compute_capability",
+    "get_gpu",
+    "parse_compute_capability",
+    "parse_gpu",
+    "render_catalogue",
+    "required_compute_capability",
+    "resolve_kv_shape",
+]
