@@ -55,7 +55,7 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _error(self, status: int, code: str, message: str = "") -> None:
@@ -83,10 +83,10 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                 return None
             return repo
 
-        def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        def do_HEAD(self) -> None:
             self.do_GET()
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
             state.requests.append((self.command, path, None))
             if m := _API.match(path):
@@ -149,7 +149,11 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
 def _model_info(repo: FakeRepo) -> dict[str, Any]:
     siblings = []
     for name, data in sorted(repo.files.items()):
-        entry: dict[str, Any] = {"rfilename": name, "size": len(data), "blobId": hashlib.sha1(data).hexdigest()}  # noqa: S324 - git blob ids are sha1
+        entry: dict[str, Any] = {
+            "rfilename": name,
+            "size": len(data),
+            "blobId": hashlib.sha1(data).hexdigest(),
+        }
         if len(data) > 1024:
             entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
         siblings.append(entry)

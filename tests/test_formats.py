@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from contract import FormatContract
 
+from contract import FormatContract
 from modelformats.errors import IncompleteUploadError, UnservableFormatError
 from modelformats.formats.base import SelectionContext
 from modelformats.formats.hf import (
@@ -37,13 +37,15 @@ def fixture(name: str) -> RepoListing:
 
 def synthetic(repo_id: str, paths: list[str], *, config: dict | None = None, **kw) -> RepoListing:
     """A listing that states its config.json; for cases the recordings do not carry."""
-    return RepoListing(
-        repo_id=repo_id, files=tuple(RepoFile(path=p, size=1000) for p in paths), config=config, **kw
-    )
+    return RepoListing(repo_id=repo_id, files=tuple(RepoFile(path=p, size=1000) for p in paths), config=config, **kw)
 
 
 def quantized(method: str, **extra) -> dict:
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "quantization_config": {"quant_method": method, **extra}}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "quantization_config": {"quant_method": method, **extra},
+    }
 
 
 HF_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md"]

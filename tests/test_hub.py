@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from hubserver import FakeRepo, serve_hub
 
+from hubserver import FakeRepo, serve_hub
 from modelformats.errors import GatedRepoError, RepoNotFoundError, RevisionNotFoundError
 from modelformats.hub import HubSource
 
 CONFIG = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_local_experts": 8}
-INDEX = {"metadata": {"total_size": 10}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+INDEX = {
+    "metadata": {"total_size": 10},
+    "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"},
+}
 
 
 def _repo(**kw) -> FakeRepo:
@@ -48,7 +51,10 @@ def test_fetch_reads_tree_documents_and_summaries():
     ]
     assert listing.config == CONFIG
     assert listing.index_shards == {
-        "model.safetensors.index.json": ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+        "model.safetensors.index.json": (
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+        )
     }
     assert listing.base_models == ("other/base",)
     assert listing.tags == ("mixtral", "safetensors")

@@ -9,7 +9,6 @@ import pytest
 from modelformats.errors import InvalidListingError, InvalidRepoIdError, UnsafePathError
 from modelformats.listing import (
     LocalDirSource,
-    RecordedSource,
     RepoFile,
     RepoListing,
     default_source,
@@ -83,9 +82,7 @@ def test_wrong_schema_names_the_field(tmp_path):
 
 def test_all_problems_are_reported_at_once(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(
-        json.dumps({**GOOD, "repo_id": 3, "files": [{"path": "../x", "size": -1}], "tags": "mixtral"})
-    )
+    bad.write_text(json.dumps({**GOOD, "repo_id": 3, "files": [{"path": "../x", "size": -1}], "tags": "mixtral"}))
     with pytest.raises(ExceptionGroup) as group:
         load_listing(bad)
     fields = sorted(e.field for e in group.value.exceptions)

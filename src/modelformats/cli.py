@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from modelformats.errors import InvalidRequestError, ModelFormatsError
-from modelformats.listing import ListingSource, RecordedSource, dump_listing, load_listing
+from modelformats.listing import ListingSource, RecordedSource, dump_listing
 
 __all__ = ["main"]
 
@@ -60,7 +61,12 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-model-len", type=_positive_int)
     p.add_argument("--max-num-seqs", type=_positive_int)
     p.add_argument("--download-root", default="/models", help="where the engine will find the files (default /models)")
-    p.add_argument("--disable", type=_csv, default=(), help="formats to switch off, e.g. gguf (also MODELFORMATS_DISABLE)")
+    p.add_argument(
+        "--disable",
+        type=_csv,
+        default=(),
+        help="formats to switch off, e.g. gguf (also MODELFORMATS_DISABLE)",
+    )
 
 
 def _source(args: argparse.Namespace) -> ListingSource | None:
@@ -135,7 +141,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     args.download_root = str(_absolute(args.dir))
     result = _make_plan(args)
     report = download(result.to_dict(), dry_run=args.dry_run)
-    print(report if isinstance(report, str) else json.dumps(report, indent=2, default=str))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0
 
 
@@ -186,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_plan_arguments(d)
     d.add_argument("--dir", required=True, help="download directory (the plan's paths point here)")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
+    d.add_argument("--json", action="store_true", help="print the report as JSON")
     d.set_defaults(func=_cmd_download)
 
     r = sub.add_parser("record", help="record a live repo's listing as modelformats-listing/1 JSON")
@@ -231,6 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `modelformats gpus | head`: the reader left; point stdout at /dev/null so the exit flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return code
 
 

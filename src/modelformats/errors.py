@@ -13,6 +13,7 @@ __all__ = [
     "DuplicateRegistrationError",
     "EngineCannotLoadError",
     "GGUFHeaderError",
+    "GGUFLayoutMismatchError",
     "GatedRepoError",
     "HubUnavailableError",
     "IncompleteUploadError",
@@ -29,9 +30,9 @@ __all__ = [
     "RevisionNotFoundError",
     "TokenizerSourceError",
     "UnknownGpuError",
+    "UnsafePathError",
     "UnservableFormatError",
     "UnsupportedEngineVersionError",
-    "UnsafePathError",
 ]
 
 
@@ -224,9 +225,37 @@ class UnknownGpuError(ModelFormatsError, LookupError):
 class NoFittingGpuError(ModelFormatsError, ValueError):
     """Nothing in the catalogue holds the memory estimate."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        estimate_bytes: int | None = None,
+        biggest: str | None = None,
+        shortfall_bytes: int | None = None,
+        fixes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.estimate_bytes = estimate_bytes
+        self.biggest = biggest
+        self.shortfall_bytes = shortfall_bytes
+        self.fixes = tuple(fixes)
+
 
 # --- downloads ----------------------------------------------------------------------------------
 
 
 class PartialDownloadError(ModelFormatsError, OSError):
     """A download or a join of `.partXofY` pieces did not produce the expected bytes."""
+
+
+# --- the vLLM plugin (modelformats.vllm_plugin, raised inside vLLM) -----------------------------
+
+
+class GGUFLayoutMismatchError(ModelFormatsError, ValueError):
+    """A GGUF's tensors do not fit the HF config vLLM was given, so some weights would stay unloaded."""
+
+    def __init__(self, path: str, problem: str, fix: str) -> None:
+        super().__init__(f"Cannot load {path} on vLLM: {problem}. {fix}")
+        self.path = path
+        self.problem = problem
+        self.fix = fix

@@ -9,13 +9,15 @@ comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) and is nev
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from modelformats.errors import (
     GatedRepoError,
     HubUnavailableError,
     InvalidListingError,
+    ModelFormatsError,
     RepoNotFoundError,
     RevisionNotFoundError,
 )
@@ -30,7 +32,7 @@ from modelformats.listing import (
     validate_repo_id,
 )
 
-__all__ = ["HubSource"]
+__all__ = ["HubSource", "hub_errors"]
 
 # Reads one GGUF header given (url, http headers) -> header dict; injected so the core stays small.
 HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
@@ -55,12 +57,12 @@ class HubSource:
 
     def exists(self, repo_id: str) -> bool:
         validate_repo_id(repo_id)
-        with _hub_errors(repo_id, None):
+        with hub_errors(repo_id, None):
             return bool(self._api.repo_exists(repo_id))
 
     def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
         validate_repo_id(repo_id)
-        with _hub_errors(repo_id, revision):
+        with hub_errors(repo_id, revision):
             info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
         sha = info.sha or revision
         files = tuple(
@@ -126,9 +128,12 @@ class HubSource:
         """GET a small JSON file at the pinned revision; None if it is not valid JSON."""
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        with _hub_errors(repo_id, revision), get_session().stream(
-            "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
-        ) as response:
+        with (
+            hub_errors(repo_id, revision),
+            get_session().stream(
+                "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
+            ) as response,
+        ):
             hf_raise_for_status(response)
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -161,28 +166,31 @@ def _representative_gguf(files: tuple[RepoFile, ...]) -> str | None:
     return min(candidates, key=lambda f: (f.size if f.size is not None else 1 << 62, f.path)).path
 
 
-class _hub_errors:  # noqa: N801 - used like a function: `with _hub_errors(...)`
-    """Turn huggingface_hub's exceptions into ours, with the fix named."""
+@contextmanager
+def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
+    """Turn huggingface_hub's exceptions into ours, with the fix named (for every Hub call we make)."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = _map_hub_error(exc, repo_id, revision)
+        if mapped is None:
+            raise
+        raise mapped from None
 
-    def __init__(self, repo_id: str, revision: str | None) -> None:
-        self.repo_id = repo_id
-        self.revision = revision
 
-    def __enter__(self) -> None:
+def _map_hub_error(exc: Exception, repo_id: str, revision: str | None) -> ModelFormatsError | None:
+    from huggingface_hub import errors as hub
+
+    # Order matters: GatedRepoError subclasses RepositoryNotFoundError in huggingface_hub.
+    if isinstance(exc, hub.GatedRepoError):
+        return GatedRepoError(repo_id)
+    if isinstance(exc, hub.RevisionNotFoundError):
+        return RevisionNotFoundError(repo_id, revision or "<default>")
+    if isinstance(exc, hub.RepositoryNotFoundError):
+        return RepoNotFoundError(repo_id, revision=revision)
+    if isinstance(exc, ModelFormatsError):
         return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None:
-            return False
-        from huggingface_hub import errors as hub
-
-        if isinstance(exc, hub.GatedRepoError):
-            raise GatedRepoError(self.repo_id) from None
-        if isinstance(exc, hub.RevisionNotFoundError):
-            raise RevisionNotFoundError(self.repo_id, self.revision or "<default>") from None
-        if isinstance(exc, hub.RepositoryNotFoundError):
-            raise RepoNotFoundError(self.repo_id, revision=self.revision) from None
-        if isinstance(exc, hub.HfHubHTTPError | hub.HTTPError | OSError) and not isinstance(exc, InvalidListingError):
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise HubUnavailableError(self.repo_id, detail) from None
-        return False
+    if isinstance(exc, hub.HfHubHTTPError | hub.HTTPError | hub.LocalEntryNotFoundError | OSError):
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return HubUnavailableError(repo_id, f"{type(exc).__name__}: {detail}")
+    return None

@@ -238,126 +238,70 @@ _TOP_LEVEL = {
 }  # fmt: skip
 
 
+class _Problems:
+    """Collects every schema problem so a listing's errors are reported at once."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[InvalidListingError] = []
+
+    def bad(self, field_name: str, message: str) -> None:
+        self.errors.append(
+            InvalidListingError(f"{self.source}: field {field_name!r} {message}", source=self.source, field=field_name)
+        )
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ExceptionGroup(f"{self.source}: {len(self.errors)} problems in listing", self.errors)
+
+
 def _parse_listing(data: Any, source: str) -> RepoListing:
-    problems: list[InvalidListingError] = []
-
-    def bad(field_name: str, message: str) -> None:
-        problems.append(InvalidListingError(f"{source}: field {field_name!r} {message}", source=source, field=field_name))
-
     if not isinstance(data, dict):
         raise InvalidListingError(
             f"{source}: a listing is a JSON object, got {type(data).__name__}.", source=source, field="<root>"
         )
-    fmt = data.get("format")
-    if fmt != LISTING_SCHEMA:
-        bad("format", f"must be {LISTING_SCHEMA!r}, got {fmt!r}")
+    p = _Problems(source)
+    if data.get("format") != LISTING_SCHEMA:
+        p.bad("format", f"must be {LISTING_SCHEMA!r}, got {data.get('format')!r}")
     unknown = sorted(set(data) - _TOP_LEVEL)
     if unknown:
-        bad(unknown[0], f"is not part of {LISTING_SCHEMA} (unknown keys: {', '.join(unknown)})")
+        p.bad(unknown[0], f"is not part of {LISTING_SCHEMA} (unknown keys: {', '.join(unknown)})")
     repo_id = data.get("repo_id")
     if not isinstance(repo_id, str):
-        bad("repo_id", f"must be a string 'owner/name', got {repo_id!r}")
+        p.bad("repo_id", f"must be a string 'owner/name', got {repo_id!r}")
     else:
         try:
             validate_repo_id(repo_id)
         except InvalidRepoIdError as exc:
-            bad("repo_id", str(exc))
-    complete = data.get("complete", True)
-    if not isinstance(complete, bool):
-        bad("complete", f"must be true or false, got {complete!r}")
-    revision = data.get("revision")
-    if revision is not None and not isinstance(revision, str):
-        bad("revision", f"must be a string or null, got {revision!r}")
-
-    files: list[RepoFile] = []
-    raw_files = data.get("files")
-    if not isinstance(raw_files, list):
-        bad("files", f"must be a list of {{path, size, size_exact}} objects, got {type(raw_files).__name__}")
-        raw_files = []
-    for i, item in enumerate(raw_files):
-        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-            bad(f"files[{i}]", f"must be an object with a string 'path', got {item!r}")
-            continue
-        size_exact = item.get("size_exact", True)
-        if not isinstance(size_exact, bool):
-            bad(f"files[{i}].size_exact", f"must be true or false, got {size_exact!r}")
-            continue
-        try:
-            files.append(RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact))
-        except InvalidListingError as exc:
-            bad(f"files[{i}]", str(exc))
-    seen: set[str] = set()
-    for f in files:
-        if f.path in seen:
-            bad("files", f"lists {f.path!r} twice")
-        seen.add(f.path)
-
-    config = data.get("config")
-    if config is not None and not isinstance(config, dict):
-        bad("config", f"must be an object or null, got {type(config).__name__}")
-        config = None
+            p.bad("repo_id", str(exc))
+    complete = _typed(p, data, "complete", kind=bool, default=True, what="true or false")
+    revision = _typed(p, data, "revision", kind=str, default=None, what="a string or null")
+    config = _typed(p, data, "config", kind=dict, default=None, what="an object or null")
+    gguf = _typed(p, data, "gguf", kind=dict, default=None, what="an object or null")
+    notes = _typed(p, data, "notes", kind=str, default=None, what="a string or null")
+    documents = (
+        _typed(p, data, "documents", kind=dict, default={}, what="an object mapping repo paths to JSON documents") or {}
+    )
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        bad("tags", "must be a list of strings")
+        p.bad("tags", "must be a list of strings")
         tags = []
-    base = data.get("base_model")
-    base_models: tuple[str, ...] = ()
-    if isinstance(base, str):
-        base_models = (base,)
-    elif isinstance(base, list) and all(isinstance(b, str) for b in base):
-        base_models = tuple(base)
-    elif base is not None:
-        bad("base_model", f"must be a string, a list of strings or null, got {base!r}")
-
-    safetensors = None
-    st = data.get("safetensors")
-    if st is not None:
-        params = st.get("parameters") if isinstance(st, dict) else None
-        total = st.get("total") if isinstance(st, dict) else None
-        if (
-            not isinstance(total, int)
-            or not isinstance(params, dict)
-            or not all(isinstance(k, str) and isinstance(v, int) for k, v in params.items())
-        ):
-            bad("safetensors", "must be {total: int, parameters: {dtype: int}}")
-        else:
-            safetensors = SafetensorsSummary(total=total, parameters=dict(params))
-    gguf = data.get("gguf")
-    if gguf is not None and not isinstance(gguf, dict):
-        bad("gguf", "must be an object or null")
-        gguf = None
-    documents = data.get("documents", {})
-    if not isinstance(documents, dict):
-        bad("documents", "must be an object mapping repo paths to JSON documents")
-        documents = {}
-    index_shards_raw = data.get("index_shards", {})
-    index_shards: dict[str, tuple[str, ...]] = {}
-    if not isinstance(index_shards_raw, dict):
-        bad("index_shards", "must be an object mapping index paths to lists of shard paths")
-    else:
-        for k, v in index_shards_raw.items():
-            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-                bad(f"index_shards[{k!r}]", "must be a list of shard paths")
-                continue
-            index_shards[k] = tuple(v)
+    files = _parse_files(p, data.get("files"))
+    base_models = _parse_base_model(p, data.get("base_model"))
+    safetensors = _parse_safetensors(p, data.get("safetensors"))
+    index_shards = _parse_index_shards(p, data.get("index_shards", {}))
     headers = data.get("gguf_headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, dict) for v in headers.values()):
-        bad("gguf_headers", "must be an object mapping repo paths to header objects")
+        p.bad("gguf_headers", "must be an object mapping repo paths to header objects")
         headers = {}
     for path in [*documents, *index_shards, *headers]:
         try:
             check_repo_path(path, source=source)
         except UnsafePathError as exc:
-            problems.append(exc)
-    notes = data.get("notes")
-    if notes is not None and not isinstance(notes, str):
-        bad("notes", "must be a string or null")
-        notes = None
-
-    if problems:
-        if len(problems) == 1:
-            raise problems[0]
-        raise ExceptionGroup(f"{source}: {len(problems)} problems in listing", problems)
+            p.errors.append(exc)
+    p.raise_if_any()
     assert isinstance(repo_id, str)
     return RepoListing(
         repo_id=repo_id,
@@ -374,6 +318,79 @@ def _parse_listing(data: Any, source: str) -> RepoListing:
         gguf_headers=headers,
         notes=notes,
     )
+
+
+def _typed(p: _Problems, data: dict[str, Any], key: str, *, kind: type, default: Any, what: str) -> Any:
+    value = data.get(key, default)
+    if value is not None and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+        p.bad(key, f"must be {what}, got {value!r}")
+        return default
+    return value
+
+
+def _parse_files(p: _Problems, raw: Any) -> list[RepoFile]:
+    if not isinstance(raw, list):
+        p.bad("files", f"must be a list of {{path, size, size_exact}} objects, got {type(raw).__name__}")
+        return []
+    files: list[RepoFile] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            p.bad(f"files[{i}]", f"must be an object with a string 'path', got {item!r}")
+            continue
+        size_exact = item.get("size_exact", True)
+        if not isinstance(size_exact, bool):
+            p.bad(f"files[{i}].size_exact", f"must be true or false, got {size_exact!r}")
+            continue
+        try:
+            f = RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact)
+        except InvalidListingError as exc:
+            p.bad(f"files[{i}]", str(exc))
+            continue
+        if f.path in seen:
+            p.bad("files", f"lists {f.path!r} twice")
+        seen.add(f.path)
+        files.append(f)
+    return files
+
+
+def _parse_base_model(p: _Problems, base: Any) -> tuple[str, ...]:
+    if base is None:
+        return ()
+    if isinstance(base, str):
+        return (base,)
+    if isinstance(base, list) and all(isinstance(b, str) for b in base):
+        return tuple(base)
+    p.bad("base_model", f"must be a string, a list of strings or null, got {base!r}")
+    return ()
+
+
+def _parse_safetensors(p: _Problems, st: Any) -> SafetensorsSummary | None:
+    if st is None:
+        return None
+    params = st.get("parameters") if isinstance(st, dict) else None
+    total = st.get("total") if isinstance(st, dict) else None
+    if (
+        not isinstance(total, int)
+        or not isinstance(params, dict)
+        or not all(isinstance(k, str) and isinstance(v, int) for k, v in params.items())
+    ):
+        p.bad("safetensors", "must be {total: int, parameters: {dtype: int}}")
+        return None
+    return SafetensorsSummary(total=total, parameters=dict(params))
+
+
+def _parse_index_shards(p: _Problems, raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        p.bad("index_shards", "must be an object mapping index paths to lists of shard paths")
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for key, value in raw.items():
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            p.bad(f"index_shards[{key!r}]", "must be a list of shard paths")
+            continue
+        out[key] = tuple(value)
+    return out
 
 
 def load_listing(path: str | os.PathLike[str]) -> RepoListing:

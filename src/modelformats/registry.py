@@ -74,7 +74,9 @@ def _check_callable(fmt: object, member: str, params: int) -> str | None:
         for p in sig.parameters.values()
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
-    if len(positional) != params and not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
+    if len(positional) != params and not any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()
+    ):
         return f"{member}() must take {params} positional argument(s), takes {len(positional)}"
     return None
 
@@ -125,7 +127,9 @@ class FormatRegistry:
         try:
             return self._formats.pop(name)
         except KeyError:
-            raise RegistrationError(f"No format named {name!r} is registered; known: {sorted(self._formats)}.") from None
+            raise RegistrationError(
+                f"No format named {name!r} is registered; known: {sorted(self._formats)}."
+            ) from None
 
     @property
     def formats(self) -> Mapping[str, ModelFormat]:

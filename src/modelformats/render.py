@@ -32,8 +32,10 @@ def render_plan(plan: DeploymentPlan) -> str:
     lines: list[str] = []
     add = lines.append
     add(f"repo            {plan.repo_id}" + (f" @ {plan.revision}" if plan.revision else ""))
-    fmt = plan.format + (f" ({plan.quant})" if plan.quant else "") + (
-        f", quantization {plan.quantization}" if plan.quantization and plan.quantization != "gguf" else ""
+    fmt = (
+        plan.format
+        + (f" ({plan.quant})" if plan.quant else "")
+        + (f", quantization {plan.quantization}" if plan.quantization and plan.quantization != "gguf" else "")
     )
     add(f"serve           {fmt} from {plan.weights_repo_id}")
     add(f"engine          {plan.engine.name} {plan.engine.version} — {plan.engine.verdict.get('level_text', '')}")

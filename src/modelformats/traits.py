@@ -133,23 +133,7 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
         values["architecture"] = archs[0]
     if isinstance(config.get("model_type"), str):
         values["model_type"] = config["model_type"]
-    for key in EXPERT_COUNT_KEYS:
-        n = _int(cfg.get(key))
-        if n is None and key == "num_experts" and isinstance(cfg.get("ffn_config"), Mapping):
-            n = _int(cfg["ffn_config"].get("moe_num_experts"))  # DBRX keeps it one level down
-        if n is not None:
-            values["num_experts"] = n
-            break
-    for key in ACTIVE_EXPERT_KEYS:
-        if (n := _int(cfg.get(key))) is not None:
-            values["num_experts_per_tok"] = n
-            break
-    if "num_experts" in values:
-        values["is_moe"] = values["num_experts"] > 1
-    elif values.get("model_type") in MOE_MODEL_TYPES:
-        values["is_moe"] = True
-    else:
-        values["is_moe"] = False
+    values.update(_experts(cfg, values.get("model_type")))
     for trait, key in (
         ("num_layers", "num_hidden_layers"),
         ("hidden_size", "hidden_size"),
@@ -166,6 +150,23 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
     if isinstance(dtype, str):
         values["torch_dtype"] = dtype
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+def _experts(cfg: Mapping[str, Any], model_type: str | None) -> dict[str, Any]:
+    """Routed expert count, experts per token and MoE-ness from the first key each family uses."""
+    out: dict[str, Any] = {}
+    for key in EXPERT_COUNT_KEYS:
+        n = _int(cfg.get(key))
+        if n is None and key == "num_experts" and isinstance(cfg.get("ffn_config"), Mapping):
+            n = _int(cfg["ffn_config"].get("moe_num_experts"))  # DBRX keeps it one level down
+        if n is not None:
+            out["num_experts"] = n
+            break
+    active = next((n for key in ACTIVE_EXPERT_KEYS if (n := _int(cfg.get(key))) is not None), None)
+    if active is not None:
+        out["num_experts_per_tok"] = active
+    out["is_moe"] = out["num_experts"] > 1 if "num_experts" in out else model_type in MOE_MODEL_TYPES
+    return out
 
 
 def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelTraits:
@@ -225,9 +226,13 @@ def traits_from_listing(listing: RepoListing) -> ModelTraits:
             values["gguf_architecture"] = summary["architecture"]
         if (n := _int(summary.get("context_length"))) is not None:
             values["max_position_embeddings"] = n
-        layers.append(ModelTraits(**values, sources=dict.fromkeys(values, f"the Hub's GGUF summary of {listing.repo_id}")))
+        layers.append(
+            ModelTraits(**values, sources=dict.fromkeys(values, f"the Hub's GGUF summary of {listing.repo_id}"))
+        )
     moe_tags = sorted(t for t in listing.tag_set if t in MOE_MODEL_TYPES)
     if moe_tags and listing.config is None:
         origin = f"Hub tag {moe_tags[0]!r} of {listing.repo_id} (the Hub copies config.json's model_type into tags)"
-        layers.append(ModelTraits(model_type=moe_tags[0], is_moe=True, sources={"model_type": origin, "is_moe": origin}))
+        layers.append(
+            ModelTraits(model_type=moe_tags[0], is_moe=True, sources={"model_type": origin, "is_moe": origin})
+        )
     return merge_traits(*layers)

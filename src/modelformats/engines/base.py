@@ -82,6 +82,8 @@ class WeightsSpec:
     gguf_tensor_types: tuple[str, ...] | None = None
     # A multimodal projector would be needed (e.g. mmproj); engines that cannot take one refuse.
     needs_projector: bool = False
+    # Local path of the projector file (GGUF mmproj) when the plan fetches one.
+    projector: str | None = None
     traits: ModelTraits = field(default_factory=ModelTraits)
 
 

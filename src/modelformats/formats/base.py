@@ -126,9 +126,7 @@ class ModelFormat(Protocol):
 
     def detect(self, listing: RepoListing) -> Detection | None: ...
 
-    def select_files(
-        self, listing: RepoListing, detection: Detection, context: SelectionContext
-    ) -> FileSelection: ...
+    def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection: ...
 
 
 class BaseFormat:

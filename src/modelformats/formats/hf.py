@@ -143,7 +143,9 @@ class _HFFormat(BaseFormat):
                 "pattern (snapshot_download skips the ones that do not exist)."
             )
         if not any(p in files for p in ("tokenizer.json", "tokenizer.model", "vocab.json", "tekken.json")):
-            notes.append("No tokenizer file was seen in the listing; vLLM needs one (pass --tokenizer if it lives elsewhere).")
+            notes.append(
+                "No tokenizer file was seen in the listing; vLLM needs one (pass --tokenizer if it lives elsewhere)."
+            )
         total, basis, estimated = _size(listing, weights, files)
         return FileSelection(
             files=files,
@@ -156,7 +158,6 @@ class _HFFormat(BaseFormat):
             notes=tuple(notes),
             model_file=None,
         )
-
 
 
 def _size(listing: RepoListing, weights: tuple[str, ...], files: tuple[str, ...]) -> tuple[int | None, str, bool]:
@@ -187,7 +188,10 @@ _DTYPE_BYTES: Mapping[str, float] = {
 
 # Files excluded from transformers-style plans, by reason; the first matching rule names the reason.
 _EXCLUSION_RULES: tuple[tuple[str, Any], ...] = (
-    ("duplicate PyTorch pickle weights (safetensors chosen)", lambda f: f.suffix == ".bin" and f.folder == ""),
+    (
+        "duplicate PyTorch pickle weights (safetensors chosen)",
+        lambda f: f.suffix == ".bin" and f.folder == "",
+    ),
     ("Mistral/Meta-native duplicate weights", lambda f: f.name.startswith("consolidated.")),
     ("Meta's original checkpoint folder", lambda f: f.path.startswith("original/")),
     ("GGUF files (another format)", lambda f: f.name.endswith(".gguf") or ".gguf.part" in f.name),
@@ -255,7 +259,9 @@ class _QuantizedFormat(_HFFormat):
                 return None  # config.json is authoritative when it was read
             evidence.append(f"config.json quantization_config.quant_method = {method!r}")
         else:
-            evidence += [f"{name} present (written by {self.name} tooling)" for name in self.signals.files if listing.has(name)]
+            evidence += [
+                f"{name} present (written by {self.name} tooling)" for name in self.signals.files if listing.has(name)
+            ]
             tags = sorted(self.signals.tags & listing.tag_set)
             evidence += [f"Hub tag {t!r} (derived by the Hub from config.json)" for t in tags]
             if not evidence:

@@ -94,7 +94,11 @@ class MLXFormat(_Unservable):
         if "mlx" in listing.tag_set:
             evidence.append("Hub tag 'mlx' (the repo's library_name)")
         config = listing.config
-        if config is not None and isinstance(config.get("quantization"), dict) and "group_size" in config["quantization"]:
+        if (
+            config is not None
+            and isinstance(config.get("quantization"), dict)
+            and "group_size" in config["quantization"]
+        ):
             evidence.append("config.json has MLX's 'quantization' block (group_size/bits)")
         npz = [f.path for f in listing.files if f.suffix == ".npz"]
         if npz:
@@ -104,7 +108,8 @@ class MLXFormat(_Unservable):
     def _instead(self, listing: RepoListing) -> str:
         return _base_hint(
             listing,
-            "Run it with mlx-lm on Apple silicon, or serve the transformers checkpoint it was converted from with vLLM.",
+            "Run it with mlx-lm on Apple silicon, or serve the transformers checkpoint it was converted from "
+            "with vLLM.",
         )
 
 

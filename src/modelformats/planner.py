@@ -1,0 +1,562 @@
+"""From a repo id to a `DeploymentPlan`: detect, select files, ask each engine, size the GPU, rank.
+
+Every way of serving the model is a *route* (weights x engine). Routes whose engine cannot load
+the weights are kept as refused alternatives with their evidence; loadable routes are ranked by
+how strongly we know they load (`EvidenceLevel`), then by price per hour, then by download size,
+and the first is the plan. For a GGUF repo the routes include its base model's native weights on
+vLLM and the GGUF on llama.cpp's server, so a GGUF that vLLM cannot load still gets a plan that can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
+
+from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
+from modelformats.errors import (
+    EngineCannotLoadError,
+    InvalidRequestError,
+    ModelFormatsError,
+    NoFittingGpuError,
+    NoWeightsError,
+    RepoNotFoundError,
+    UnservableFormatError,
+)
+from modelformats.formats.base import FileSelection, SelectionContext
+from modelformats.listing import ListingSource, RepoListing, default_source, validate_repo_id
+from modelformats.plan import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
+from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
+from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
+
+if TYPE_CHECKING:
+    from modelformats.gpu import GpuDecision
+
+__all__ = ["DEFAULT_REPO", "PlanOptions", "plan"]
+
+# The embedded offline default: the repo this product was built for.
+DEFAULT_REPO = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
+
+EngineChoice = Literal["auto", "vllm", "llamacpp"]
+FormatChoice = Literal["auto", "gguf", "native"]
+_ENGINES = ("auto", "vllm", "llamacpp")
+_FORMATS = ("auto", "gguf", "native")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    """What the caller asks for; each field is the CLI flag of the same name."""
+
+    revision: str | None = None
+    engine: EngineChoice = "auto"
+    format: FormatChoice = "auto"
+    vllm_version: str | None = None
+    policy: str = "seed"
+    quant: str | None = None
+    quant_order: tuple[str, ...] | None = None
+    tokenizer_from: str | None = None
+    gpu: str | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    download_root: str = "/models"
+    port: int = 8000
+    # Formats switched off for this plan, on top of MODELFORMATS_DISABLE.
+    disable: tuple[str, ...] = ()
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.engine not in _ENGINES:
+            raise InvalidRequestError(f"--engine {self.engine!r} is not one of: {', '.join(_ENGINES)}.")
+        if self.format not in _FORMATS:
+            raise InvalidRequestError(f"--format {self.format!r} is not one of: {', '.join(_FORMATS)}.")
+        if not self.download_root.startswith("/"):
+            raise InvalidRequestError(
+                f"--download-root {self.download_root!r} must be an absolute path: the engine reads the files "
+                "from its own working directory."
+            )
+        if not 0 < self.port < 65536:
+            raise InvalidRequestError(f"--port {self.port} is not a TCP port (1-65535).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Route:
+    label: str
+    kind: str  # "as-is" (the repo's own weights) | "base-native" (its base model's weights)
+    listing: RepoListing
+    detection: DetectionResult
+    engine: Engine
+    verdict: LoadVerdict
+    selection: FileSelection | None = None
+    weights: WeightsSpec | None = None
+    gpu: GpuDecision | None = None
+    command: EngineCommand | None = None
+    problem: str | None = None
+
+    @property
+    def loads(self) -> bool:
+        return self.verdict.loads and self.problem is None and self.command is not None
+
+    @property
+    def price(self) -> float | None:
+        return self.gpu.price_per_hour if self.gpu is not None else None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return (*self.verdict.reasons, *((self.problem,) if self.problem else ()))
+
+    def sort_key(self) -> tuple[int, int, float, int]:
+        return (
+            self.verdict.level.rank if self.loads else len(EvidenceLevel),
+            0 if self.engine.name == "vllm" else 1,  # the product's primary engine wins ties
+            self.price if self.price is not None else float("inf"),
+            (self.selection.download_bytes or 0) if self.selection is not None else 0,
+        )
+
+
+def plan(
+    repo_id: str | None = None,
+    *,
+    source: ListingSource | None = None,
+    options: PlanOptions | None = None,
+    registry: FormatRegistry | None = None,
+) -> DeploymentPlan:
+    """Plan the deployment of `repo_id` (None: the embedded offline default, the target GGUF repo).
+
+    `source` defaults to the Hub (or, for the default repo, to the recordings in the package).
+    """
+    options = options or PlanOptions()
+    if repo_id is None:
+        repo_id = DEFAULT_REPO
+        source = source or default_source()
+    if source is None:
+        from modelformats.hub import HubSource
+
+        source = HubSource()
+    validate_repo_id(repo_id)
+    disabled = tuple(sorted({*options.disable, *disabled_from_env(options.environ)}))
+    registry = registry or default_registry()
+    active = registry.copy(without=disabled)
+    listing = source.fetch(repo_id, revision=options.revision)
+    return _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled).run(listing)
+
+
+class _Planner:
+    def __init__(
+        self,
+        *,
+        source: ListingSource,
+        options: PlanOptions,
+        registry: FormatRegistry,
+        full: FormatRegistry,
+        disabled: tuple[str, ...],
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.registry = registry
+        self.full = full
+        self.disabled = disabled
+        self.notes: list[str] = []
+        self.requested: RepoListing | None = None
+
+    def run(self, listing: RepoListing) -> DeploymentPlan:
+        self.requested = self.requested or listing
+        try:
+            detected = self.registry.detect(listing, disabled=self.disabled)
+        except NoWeightsError:
+            fallback = self._rollback_fallback(listing)
+            if fallback is None:
+                raise
+            return self.run(fallback)
+        d = detected.detection
+        if not d.servable:
+            raise UnservableFormatError(listing.repo_id, detected.strategy.description, d.reason or "", d.instead or "")
+        return self._assemble(listing, detected, self._routes(listing, detected))
+
+    # --- rollback and base models ---------------------------------------------------------------
+
+    def _rollback_fallback(self, listing: RepoListing) -> RepoListing | None:
+        """With a format switched off (the rollback flag), a repo of that format falls back to its base model."""
+        if not self.disabled:
+            return None
+        try:
+            would_be = self.full.detect(listing).detection.format
+        except NoWeightsError:
+            return None
+        if would_be not in self.disabled:
+            return None
+        base = self._base_listing(listing)
+        if base is None:
+            raise InvalidRequestError(
+                f"{listing.repo_id!r} holds {would_be} weights and {would_be} is disabled (MODELFORMATS_DISABLE "
+                "or --disable); no base model was found to fall back to (card base_model, GGUF header keys, or "
+                "a sibling repo without the -GGUF suffix). Re-enable the format or plan the base model by name."
+            )
+        self.notes.append(
+            f"{would_be} is disabled (rollback flag), so {listing.repo_id} falls back to its base model {base.repo_id}."
+        )
+        return base
+
+    def _base_listing(self, listing: RepoListing) -> RepoListing | None:
+        from modelformats.gguf.source import find_base_repo
+
+        found = find_base_repo(listing, self.source, explicit=self.options.tokenizer_from)
+        if found is None:
+            return None
+        try:
+            return self.source.fetch(found.repo_id)
+        except RepoNotFoundError:
+            return None
+
+    # --- routes ---------------------------------------------------------------------------------
+
+    def _engines(self, fmt: str) -> list[Engine]:
+        from modelformats.engines.llamacpp import LlamaCppEngine
+        from modelformats.engines.vllm import vllm_engine
+
+        want = self.options.engine
+        engines: list[Engine] = []
+        if want in ("auto", "vllm"):
+            engines.append(vllm_engine(self.options.vllm_version))
+            if fmt == "gguf":
+                engines.append(vllm_engine(self.options.vllm_version, modelformats_plugin=True))
+        if want in ("auto", "llamacpp") and fmt == "gguf":
+            engines.append(LlamaCppEngine())
+        return engines
+
+    def _routes(self, listing: RepoListing, detected: DetectionResult) -> list[_Route]:
+        fmt = detected.detection.format
+        opts = self.options
+        if fmt != "gguf" and opts.format == "gguf":
+            raise InvalidRequestError(
+                f"--format gguf: {listing.repo_id!r} holds {fmt} weights, not GGUF. Use --format auto, "
+                "or plan a GGUF repo."
+            )
+        if fmt != "gguf" and opts.engine == "llamacpp":
+            raise InvalidRequestError(
+                f"--engine llamacpp serves GGUF files only and {listing.repo_id!r} holds {fmt} weights. "
+                "Use --engine vllm or auto."
+            )
+        routes: list[_Route] = []
+        if fmt != "gguf" or opts.format in ("auto", "gguf"):
+            routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(fmt)]
+        if fmt == "gguf" and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
+            routes += self._base_routes(listing)
+        if not routes:
+            raise InvalidRequestError(
+                f"No way to serve {listing.repo_id!r} with --engine {opts.engine} --format {opts.format}: "
+                "no base model with native weights was found. Use --format auto to see every option."
+            )
+        return routes
+
+    def _base_routes(self, listing: RepoListing) -> list[_Route]:
+        base = self._base_listing(listing)
+        if base is None:
+            self.notes.append(
+                "No base model with native weights was found for this GGUF repo (card base_model, GGUF header "
+                "keys, or a sibling repo without -GGUF), so only the GGUF itself was considered."
+            )
+            return []
+        try:
+            detected = self.registry.detect(base, disabled=self.disabled)
+        except NoWeightsError:
+            self.notes.append(f"The base model {base.repo_id} has no weights vLLM can load.")
+            return []
+        if not detected.detection.servable or detected.detection.format == "gguf":
+            self.notes.append(
+                f"The base model {base.repo_id} holds {detected.detection.format} weights: no native route."
+            )
+            return []
+        return [self._route(base, detected, engine, kind="base-native") for engine in self._engines("native")]
+
+    def _route(self, listing: RepoListing, detected: DetectionResult, engine: Engine, *, kind: str) -> _Route:
+        fmt = detected.detection.format
+        label = _route_label(fmt, engine, kind, listing.repo_id)
+        base = _Route(label=label, kind=kind, listing=listing, detection=detected, engine=engine,
+                      verdict=LoadVerdict(loads=False, level=EvidenceLevel.REFUSED))  # fmt: skip
+        context = SelectionContext(
+            source=self.source,
+            quant=self.options.quant,
+            quant_order=self.options.quant_order,
+            tokenizer_from=self.options.tokenizer_from,
+            refuse_quant=getattr(engine, "refuse_gguf_quant", None),
+        )
+        try:
+            selection = detected.strategy.select_files(listing, detected.detection, context)
+        except ModelFormatsError as exc:
+            if fmt != "gguf":
+                raise  # an incomplete upload or an unservable repo is an error, not an alternative
+            # A GGUF quant this engine refuses everywhere is a refused route; other engines may still take it.
+            return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), problem=None)
+        traits = self._traits(listing, selection)
+        weights = self._weights_spec(listing, detected, selection, traits)
+        verdict = engine.check(weights)
+        routed = replace(base, selection=selection, weights=weights, verdict=verdict)
+        if not verdict.loads:
+            return routed
+        try:
+            gpu = self._choose_gpu(engine, weights, selection, traits)
+        except NoFittingGpuError as exc:
+            return replace(routed, problem=str(exc))
+        served = self.requested.repo_id if self.requested is not None else listing.repo_id
+        runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
+        return replace(routed, gpu=gpu, command=engine.command(weights, runtime))
+
+    def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
+        layers = [traits_from_listing(listing)]
+        tok = selection.tokenizer
+        if tok is not None and tok.repo_id.lower() != listing.repo_id.lower() and self.source.exists(tok.repo_id):
+            with contextlib.suppress(RepoNotFoundError):
+                layers.append(traits_from_listing(self.source.fetch(tok.repo_id)))
+        traits = merge_traits(*layers)
+        return _infer_gguf_architecture(traits) if selection.quant is not None else traits
+
+    def _local_dir(self, repo_id: str) -> str:
+        return f"{self.options.download_root.rstrip('/')}/{repo_id}"
+
+    def _weights_spec(
+        self, listing: RepoListing, detected: DetectionResult, selection: FileSelection, traits: ModelTraits
+    ) -> WeightsSpec:
+        root = self._local_dir(listing.repo_id)
+        is_gguf = detected.detection.format == "gguf"
+        tokenizer = self._local_dir(selection.tokenizer.repo_id) if selection.tokenizer is not None else None
+        config = listing.config or {}
+        return WeightsSpec(
+            format=detected.detection.format,
+            repo_id=listing.repo_id,
+            revision=listing.revision,
+            model=f"{root}/{selection.model_file}" if selection.model_file else root,
+            quantization="gguf" if is_gguf else detected.detection.quantization,
+            tokenizer=tokenizer,
+            hf_config_path=tokenizer if is_gguf else None,
+            # Custom modelling code is needed only when config.json names it (auto_map).
+            trust_remote_code="auto_map" in config,
+            gguf_quant=selection.quant,
+            gguf_layout=selection.details.get("unit") if is_gguf else None,
+            gguf_tensor_types=_tensor_types(listing, selection),
+            needs_projector=bool(selection.details.get("needs_projector", False)),
+            traits=traits,
+        )
+
+    def _choose_gpu(
+        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits
+    ) -> GpuDecision:
+        from modelformats.gpu import GpuRequest, choose_gpu
+
+        min_cc = getattr(engine, "min_compute_capability", None)
+        request = GpuRequest(
+            traits=traits,
+            weights_bytes=selection.download_bytes,
+            weights_basis=selection.bytes_basis,
+            engine=engine.name,
+            format=weights.format,
+            quantization=weights.quantization,
+            min_compute_capability=min_cc(weights) if callable(min_cc) else None,
+            gpu=self.options.gpu,
+            max_model_len=self.options.max_model_len,
+            max_num_seqs=self.options.max_num_seqs,
+        )
+        return choose_gpu(request, policy=self.options.policy)
+
+    # --- assembly -------------------------------------------------------------------------------
+
+    def _assemble(self, listing: RepoListing, detected: DetectionResult, routes: list[_Route]) -> DeploymentPlan:
+        ranked = sorted(routes, key=_Route.sort_key)
+        loadable = [r for r in ranked if r.loads]
+        if not loadable:
+            lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
+            raise EngineCannotLoadError(
+                f"No engine can load {listing.repo_id!r} as asked (--engine {self.options.engine}, --format "
+                f"{self.options.format}):\n" + "\n".join(lines) + "\nTry --engine auto --format auto.",
+                reasons=[line[2:] for line in lines],
+            )
+        chosen = loadable[0]
+        assert chosen.selection is not None and chosen.gpu is not None and chosen.command is not None
+        requested = self.requested or listing
+        alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]) if r is not chosen)
+        downloads, joins = self._downloads(chosen)
+        sel = chosen.selection
+        gpu_dict = chosen.gpu.to_dict()
+        return DeploymentPlan(
+            repo_id=requested.repo_id,
+            revision=requested.revision,
+            weights_repo_id=chosen.listing.repo_id,
+            format=chosen.detection.detection.format,
+            quantization=chosen.weights.quantization if chosen.weights else None,
+            quant=sel.quant,
+            detection=detected.to_dict(),
+            files=sel.files,
+            tokenizer=sel.tokenizer.to_dict() if sel.tokenizer is not None else None,
+            download_root=self.options.download_root,
+            downloads=downloads,
+            joins=joins,
+            download_bytes=_sum_bytes(downloads),
+            download_bytes_estimated=any(d.bytes_estimated for d in downloads),
+            served_model_name=requested.repo_id,
+            port=self.options.port,
+            engine=EnginePlan(
+                name=chosen.engine.name,
+                version=chosen.engine.version,
+                argv=chosen.command.argv,
+                requirements=chosen.command.requirements,
+                env=dict(chosen.command.env),
+                image=chosen.command.image,
+                verdict=chosen.verdict.to_dict(),
+                notes=chosen.command.notes,
+            ),
+            gpu=gpu_dict["gpu"],
+            runtime=gpu_dict["runtime"],
+            memory=gpu_dict["memory"],
+            traits=chosen.weights.traits.to_dict() if chosen.weights else {},
+            alternatives=alternatives,
+            explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
+            warnings=tuple(dict.fromkeys([*chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            excluded=tuple(e.to_dict() for e in sel.excluded),
+        )
+
+    def _downloads(self, route: _Route) -> tuple[tuple[DownloadItem, ...], tuple[JoinStep, ...]]:
+        sel = route.selection
+        assert sel is not None
+        local = self._local_dir(route.listing.repo_id)
+        items = [
+            DownloadItem(
+                repo_id=route.listing.repo_id,
+                revision=route.listing.revision,
+                files=sel.files,
+                allow_patterns=sel.allow_patterns,
+                local_dir=local,
+                bytes=sel.download_bytes,
+                bytes_estimated=sel.bytes_estimated,
+            )
+        ]
+        tok = sel.tokenizer
+        if tok is not None:
+            items.append(
+                DownloadItem(
+                    repo_id=tok.repo_id,
+                    revision=tok.revision,
+                    files=tok.files,
+                    allow_patterns=tok.allow_patterns,
+                    local_dir=self._local_dir(tok.repo_id),
+                    bytes=tok.download_bytes,
+                    bytes_estimated=tok.download_bytes is None,
+                )
+            )
+        joins = tuple(
+            JoinStep(
+                output=f"{local}/{j['output']}",
+                parts=tuple(f"{local}/{p}" for p in j["parts"]),
+                expected_bytes=j.get("expected_bytes"),
+            )
+            for j in sel.joins
+        )
+        return tuple(items), joins
+
+    def _explain(
+        self,
+        requested: RepoListing,
+        detected: DetectionResult,
+        chosen: _Route,
+        alternatives: tuple[Alternative, ...],
+    ) -> list[str]:
+        d = detected.detection
+        out = [f"{requested.repo_id} holds {d.format} weights: {'; '.join(d.evidence)} ({detected.rule})."]
+        out += self.notes
+        if chosen.kind == "base-native":
+            out.append(
+                f"Chosen: {chosen.label} — {chosen.listing.repo_id} is the same model in its original "
+                "weights, served by vLLM's own kernels."
+            )
+        else:
+            out.append(f"Chosen: {chosen.label}.")
+        out.append(f"Engine evidence: {chosen.verdict.level.description}" + _evidence_suffix(chosen.verdict))
+        sel = chosen.selection
+        assert sel is not None
+        size = _human_bytes(sel.download_bytes)
+        out.append(
+            f"Fetch {len(sel.files)} file(s) from {chosen.listing.repo_id} ({size}; {sel.bytes_basis})"
+            + (f", quant {sel.quant}" if sel.quant else "")
+            + "."
+        )
+        out += sel.notes
+        if sel.tokenizer is not None:
+            out.append(f"Tokenizer and config from {sel.tokenizer.repo_id}: {sel.tokenizer.reason}")
+        assert chosen.gpu is not None
+        out += chosen.gpu.explanation
+        for alt in alternatives:
+            price = f"${alt.price_per_hour:.2f}/h" if alt.price_per_hour is not None else "no price"
+            out.append(f"Alternative {alt.rank}: {alt.label} ({price}) — {alt.reason}")
+        return out
+
+
+def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
+    if route.loads:
+        if route.verdict.level.rank > chosen.verdict.level.rank:
+            reason = f"weaker evidence: {route.verdict.level.description}"
+        elif route.price is not None and chosen.price is not None and route.price > chosen.price:
+            reason = f"costs ${route.price - chosen.price:.2f}/h more"
+        else:
+            reason = "ranked lower (engine preference or download size)"
+    else:
+        reason = "cannot load: " + ("; ".join(route.reasons) or "refused")
+    sel = route.selection
+    return Alternative(
+        rank=rank,
+        label=route.label,
+        repo_id=route.listing.repo_id,
+        format=route.detection.detection.format,
+        engine=f"{route.engine.name} {route.engine.version}",
+        loads=route.loads,
+        verdict=route.verdict.to_dict(),
+        gpu=route.gpu.to_dict()["gpu"] if route.gpu is not None else None,
+        price_per_hour=route.price,
+        download_bytes=sel.download_bytes if sel is not None else None,
+        reason=reason,
+        quant=sel.quant if sel is not None else None,
+        argv=route.command.argv if route.command is not None else (),
+        requirements=route.command.requirements if route.command is not None else (),
+    )
+
+
+def _route_label(fmt: str, engine: Engine, kind: str, repo_id: str) -> str:
+    plugin = " + modelformats plugin" if getattr(engine, "modelformats_plugin", False) else ""
+    what = f"native {fmt} weights of {repo_id}" if kind == "base-native" else f"{fmt} weights"
+    return f"{what} on {engine.name} {engine.version}{plugin}"
+
+
+def _evidence_suffix(verdict: LoadVerdict) -> str:
+    return (" (" + "; ".join(verdict.evidence) + ").") if verdict.evidence else "."
+
+
+def _tensor_types(listing: RepoListing, selection: FileSelection) -> tuple[str, ...] | None:
+    header = listing.gguf_headers.get(selection.model_file or "")
+    types = header.get("tensor_types") if header is not None else None
+    return tuple(sorted(types)) if isinstance(types, Mapping) else None
+
+
+def _infer_gguf_architecture(traits: ModelTraits) -> ModelTraits:
+    """Without a GGUF header, the architecture llama.cpp's converter gives the base model's type."""
+    if traits.gguf_architecture is not None:
+        return traits
+    from modelformats.arch_map import gguf_architecture_for
+
+    arch = gguf_architecture_for(architecture=traits.architecture, model_type=traits.model_type)
+    if arch is None:
+        return traits
+    why = f"llama.cpp's converter writes {traits.architecture or traits.model_type} as '{arch}' (no GGUF header read)"
+    return replace(traits, gguf_architecture=arch, sources={**traits.sources, "gguf_architecture": why})
+
+
+def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:
+    total = 0
+    for item in items:
+        if item.bytes is None:
+            return None if item is items[0] else total
+        total += item.bytes
+    return total
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
