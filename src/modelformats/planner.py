@@ -479,7 +479,7 @@ class _Planner:
             + "."
         )
         out += sel.notes
-        if sel.tokenizer is not None:
+        if sel.tokenizer is not None and not any(sel.tokenizer.repo_id in n for n in sel.notes):
             out.append(f"Tokenizer and config from {sel.tokenizer.repo_id}: {sel.tokenizer.reason}")
         assert chosen.gpu is not None
         out += chosen.gpu.explanation

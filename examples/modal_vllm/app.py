@@ -1,0 +1,330 @@
+"""Serve a modelformats DeploymentPlan on Modal (vLLM or llama.cpp's server), then smoke-test it.
+
+    modal run examples/modal_vllm/app.py::test_gguf_model     # download, start, chat, measure
+    modal deploy examples/modal_vllm/app.py                    # keep the endpoint
+
+Everything here comes from one plan dict (`modelformats plan --json`): the image (the engine's
+pinned requirements on a CUDA base, or the engine's own image), the GPU, the files the download
+function fetches into a Volume (and nothing else), the command the web server runs, and the
+timeouts. Which plan:
+
+- `MODELFORMATS_PLAN=/path/plan.json`: a plan you wrote with `modelformats plan ... --json > plan.json`;
+- otherwise the offline default plan of the library (`modelformats.planner.plan(None)`).
+
+The plan travels to the containers as `MODELFORMATS_PLAN_JSON` in the functions' environment, so
+a container imports this file with the same plan as your machine, without the planner.
+This is the only module of the project that imports modal (docs/modal.md explains each part).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import modal  # noqa: TID251 - this example is the one place that imports modal
+
+APP_NAME = "modelformats-serve"
+PLAN_FILE_ENV = "MODELFORMATS_PLAN"
+PLAN_JSON_ENV = "MODELFORMATS_PLAN_JSON"
+# The name of a Modal secret holding HF_TOKEN (`modal secret create huggingface-secret HF_TOKEN=hf_...`);
+# only needed for gated or private repos, so it is used only when this variable names one.
+SECRET_ENV = "MODELFORMATS_HF_SECRET"
+
+MINUTES = 60
+HOURS = 60 * MINUTES
+PYTHON = "3.12"
+# Modal's vLLM recipe (modal-examples 06_gpu_and_ml/llm-serving/vllm_inference.py): a CUDA devel
+# image, so kernels that JIT-compile (flashinfer, triton) find nvcc.
+CUDA_BASE_IMAGE = "nvidia/cuda:12.9.0-devel-ubuntu22.04"
+# Where an engine's own image keeps its binaries and shared libraries. llama.cpp's server image
+# copies both to /app and starts /app/llama-server by ENTRYPOINT (.devops/cuda.Dockerfile:87,127-133
+# in the llama-cpp-python 0.3.36 sdist); Modal replaces the entrypoint, so PATH and the library path
+# are set explicitly. The rest of each value is what the nvidia/cuda base images set.
+ENGINE_IMAGE_DIRS: Mapping[str, str] = {"llamacpp": "/app"}
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CUDA_LIBRARY_PATH = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
+# What the download function needs: modelformats' own runtime dependencies (pyproject.toml).
+DOWNLOAD_REQUIREMENTS = ("huggingface_hub==2.4.0", "packaging>=24")
+
+HF_CACHE = "/root/.cache/huggingface"
+VLLM_CACHE = "/root/.cache/vllm"
+VOLUME_NAMES: Mapping[str, str] = {
+    "weights": "modelformats-models",
+    "hf_cache": "huggingface-cache",
+    "vllm_cache": "vllm-cache",
+}
+
+# Timeouts come from the plan's download size. The rates are deliberately low so a slow day still
+# fits: the Hub through Xet is usually 100-500 MB/s into Modal, a Volume reads at 1-3 GB/s.
+HUB_BYTES_PER_S = 50e6
+VOLUME_BYTES_PER_S = 200e6
+# Engine start besides reading weights: CUDA init, vLLM's torch.compile and CUDA-graph capture
+# ("tens of seconds to minutes" on a cold vllm-cache Volume), llama.cpp's model warm-up.
+ENGINE_INIT_S = 10 * MINUTES
+DOWNLOAD_BASE_S = 10 * MINUTES
+UNKNOWN_BYTES_DOWNLOAD_S = 2 * HOURS
+MAX_FUNCTION_TIMEOUT_S = 24 * HOURS  # Modal's upper bound for `timeout`
+# Modal schedules the container and pulls the image before the engine starts.
+CONTAINER_START_S = 5 * MINUTES
+REQUEST_TIMEOUT_S = 5 * MINUTES
+DEFAULT_MAX_INPUTS = 32
+DOWNLOAD_CPUS = 4.0
+DOWNLOAD_MEMORY_MIB = 16 * 1024
+GPU_SAMPLE_INTERVAL_S = 1.0
+GPU_STATS_KEY = f"{APP_NAME}/serve"
+
+
+class PlanError(ValueError):
+    """The plan cannot be served by this example (and what to do instead)."""
+
+
+def load_plan() -> dict[str, Any]:
+    """The plan: inline (in containers), a JSON file named by MODELFORMATS_PLAN, or the offline default."""
+    inline = os.environ.get(PLAN_JSON_ENV)
+    path = os.environ.get(PLAN_FILE_ENV)
+    text = inline or (Path(path).read_text(encoding="utf-8") if path else None)
+    if text:
+        plan: dict[str, Any] = json.loads(text)
+        return plan
+    # Imported here: containers get the plan inline and need not have the planner.
+    from modelformats.planner import plan as make_plan
+
+    return make_plan(None).to_dict()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeSpec:
+    """Everything the Modal objects below are built from, derived from the plan by `serve_spec`."""
+
+    engine: str
+    argv: tuple[str, ...]
+    port: int
+    gpu: str
+    max_inputs: int
+    download_root: str
+    base_image: str
+    requirements: tuple[str, ...]
+    image_env: Mapping[str, str]
+    download_timeout: int
+    web_startup_timeout: int
+    serve_timeout: int
+    health_timeout: int
+
+
+def _clamp(seconds: float, low: int, high: int) -> int:
+    return int(min(max(seconds, low), high))
+
+
+def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
+    """Derive image, GPU, command and timeouts from a plan dict; PlanError when it cannot be served here."""
+    engine = plan.get("engine") or {}
+    argv = tuple(engine.get("argv") or ())
+    if not argv:
+        raise PlanError(
+            f"The plan for {plan.get('repo_id')!r} has no engine command (engine.argv is empty): no engine "
+            "can load it. Read its 'explanation' and pick one of its 'alternatives' with --engine/--format."
+        )
+    gpu = plan.get("gpu")
+    if not gpu:
+        raise PlanError(
+            f"The plan for {plan.get('repo_id')!r} has no GPU (nothing in the catalogue fits its memory "
+            "estimate). Re-plan with --gpu TYPE:N or a smaller --quant."
+        )
+    if int(gpu.get("nodes", 1)) != 1:
+        raise PlanError(
+            f"The plan needs {gpu['nodes']} nodes; this example serves one node (Modal web functions cannot "
+            "be clustered). Re-plan with a larger --gpu TYPE:N or a smaller quant (docs/modal.md)."
+        )
+    size = plan.get("download_bytes")
+    if isinstance(size, int) and size > 0:
+        download = _clamp(DOWNLOAD_BASE_S + size / HUB_BYTES_PER_S, DOWNLOAD_BASE_S, MAX_FUNCTION_TIMEOUT_S)
+        startup = _clamp(ENGINE_INIT_S + size / VOLUME_BYTES_PER_S, ENGINE_INIT_S, 2 * HOURS)
+    else:
+        download, startup = UNKNOWN_BYTES_DOWNLOAD_S, 2 * HOURS
+    name = str(engine.get("name"))
+    image_env = {
+        "HF_XET_HIGH_PERFORMANCE": "1",
+        **{str(k): str(v) for k, v in (engine.get("env") or {}).items()},
+    }
+    home = ENGINE_IMAGE_DIRS.get(name) if engine.get("image") else None
+    if home:
+        image_env["PATH"] = f"{home}:{_SYSTEM_PATH}"
+        image_env["LD_LIBRARY_PATH"] = f"{home}:{_CUDA_LIBRARY_PATH}"
+    return ServeSpec(
+        engine=name,
+        argv=argv,
+        port=int(plan.get("port", 8000)),
+        gpu=f"{gpu['name']}:{int(gpu.get('count', 1))}",
+        max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
+        download_root=str((plan.get("download") or {}).get("root") or "/models"),
+        base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
+        requirements=tuple(engine.get("requirements") or ()),
+        image_env=image_env,
+        download_timeout=download,
+        web_startup_timeout=startup,
+        # A request may arrive while the engine starts and then wait for its answer.
+        serve_timeout=startup + 10 * MINUTES,
+        health_timeout=startup + CONTAINER_START_S,
+    )
+
+
+def parse_nvidia_smi(text: str) -> list[tuple[float, float]]:
+    """(used MiB, total MiB) per GPU from nvidia-smi's `--format=csv,noheader,nounits` output."""
+    rows = []
+    for line in text.strip().splitlines():
+        used, total = (float(x) for x in line.split(","))
+        rows.append((used, total))
+    return rows
+
+
+# --- Modal objects, all from the plan ------------------------------------------------------------
+
+PLAN = load_plan()
+SPEC = serve_spec(PLAN)
+SERVE_ARGV = SPEC.argv
+
+app = modal.App(APP_NAME)
+
+serve_image = modal.Image.from_registry(SPEC.base_image, add_python=PYTHON).entrypoint([])
+if SPEC.requirements:
+    serve_image = serve_image.uv_pip_install(*SPEC.requirements)
+serve_image = serve_image.env(dict(SPEC.image_env))
+
+download_image = (
+    modal.Image.debian_slim(python_version=PYTHON)
+    .uv_pip_install(*DOWNLOAD_REQUIREMENTS)
+    .env({"HF_XET_HIGH_PERFORMANCE": "1"})
+    .add_local_python_source("modelformats")
+)
+
+weights_volume = modal.Volume.from_name(VOLUME_NAMES["weights"], create_if_missing=True)
+hf_cache_volume = modal.Volume.from_name(VOLUME_NAMES["hf_cache"], create_if_missing=True)
+vllm_cache_volume = modal.Volume.from_name(VOLUME_NAMES["vllm_cache"], create_if_missing=True)
+gpu_stats = modal.Dict.from_name("modelformats-gpu-stats", create_if_missing=True)
+
+_secret_name = os.environ.get(SECRET_ENV, "")
+SECRETS = [modal.Secret.from_name(_secret_name, required_keys=["HF_TOKEN"])] if _secret_name else []
+# Containers import this file again: give them the same plan and secret choice.
+_FUNCTION_ENV = {PLAN_JSON_ENV: json.dumps(PLAN, sort_keys=True), SECRET_ENV: _secret_name}
+
+
+@app.function(
+    image=download_image,
+    volumes={SPEC.download_root: weights_volume, HF_CACHE: hf_cache_volume},
+    secrets=SECRETS,
+    timeout=SPEC.download_timeout,
+    env=_FUNCTION_ENV,
+    # Xet's high-performance mode runs many parallel streams and buffers in RAM (an OOM was
+    # reported on a 12 GB node), so the CPU-only download container asks for room.
+    cpu=DOWNLOAD_CPUS,
+    memory=DOWNLOAD_MEMORY_MIB,
+)
+def download_weights() -> str:
+    """Fetch exactly the plan's files into the weights Volume, join .partXofY splits; return the report."""
+    from modelformats.download import download  # in the download image only
+
+    weights_volume.reload()
+    report = download(PLAN)
+    weights_volume.commit()
+    return report.render()
+
+
+def _sample_gpu_memory() -> None:
+    """Keep the peak of nvidia-smi's memory.used per GPU in a modal.Dict the local entrypoint reads."""
+    peak: list[float] = []
+    total: list[float] = []
+    samples = 0
+    pushed = 0.0
+    query = ["nvidia-smi", "--query-gpu=memory.used,memory.total", "--format=csv,noheader,nounits"]
+    while True:
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=10, check=True).stdout
+            rows = parse_nvidia_smi(out)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            rows = []
+        if rows:
+            samples += 1
+            grew = not peak or any(used > p for (used, _), p in zip(rows, peak, strict=False))
+            peak = [max(used, peak[i] if i < len(peak) else 0.0) for i, (used, _) in enumerate(rows)]
+            total = [t for _, t in rows]
+            # Push on a new peak, else every 15 s so the reader can tell a live record from a stale one.
+            if grew or time.time() - pushed > 15:
+                pushed = time.time()
+                gpu_stats.put(
+                    GPU_STATS_KEY,
+                    {"peak_used_mib": peak, "total_mib": total, "samples": samples, "updated_at": pushed},
+                )
+        time.sleep(GPU_SAMPLE_INTERVAL_S)
+
+
+@app.function(
+    image=serve_image,
+    gpu=SPEC.gpu,
+    volumes={SPEC.download_root: weights_volume, HF_CACHE: hf_cache_volume, VLLM_CACHE: vllm_cache_volume},
+    secrets=SECRETS,
+    timeout=SPEC.serve_timeout,
+    scaledown_window=15 * MINUTES,
+    # One replica: a second GPU container doubles the bill; raise this for real traffic.
+    max_containers=1,
+    env={**_FUNCTION_ENV, "HF_HUB_OFFLINE": "1"},
+)
+@modal.concurrent(max_inputs=SPEC.max_inputs)
+@modal.web_server(port=SPEC.port, startup_timeout=SPEC.web_startup_timeout)
+def serve() -> None:
+    """Start the plan's engine command; Modal routes HTTP to SPEC.port once it accepts connections."""
+    threading.Thread(target=_sample_gpu_memory, name="gpu-memory", daemon=True).start()
+    subprocess.Popen(list(SERVE_ARGV))  # argv as planned, no shell
+
+
+def _read_gpu_memory(since: float) -> Any:
+    from modelformats.smoke import GpuMemory
+
+    record = gpu_stats.get(GPU_STATS_KEY)
+    if not record or record.get("updated_at", 0) < since:
+        return None  # no sample from this run's container
+    return GpuMemory(
+        peak_used_mib=tuple(record["peak_used_mib"]),
+        total_mib=tuple(record["total_mib"]),
+        samples=int(record["samples"]),
+        source="nvidia-smi in the serving container, peak since it started",
+    )
+
+
+@app.local_entrypoint()
+def test_gguf_model(skip_download: bool = False, max_tokens: int = 256) -> None:
+    """Download the plan's files, start the server, send the three prompts, print answers and timings."""
+    from modelformats.smoke import DEFAULT_PROMPTS, render_report, run_smoke
+
+    print(f"plan: {PLAN['repo_id']} -> {SPEC.engine} on {SPEC.gpu}: {' '.join(SERVE_ARGV)}")
+    if not skip_download:
+        print(download_weights.remote())
+    started = time.time()
+    url = serve.get_web_url()
+    print(f"waiting for {url}/health (up to {SPEC.health_timeout} s) ...")
+    report = run_smoke(
+        url,
+        model=PLAN.get("served_model_name"),
+        prompts=DEFAULT_PROMPTS,
+        timeout=REQUEST_TIMEOUT_S,
+        max_tokens=max_tokens,
+        started_at=started,
+        health_timeout=SPEC.health_timeout,
+        gpu_memory=lambda: _read_gpu_memory(started),
+    )
+    for result in report.results:
+        print(f"\n> {result.prompt}")
+        if result.ok:
+            rate = f"{result.tokens_per_s:.1f} tok/s" if result.tokens_per_s else "tok/s unknown"
+            print(f"{result.answer}\n[{result.latency_s:.2f} s, TTFT {result.ttft_s or 0:.2f} s, {rate}]")
+        else:
+            print(f"ERROR: {result.error}")
+    print("\n" + render_report(report))
+    if not report.ok:
+        raise SystemExit(report.exit_code)

@@ -1,0 +1,203 @@
+"""The Modal example, imported offline (no token, no network): its functions are what the plan says.
+
+`modal` builds images, volumes, secrets and decorators lazily, and `Function.info()` is filled
+locally (docs/modal.md), so these tests check the real Modal objects the example declares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelformats.planner import plan as make_plan
+
+modal = pytest.importorskip("modal")
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "examples" / "modal_vllm" / "app.py"
+PLANS = Path(__file__).parent / "data" / "plans"
+VLLM_PLAN = PLANS / "target-native-vllm.json"
+LLAMACPP_PLAN = PLANS / "target-gguf-llamacpp.json"
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No Modal token and no network: any connection attempt fails the test."""
+    for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODELFORMATS_PLAN_JSON", "MODELFORMATS_HF_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the example touched the network: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return monkeypatch
+
+
+_counter = iter(range(10**6))
+
+
+def import_app(monkeypatch, plan_path: Path | None):
+    if plan_path is None:
+        monkeypatch.delenv("MODELFORMATS_PLAN", raising=False)
+    else:
+        monkeypatch.setenv("MODELFORMATS_PLAN", str(plan_path))
+    spec = importlib.util.spec_from_file_location(f"modal_example_{next(_counter)}", APP)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve string annotations through sys.modules, as for any imported module.
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def webhook(function):
+    # Port and web startup timeout are not in FunctionInfo (modal 1.6.4); they live on the
+    # function's webhook config, reachable through modal's synchronizer.
+    return modal._utils.async_utils.synchronizer._translate_in(function)._webhook_config
+
+
+def volume_names(info) -> dict[str, str]:
+    return {path: mount.name for path, mount in info.volumes.items()}
+
+
+def test_vllm_plan_becomes_the_serve_function(offline):
+    plan = json.loads(VLLM_PLAN.read_text())
+    app = import_app(offline, VLLM_PLAN)
+    assert tuple(plan["engine"]["argv"]) == app.SERVE_ARGV
+    info = app.serve.info()
+    assert info.gpus == [("H100", 1)]
+    assert volume_names(info) == {
+        "/models": "modelformats-models",
+        "/root/.cache/huggingface": "huggingface-cache",
+        "/root/.cache/vllm": "vllm-cache",
+    }
+    # 36.8 GB: download 600 s + 36.8e9 / 50 MB/s = 1336 s; engine start 600 s + 36.8e9 / 200 MB/s = 784 s.
+    assert (app.SPEC.download_timeout, app.SPEC.web_startup_timeout) == (1336, 784)
+    assert info.timeout == 784 + 600
+    assert (info.concurrency_info.max_inputs, info.concurrency_info.target_inputs) == (16, None)
+    assert info.web_info.unauthenticated is True
+    hook = webhook(app.serve)
+    assert (hook.web_server_port, hook.web_server_startup_timeout) == (plan["port"], 784)
+    # Function env shows up as an anonymous secret holding these names.
+    assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET, HF_HUB_OFFLINE])"]
+    assert app.SPEC.base_image == "nvidia/cuda:12.9.0-devel-ubuntu22.04"
+    assert app.SPEC.requirements == ("vllm==0.33.0",)
+    assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", "VLLM_LOGGING_LEVEL": "INFO"}
+    assert app.SPEC.health_timeout == 784 + 300
+
+
+def test_download_function_mounts_the_plan_root_and_has_no_gpu(offline):
+    app = import_app(offline, VLLM_PLAN)
+    info = app.download_weights.info()
+    assert info.gpus == []
+    assert (info.cpu, info.memory_mib) == (4.0, 16384)
+    assert volume_names(info) == {
+        "/models": "modelformats-models",
+        "/root/.cache/huggingface": "huggingface-cache",
+    }
+    assert info.timeout == 1336
+    assert info.web_info is None
+    # The serving env turns the Hub off; the download env must not.
+    assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET])"]
+
+
+def test_llamacpp_plan_serves_llama_server_from_its_image(offline):
+    plan = json.loads(LLAMACPP_PLAN.read_text())
+    app = import_app(offline, LLAMACPP_PLAN)
+    assert app.SERVE_ARGV[0] == "/app/llama-server"
+    assert tuple(plan["engine"]["argv"]) == app.SERVE_ARGV
+    info = app.serve.info()
+    assert info.gpus == [("L40S", 1)]
+    # 19.55 GB: engine start 600 + 97.75 -> 697 s; download 600 + 391 -> 991 s.
+    assert (app.SPEC.web_startup_timeout, app.SPEC.download_timeout) == (697, 991)
+    assert info.timeout == 697 + 600
+    assert info.concurrency_info.max_inputs == 4
+    assert webhook(app.serve).web_server_port == 8000
+    assert app.SPEC.base_image == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11312"
+    assert app.SPEC.requirements == ()
+    assert app.SPEC.image_env == {
+        "HF_XET_HIGH_PERFORMANCE": "1",
+        "PATH": "/app:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LD_LIBRARY_PATH": "/app:/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+    }
+
+
+def test_the_containers_get_the_same_plan_inline(offline):
+    app = import_app(offline, LLAMACPP_PLAN)
+    inline = app._FUNCTION_ENV["MODELFORMATS_PLAN_JSON"]
+    offline.setenv("MODELFORMATS_PLAN_JSON", inline)
+    offline.setenv("MODELFORMATS_PLAN", "/nonexistent/plan.json")
+    again = import_app(offline, Path("/nonexistent/plan.json"))
+    assert again.PLAN == app.PLAN
+    assert dataclasses.asdict(again.SPEC) == dataclasses.asdict(app.SPEC)
+
+
+def test_an_optional_huggingface_secret(offline):
+    offline.setenv("MODELFORMATS_HF_SECRET", "huggingface-secret")
+    app = import_app(offline, VLLM_PLAN)
+    assert "modal.Secret.from_name('huggingface-secret')" in app.serve.info().secrets
+    assert "modal.Secret.from_name('huggingface-secret')" in app.download_weights.info().secrets
+
+
+def test_the_documented_entrypoint_exists(offline):
+    app = import_app(offline, VLLM_PLAN)
+    assert isinstance(app.test_gguf_model, modal.app.LocalEntrypoint)
+    assert isinstance(app.app, modal.App) and app.app.name == "modelformats-serve"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"gpu": None},
+            "The plan for 'owner/name' has no GPU (nothing in the catalogue fits its memory estimate). "
+            "Re-plan with --gpu TYPE:N or a smaller --quant.",
+        ),
+        (
+            {"gpu": {"name": "H100", "count": 8, "nodes": 2}},
+            "The plan needs 2 nodes; this example serves one node (Modal web functions cannot be clustered). "
+            "Re-plan with a larger --gpu TYPE:N or a smaller quant (docs/modal.md).",
+        ),
+        (
+            {"engine": {"name": "vllm", "argv": []}},
+            "The plan for 'owner/name' has no engine command (engine.argv is empty): no engine can load it. "
+            "Read its 'explanation' and pick one of its 'alternatives' with --engine/--format.",
+        ),
+    ],
+)
+def test_plans_the_example_cannot_serve_are_refused_with_the_fix(offline, tmp_path, change, message):
+    plan = {**json.loads(VLLM_PLAN.read_text()), "repo_id": "owner/name", **change}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    with pytest.raises(ValueError) as info:
+        import_app(offline, path)
+    assert str(info.value) == message
+
+
+def test_unknown_download_size_gets_generous_bounded_timeouts(offline, tmp_path):
+    plan = {**json.loads(VLLM_PLAN.read_text()), "download_bytes": None}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    app = import_app(offline, path)
+    assert (app.SPEC.download_timeout, app.SPEC.web_startup_timeout) == (7200, 7200)
+
+
+def test_parse_nvidia_smi_csv(offline):
+    app = import_app(offline, VLLM_PLAN)
+    # The output of `nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits`.
+    assert app.parse_nvidia_smi("61234, 81559\n512, 81559\n") == [(61234.0, 81559.0), (512.0, 81559.0)]
+
+
+def test_the_default_is_the_planners_offline_plan(offline):
+    expected = make_plan(None).to_dict()
+    app = import_app(offline, None)
+    assert json.loads(json.dumps(expected)) == app.PLAN
+    assert tuple(expected["engine"]["argv"]) == app.SERVE_ARGV
+    gpu = expected["gpu"]
+    assert app.serve.info().gpus == [(gpu["name"], gpu["count"])]
