@@ -23,7 +23,7 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-DEV = ["pytest>=8", "hypothesis>=6.100", "gguf>=0.17", "numpy>=1.26"]
+DEV = ["pytest>=8", "hypothesis>=6.100", "gguf==0.19.0", "numpy>=1.26"]
 
 # Requirement sets of the heavy environments, shared by every session that needs them.
 # vLLM installs without a GPU; VLLM_TARGET_DEVICE=cpu lets its CLI parser and loaders run on CPU.
@@ -80,9 +80,7 @@ def _build_venv(session: nox.Session, venv: Path, requirements: list[str], key: 
         # Resolution is pinned by the requirement strings; the project goes in without deps so
         # vLLM's own pins of huggingface_hub/transformers stay as vLLM wants them.
         session.run(uv, "pip", "install", "--python", str(python), *requirements, external=True)
-        session.run(
-            uv, "pip", "install", "--python", str(python), "--no-deps", "-e", str(ROOT), external=True
-        )
+        session.run(uv, "pip", "install", "--python", str(python), "--no-deps", "-e", str(ROOT), external=True)
         stamp.write_text(key)
     else:
         session.log(f"reusing {venv} ({key})")
@@ -94,3 +92,194 @@ def run_in(session: nox.Session, python: Path, *args: str, env: dict[str, str] |
     full_env = {"VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     full_env.update(env or {})
     session.run(str(python), *args, env=full_env, external=True)
+
+
+# --- vLLM engine: argv checked by vLLM's own parser, and the CPU probe of its GGUF loader ---------
+
+# The vLLM environments the checks run in, oldest first (tools/vllm_compat, tools/engine_probe).
+VLLM_ENVS = ("vllm-0.23.0", "vllm-0.33.0")
+
+
+@nox.session(python=PYTHON)
+def vllm_compat(session: nox.Session) -> None:
+    """Every planned vLLM argv parsed by the real vLLM (make_arg_parser + EngineArgs), per version.
+
+    Cases come from modelformats (tools/vllm_compat/cases.py: VllmEngine.command() for every kind of
+    plan, and `modelformats plan --json` on every recorded listing); then the checker must reject
+    deliberately broken cases, or the session fails.
+    """
+    session.install("-e", ".")
+    work = CACHE / "vllm_compat"
+    for name in VLLM_ENVS:
+        version = name.removeprefix("vllm-")
+        python = cached_venv(session, name)
+        cases, bad = work / f"cases-{version}.json", work / f"bad-{version}.json"
+        session.run("python", "-m", "tools.vllm_compat.cases", "--vllm-version", version, "--output", str(cases))
+        session.run("python", "-m", "tools.vllm_compat.cases", "--vllm-version", version, "--output", str(bad), "--bad")
+        run_in(session, python, "-m", "tools.vllm_compat", "--cases", str(cases), *session.posargs)
+        # The checker itself: each broken case, and the wrong quantization table, must be reported.
+        env = {"VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "VLLM_LOGGING_LEVEL": "ERROR"}
+        out = session.run(
+            str(python), "-m", "tools.vllm_compat", "--cases", str(bad),
+            env=env, external=True, silent=True, success_codes=[1],
+        )  # fmt: skip
+        labels = [case["label"] for case in json.loads(bad.read_text())["cases"]]
+        missed = [label for label in [*labels, "tables"] if f"FAIL {label}" not in (out or "")]
+        if missed:
+            session.error(f"vllm_compat accepted broken cases on {name}: {missed}\n{out}")
+        session.log(f"vllm_compat rejected all {len(labels)} broken cases and the wrong table on {name}")
+
+
+@nox.session(python=PYTHON)
+def engine_probe(session: nox.Session) -> None:
+    """CPU probe of vLLM's own GGUF config/name-map/loader code; fails if the committed data changed.
+
+    `nox -s engine_probe -- --write` regenerates src/modelformats/engines/data/vllm_gguf_probe.json.
+    """
+    envs = {name: {"python": str(cached_venv(session, name)), "requirements": HEAVY_ENVS[name]} for name in VLLM_ENVS}
+    python = Path(envs[VLLM_ENVS[-1]]["python"])
+    run_in(session, python, "-m", "tools.engine_probe", "--envs", json.dumps(envs), *session.posargs)
+
+
+# --- issue 9: the modelformats vLLM plugin, proven on CPU -----------------------------------------
+
+LLAMA_CPP_SDIST = "llama-cpp-python==0.3.36"
+# Keyed by version, so bumping LLAMA_CPP_SDIST unpacks a fresh converter.
+CONVERTER_DIR = CACHE / "gguf_proof" / f"converter-{LLAMA_CPP_SDIST.partition('==')[2]}"
+PLUGIN_PROOF_JSON = ROOT / "src" / "modelformats" / "engines" / "data" / "modelformats_plugin_proof.json"
+
+
+@nox.session(python=PYTHON)
+def gguf_plugin_proof(session):
+    """CPU proof that the modelformats vLLM plugin loads llama-architecture GGUFs (dense and Mixtral).
+
+    Tiny HF checkpoints -> llama.cpp's own converter (from the llama-cpp-python sdist on PyPI) ->
+    F32/Q8_0 GGUFs -> logits in llama.cpp vs transformers, and every vLLM parameter vs the HF tensor
+    through vllm-gguf-plugin's loader with and without our adapter. Writes PLUGIN_PROOF_JSON; also
+    fails if src/modelformats/data/gguf_arch_map.json is stale against the same converter.
+    """
+    python = cached_venv(session, "vllm-0.33.0")
+    work = CACHE / "gguf_proof"
+    converter = _llama_cpp_converter(session, CONVERTER_DIR)
+    run_in(
+        session,
+        python,
+        str(ROOT / "tools" / "generate_gguf_arch_map.py"),
+        "--converter-dir",
+        str(converter.parent),
+        "--check",
+    )
+    run_in(
+        session,
+        python,
+        str(ROOT / "tools" / "gguf_proof" / "run_proof.py"),
+        "--converter",
+        str(converter),
+        "--work",
+        str(work),
+        "--output",
+        str(PLUGIN_PROOF_JSON),
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def gguf_arch_map(session):
+    """Regenerate src/modelformats/data/gguf_arch_map.json from llama.cpp's converter and transformers."""
+    python = cached_venv(session, "vllm-0.33.0")
+    converter = _llama_cpp_converter(session, CONVERTER_DIR)
+    run_in(
+        session,
+        python,
+        str(ROOT / "tools" / "generate_gguf_arch_map.py"),
+        "--converter-dir",
+        str(converter.parent),
+    )
+
+
+def _llama_cpp_converter(session: nox.Session, dest: Path) -> Path:
+    """Fetch the llama-cpp-python sdist from PyPI (once) and unpack llama.cpp's converter from it."""
+    script = dest / "convert_hf_to_gguf.py"
+    if script.exists():
+        session.log(f"reusing {script}")
+        return script
+    download = dest.with_name(dest.name.replace("converter", "sdist"))
+    session.install("pip")
+    # Only the archive is wanted; pip still prepares its metadata (scikit-build-core, ~20 s), no compile.
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        # Only this package as source: ":all:" would also build pip's build backend deps (cmake) from source.
+        "--no-binary",
+        "llama-cpp-python",
+        "--dest",
+        str(download),
+        LLAMA_CPP_SDIST,
+    )
+    session.run("python", str(ROOT / "tools" / "gguf_proof" / "extract_converter.py"), str(download), str(dest))
+    return script
+
+
+# --- issue 8: llama.cpp's server, built from the llama-cpp-python sdist and proven on CPU ---------
+
+
+@nox.session(python=PYTHON)
+def llamacpp_e2e(session):
+    """Build llama-server + llama-quantize (CPU) from the llama-cpp-python sdist (cached in .cache/llamacpp),
+    check llamacpp_facts.json against those sources, then serve tiny GGUFs of every layout x quant through
+    the argv LlamaCppEngine plans (OpenAI API, stream and non-stream, /metrics, clean shutdown).
+
+    Fails when either committed data file differs from what this run finds; `-- --update` rewrites both.
+    Cold about 10 min on 2 cores (the compile), warm about 1 min.
+    """
+    # pip fetches the sdist; cmake/ninja from PyPI so a machine without them still builds.
+    session.install("-e", ".", "gguf>=0.17", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
+    update = "--update" in session.posargs
+    rest = [a for a in session.posargs if a != "--update"]
+    mode = [] if update else ["--check"]
+    session.run("python", "-m", "tools.llamacpp_facts", *mode)
+    session.run("python", "-m", "tools.llamacpp_server", *mode, *rest)
+
+
+# --- issue 7: the smoke/benchmark client against a real OpenAI-compatible server on CPU -----------
+
+
+@nox.session(python=PYTHON)
+def smoke(session):
+    """`modelformats smoke` (library and CLI) against a real llama-server serving a tiny MoE GGUF on CPU.
+
+    Reuses tools/llamacpp_server: the same cached CPU build as `llamacpp_e2e` (cold ~9 min on 2 cores,
+    shared with that session; warm: seconds) and its tiny GGUF writer. Prints TTFT, latency, tokens/s.
+    """
+    session.install("-e", ".", "gguf>=0.17", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
+    session.run("python", "-m", "tools.smoke_e2e", "--cache", str(CACHE), *session.posargs)
+
+
+# --- issue 5: the GPU catalogue checked against the installed modal client -------------------------
+
+
+@nox.session(python=PYTHON)
+def gpu_catalogue(session):
+    """Every catalogue GPU string parsed by modal's own client (it checks format and counts, never names)."""
+    session.install("-e", ".[modal]")
+    session.run("python", "tools/check_gpu_catalogue.py")
+
+
+# --- issue 4: GGUF (quant choice, header reader, downloads) ----------------------------------------
+
+
+@nox.session(python=PYTHON)
+def bench_gguf(session):
+    """Bytes planned per recorded GGUF repo, and the header reader vs gguf.GGUFReader (prints only)."""
+    session.install("-e", ".", *DEV)
+    session.run("python", "benchmarks/bench_gguf.py")
+
+
+@nox.session(python=PYTHON)
+def gguf_multifile_probe(session):
+    """vLLM's own shard discovery and GGUF checks on CPU, per vLLM env (docs/formats/gguf.md)."""
+    for name in VLLM_ENVS:
+        run_in(session, cached_venv(session, name), str(ROOT / "tests" / "gguf" / "vllm_multifile_probe.py"))

@@ -1,0 +1,644 @@
+"""vLLM as an `Engine`: one profile per version range, GGUF verdicts from a CPU probe.
+
+Profiles are data read from the released wheels (file:line in each entry, docs/compatibility.md):
+the quantization methods a version knows, the flags we emit, what GGUF support needs installed.
+Whether a GGUF loads is never decided here by hand: `data/vllm_gguf_probe.json` records what each
+vLLM's own config resolution, GGUF name map and `load_model` did on CPU with a tiny GGUF of every
+layout (`nox -s engine_probe`), and `check()` reads the case that matches the weights. Llama-type
+GGUFs on vLLM 0.33 are wrong without modelformats' vLLM plugin (Q/K rotary order, issue 9); with it,
+the evidence is `data/modelformats_plugin_proof.json` (`nox -s gguf_plugin_proof`).
+
+Every argv this module builds is parsed by the real vLLM of its profile in `nox -s vllm_compat`.
+Nothing here imports vLLM.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+
+from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
+from modelformats.errors import EngineCannotLoadError, UnsupportedEngineVersionError
+
+__all__ = [
+    "HF_FORMATS",
+    "PROFILES",
+    "VERIFIED_VLLM_VERSIONS",
+    "VllmEngine",
+    "VllmProfile",
+    "load_plugin_proof",
+    "load_probe",
+    "vllm_engine",
+]
+
+PROBE_FILE = "data/vllm_gguf_probe.json"
+PLUGIN_PROOF_FILE = "data/modelformats_plugin_proof.json"
+PLUGIN_PROOF_SCHEMA = "modelformats-plugin-proof/1"
+# The fix every probe-based GGUF refusal names.
+_GGUF_INSTEAD = "serve this GGUF with llama.cpp, or the base model's own weights with vLLM"
+# The modelformats vLLM plugin's entry-point name (pyproject.toml) and vllm-gguf-plugin's
+# (vllm_gguf_plugin-0.0.5.dist-info/entry_points.txt: `gguf = vllm_gguf_plugin:register`).
+_PLUGIN_NAMES = {"gguf": "gguf", "modelformats": "modelformats"}
+
+# Formats vLLM reads with its HF weights loader, and the quantization method each needs in the
+# version's QUANTIZATION_METHODS (None: unquantized, or whatever config.json says).
+HF_FORMATS: Mapping[str, str | None] = {
+    "safetensors": None,
+    "pytorch": None,
+    "awq": "awq",
+    "gptq": "gptq",
+    "fp8": "fp8",
+    "compressed-tensors": "compressed-tensors",
+    "bitsandbytes": "bitsandbytes",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VllmProfile:
+    """What one vLLM release line accepts, read from its wheel."""
+
+    versions: SpecifierSet
+    verified: tuple[str, ...]
+    # Key of this version's results in vllm_gguf_probe.json ("engines").
+    probe_env: str
+    # Where GGUF support lives and what the serving image needs for it beyond vLLM.
+    gguf_support: str
+    gguf_requirements: tuple[str, ...]
+    # vLLM's built-in QUANTIZATION_METHODS, in the wheel's order (checked by tools/vllm_compat).
+    quantization_methods: tuple[str, ...]
+    quantization_methods_source: str
+    # Every flag `command()` may emit -> where the wheel defines it.
+    flags: Mapping[str, str]
+    # GGUF architectures whose output is wrong on this version although every weight loads.
+    gguf_wrong_output: Mapping[str, str]
+    # Whether modelformats' own vLLM plugin runs on this version (modelformats/vllm_plugin/_versions.py).
+    modelformats_plugin: bool
+
+
+_V23_ARGS = "vllm/engine/arg_utils.py"
+_V33_ARGS = "vllm/engine/arg_utils.py"
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+PROFILES: tuple[VllmProfile, ...] = (
+    VllmProfile(
+        versions=SpecifierSet(">=0.23,<0.24"),
+        verified=("0.23.0",),
+        probe_env="vllm-0.23.0",
+        gguf_support="in-tree (vllm/model_executor/model_loader/gguf_loader.py)",
+        gguf_requirements=(),
+        quantization_methods=_words(
+            """awq fp8 fbgemm_fp8 fp_quant modelopt modelopt_fp4 modelopt_mxfp8 modelopt_mixed gguf auto_gptq
+            gptq gptq_marlin awq_marlin humming compressed-tensors bitsandbytes experts_int8 quark moe_wna16
+            torchao inc mxfp4 gpt_oss_mxfp4 deepseek_v4_fp8 online fp8_per_tensor fp8_per_block
+            int8_per_channel_weight_only mxfp8"""
+        ),
+        quantization_methods_source="vllm/model_executor/layers/quantization/__init__.py:12-46",
+        flags={
+            "--tokenizer": f"{_V23_ARGS}:788",
+            "--trust-remote-code": f"{_V23_ARGS}:791",
+            "--dtype": f"{_V23_ARGS}:793",
+            "--hf-config-path": f"{_V23_ARGS}:795",
+            "--max-model-len": f"{_V23_ARGS}:807",
+            "--enforce-eager": f"{_V23_ARGS}:816",
+            "--served-model-name": f"{_V23_ARGS}:837",
+            "--distributed-executor-backend": f"{_V23_ARGS}:947",
+            "--pipeline-parallel-size": f"{_V23_ARGS}:951",
+            "--nnodes": f"{_V23_ARGS}:957",
+            "--tensor-parallel-size": f"{_V23_ARGS}:975",
+            "--enable-expert-parallel": f"{_V23_ARGS}:1062",
+            "--block-size": f"{_V23_ARGS}:1122",
+            "--gpu-memory-utilization": f"{_V23_ARGS}:1124",
+            "--max-num-batched-tokens": f"{_V23_ARGS}:1365",
+            "--max-num-seqs": f"{_V23_ARGS}:1372",
+            "--enable-chunked-prefill": f"{_V23_ARGS}:1395 (BooleanOptionalAction, :345)",
+            "--no-enable-chunked-prefill": f"{_V23_ARGS}:1395 (BooleanOptionalAction, :345)",
+            "--host": "vllm/entrypoints/openai/cli_args.py:228",
+            "--port": "vllm/entrypoints/openai/cli_args.py:230",
+        },
+        # llama.py:240-243 turns rotary to GPT-J style for GGUF llama: llama.cpp's Q/K order is right here.
+        gguf_wrong_output={},
+        modelformats_plugin=False,
+    ),
+    VllmProfile(
+        versions=SpecifierSet(">=0.33,<0.34"),
+        verified=("0.33.0",),
+        probe_env="vllm-0.33.0",
+        gguf_support="vllm-gguf-plugin (GGUF left vLLM in 0.24.0, vllm-project/vllm#39583)",
+        gguf_requirements=("vllm-gguf-plugin==0.0.5",),
+        quantization_methods=_words(
+            """awq auto_awq fp8 fbgemm_fp8 fp_quant modelopt modelopt_fp4 modelopt_mxfp8 modelopt_mixed
+            auto_gptq gptq gptq_marlin awq_marlin humming compressed-tensors experts_int8 quark moe_wna16
+            torchao inc mxfp4 gpt_oss_mxfp4 deepseek_v4_fp8 online fp8_per_tensor fp8_per_block
+            fp8_per_channel int8_per_channel_weight_only nvfp4_per_token mxfp8"""
+        ),
+        quantization_methods_source="vllm/model_executor/layers/quantization/__init__.py:15-50",
+        flags={
+            "--tokenizer": f"{_V33_ARGS}:972",
+            "--trust-remote-code": f"{_V33_ARGS}:975",
+            "--dtype": f"{_V33_ARGS}:977",
+            "--hf-config-path": f"{_V33_ARGS}:979",
+            "--max-model-len": f"{_V33_ARGS}:991",
+            "--enforce-eager": f"{_V33_ARGS}:1000",
+            "--served-model-name": f"{_V33_ARGS}:1031",
+            "--distributed-executor-backend": f"{_V33_ARGS}:1167",
+            "--pipeline-parallel-size": f"{_V33_ARGS}:1171",
+            "--nnodes": f"{_V33_ARGS}:1177",
+            "--tensor-parallel-size": f"{_V33_ARGS}:1209",
+            "--enable-expert-parallel": f"{_V33_ARGS}:1305",
+            "--block-size": f"{_V33_ARGS}:1387",
+            "--gpu-memory-utilization": f"{_V33_ARGS}:1389",
+            "--max-num-batched-tokens": f"{_V33_ARGS}:1740",
+            "--max-num-seqs": f"{_V33_ARGS}:1754",
+            "--enable-chunked-prefill": f"{_V33_ARGS}:1785 (BooleanOptionalAction, :383-386)",
+            "--no-enable-chunked-prefill": f"{_V33_ARGS}:1785 (BooleanOptionalAction, :383-386)",
+            "--host": "vllm/entrypoints/common/cli_args.py:293",
+            "--port": "vllm/entrypoints/common/cli_args.py:295",
+        },
+        gguf_wrong_output={
+            "llama": (
+                "vLLM 0.33.0 builds llama attention with neox-style rotary unconditionally "
+                "(vllm/model_executor/models/llama.py:236-248) while llama.cpp stores Q/K rows permuted for "
+                "GPT-J-style rotary and vllm-gguf-plugin 0.0.5 hands them over unchanged, so every weight "
+                "loads but attention is wrong (issue 9). Use the route with modelformats' vLLM plugin, or "
+                "llama.cpp"
+            ),
+        },
+        modelformats_plugin=True,
+    ),
+)
+VERIFIED_VLLM_VERSIONS: tuple[str, ...] = tuple(v for p in PROFILES for v in p.verified)
+
+
+@cache
+def load_probe() -> Mapping[str, Any]:
+    """The generated GGUF probe results (schema `modelformats-vllm-gguf-probe/1`)."""
+    text = resources.files("modelformats.engines").joinpath(PROBE_FILE).read_text()
+    data: Mapping[str, Any] = json.loads(text)
+    return data
+
+
+def load_plugin_proof() -> Mapping[str, Any] | None:
+    """modelformats' vLLM plugin proof (written by `nox -s gguf_plugin_proof`), or None when absent."""
+    path = resources.files("modelformats.engines").joinpath(PLUGIN_PROOF_FILE)
+    if not path.is_file():
+        return None
+    data: Mapping[str, Any] = json.loads(path.read_text())
+    return data if data.get("schema") == PLUGIN_PROOF_SCHEMA else None
+
+
+def vllm_engine(version: str | None = None, *, modelformats_plugin: bool = False) -> VllmEngine:
+    """The engine for a verified vLLM version (None: the newest verified one)."""
+    wanted = version or VERIFIED_VLLM_VERSIONS[-1]
+    for profile in PROFILES:
+        if wanted in profile.verified:
+            return VllmEngine(profile, wanted, modelformats_plugin=modelformats_plugin)
+    raise UnsupportedEngineVersionError("vllm", wanted, VERIFIED_VLLM_VERSIONS)
+
+
+def _verdict(
+    loads: bool,
+    level: EvidenceLevel,
+    reasons: Sequence[str] = (),
+    evidence: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+) -> LoadVerdict:
+    return LoadVerdict(
+        loads=loads, level=level, reasons=tuple(reasons), evidence=tuple(evidence), warnings=tuple(warnings)
+    )
+
+
+def _some(names: Sequence[str], n: int = 4) -> str:
+    shown = ", ".join(names[:n])
+    return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+class VllmEngine:
+    """vLLM at one verified version, optionally with modelformats' vLLM plugin in the image."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        profile: VllmProfile,
+        version: str,
+        *,
+        modelformats_plugin: bool = False,
+        plugin_proof: Callable[[], Mapping[str, Any] | None] = load_plugin_proof,
+    ) -> None:
+        self.profile = profile
+        self.version = version
+        self.modelformats_plugin = modelformats_plugin
+        self._plugin_proof = plugin_proof
+        self._probe: Mapping[str, Any] = load_probe()["engines"][profile.probe_env]
+
+    def __repr__(self) -> str:
+        plugin = ", modelformats_plugin=True" if self.modelformats_plugin else ""
+        return f"vllm_engine({self.version!r}{plugin})"
+
+    @property
+    def _stack(self) -> str:
+        """vLLM and the GGUF plugin it needs, as the probe ran them."""
+        plugin = self._probe["versions"].get("vllm-gguf-plugin")
+        return f"vLLM {self.version}" + (f" + vllm-gguf-plugin {plugin}" if plugin else "")
+
+    @property
+    def _who(self) -> str:
+        return self._stack + (" + modelformats' vLLM plugin" if self.modelformats_plugin else "")
+
+    # --- quant types --------------------------------------------------------------------------
+
+    def refuse_gguf_quant(self, name: str) -> str | None:
+        """Why this vLLM cannot load GGUF tensors of quant `name` (a tensor or file type), else None."""
+        from modelformats.gguf.quant import parse_quant
+
+        facts = self._probe["quant_types"]
+        gguf_version = self._probe["versions"]["gguf"]
+        tag = parse_quant(name)
+        if tag is None:
+            return (
+                f"{name!r} is not a tensor or file type of gguf {gguf_version}, the GGUF reader "
+                f"{self._stack} uses (ARM repacks such as Q4_0_4_4 were removed from GGUF), so its tensors "
+                "cannot be read; choose another quant"
+            )
+        if tag.tensor_type in facts["loadable"]:
+            return None
+        return (
+            f"{self._stack} has no GGUF kernel for tensor type {tag.tensor_type}: it loads "
+            f"{', '.join(facts['loadable'])} ({facts['source']}, recorded by tools/engine_probe); choose "
+            "another quant, or llama.cpp"
+        )
+
+    def min_compute_capability(self, weights: WeightsSpec) -> tuple[int, int] | None:
+        """The lowest GPU compute capability (major, minor) the weights' quantization method accepts.
+
+        vLLM's `get_min_capability()` says 75 for 7.5; the probe recorded it per method and version.
+        """
+        method = "gguf" if weights.format == "gguf" else weights.quantization
+        value = self._probe["min_capability"].get(method) if method else None
+        if value is None:
+            return None
+        major, minor = divmod(int(value), 10)
+        return major, minor
+
+    # --- check -----------------------------------------------------------------------------------
+
+    def check(self, weights: WeightsSpec) -> LoadVerdict:
+        if weights.format == "gguf":
+            return self._check_gguf(weights)
+        return self._check_hf(weights)
+
+    def _check_hf(self, weights: WeightsSpec) -> LoadVerdict:
+        if weights.format not in HF_FORMATS:
+            return _verdict(False, EvidenceLevel.REFUSED, [f"vLLM has no loader for {weights.format} weights"])
+        method = weights.quantization or HF_FORMATS[weights.format]
+        if method is not None and method not in self.profile.quantization_methods:
+            others = [v for p in PROFILES if method in p.quantization_methods for v in p.verified]
+            instead = f"use vLLM {', '.join(others)}" if others else "no verified vLLM has it"
+            return _verdict(
+                False,
+                EvidenceLevel.REFUSED,
+                [
+                    f"vLLM {self.version} has no quantization method {method!r} (QUANTIZATION_METHODS, "
+                    f"{self.profile.quantization_methods_source}); {instead}, or another format"
+                ],
+            )
+        # vLLM reads quantization_config from config.json itself (vllm/config/model.py _verify_quantization),
+        # so the checkpoint's method is recorded, never passed as --quantization.
+        evidence = [f"checkpoint quantization {method!r}, detected by vLLM from config.json"] if method else []
+        arch = weights.traits.architecture
+        if arch is None:
+            return _verdict(
+                True,
+                EvidenceLevel.SOURCE_READ,
+                evidence=evidence,
+                warnings=["config.json architectures unknown, so vLLM's model registry was not consulted"],
+            )
+        if arch not in self._probe["registry_architectures"]:
+            return _verdict(
+                False,
+                EvidenceLevel.REFUSED,
+                [
+                    f"{arch} is not in vLLM {self.version}'s model registry "
+                    "(ModelRegistry.get_supported_archs(), recorded by tools/engine_probe)"
+                ],
+            )
+        return _verdict(
+            True,
+            EvidenceLevel.ENGINE_NATIVE,
+            evidence=[*evidence, f"{arch} is in vLLM {self.version}'s model registry"],
+        )
+
+    def _check_gguf(self, weights: WeightsSpec) -> LoadVerdict:
+        layout = self._layout(weights)
+        reasons = self._gguf_refusals(weights, layout)
+        if reasons or layout is None:
+            return _verdict(False, EvidenceLevel.REFUSED, reasons)
+        case, warnings = self._case(layout, weights)
+        if case is None:
+            return _verdict(False, EvidenceLevel.REFUSED, warnings)
+        stock = self._probe_verdict(layout, case, weights, warnings)
+        info = load_probe()["layouts"][layout]
+        wrong_output = self.profile.gguf_wrong_output.get(info["gguf_architecture"])
+        if wrong_output is None:
+            return stock
+        if self.modelformats_plugin:
+            return self._plugin_verdict(layout, case, stock, weights, warnings)
+        if not stock.loads:
+            return stock
+        return _verdict(False, EvidenceLevel.REFUSED, [wrong_output], evidence=stock.evidence)
+
+    def _plugin_verdict(
+        self,
+        layout: str,
+        case: Mapping[str, Any],
+        stock: LoadVerdict,
+        weights: WeightsSpec,
+        warnings: list[str],
+    ) -> LoadVerdict:
+        """modelformats' plugin replaces the name map and the Q/K order; vLLM still builds its config first."""
+        own = load_probe()["layouts"][layout]["hf_model_type"]
+        if case["stopped_at"] == "config":
+            return stock
+        if case["hf_model_type"] != own:
+            reason = (
+                f"modelformats' vLLM plugin was proven with a {own!r} config.json for the '{layout}' "
+                f"layout, not {case['hf_model_type']!r}"
+            )
+            return _verdict(False, EvidenceLevel.REFUSED, [reason])
+        return self._proof_verdict(layout, weights, warnings)
+
+    def _gguf_refusals(self, weights: WeightsSpec, layout: str | None) -> list[str]:
+        """Reasons to refuse that need no probe case: plugin version, tensor types, projector, layout."""
+        if self.modelformats_plugin and not self.profile.modelformats_plugin:
+            return [
+                "modelformats' vLLM plugin runs on vLLM 0.33.* only "
+                f"(modelformats/vllm_plugin/_versions.py), not {self.version}"
+            ]
+        reasons = [why for t in self._gguf_types(weights) if (why := self.refuse_gguf_quant(t))]
+        if weights.needs_projector:
+            reasons.append(
+                "the GGUF needs a multimodal projector (mmproj); the CPU probe covers text models only, so "
+                "vLLM's projector path is unproven"
+            )
+        if layout is None:
+            arch = weights.traits.gguf_architecture
+            probed = ", ".join(sorted(load_probe()["layouts"]))
+            reasons.append(
+                f"GGUF architecture {arch!r} was not probed on CPU (tools/engine_probe covers: {probed}); "
+                "add a layout there and run `nox -s engine_probe -- --write`"
+                if arch
+                else "the GGUF architecture is unknown (no header read and no base config)"
+            )
+        return reasons
+
+    def _gguf_types(self, weights: WeightsSpec) -> tuple[str, ...]:
+        if weights.gguf_tensor_types:
+            return weights.gguf_tensor_types
+        return (weights.gguf_quant,) if weights.gguf_quant else ()
+
+    def _layout(self, weights: WeightsSpec) -> str | None:
+        """The probed layout for the weights: same GGUF architecture, and experts iff the model has them."""
+        traits = weights.traits
+        layouts = load_probe()["layouts"]
+        same_arch = [k for k, v in layouts.items() if v["gguf_architecture"] == traits.gguf_architecture]
+        if len(same_arch) <= 1:
+            return same_arch[0] if same_arch else None
+        has_experts = traits.is_moe if traits.is_moe is not None else (traits.num_experts or 0) > 1
+        matching = [k for k in same_arch if layouts[k]["experts"] == has_experts]
+        return matching[0] if len(matching) == 1 else None
+
+    def _case(self, layout: str, weights: WeightsSpec) -> tuple[Mapping[str, Any] | None, list[str]]:
+        """The probe case for the weights, and warnings; (None, [reason]) when nothing matching was probed.
+
+        With --hf-config-path the case is the one probed with the same config.json model_type
+        (`traits.model_type`); unknown, it is the layout's own model's.
+        """
+        own = load_probe()["layouts"][layout]["hf_model_type"]
+        with_config = weights.hf_config_path is not None
+        cases = [c for c in self._probe["cases"] if c["layout"] == layout and c["hf_config_path"] == with_config]
+        warnings: list[str] = []
+        if with_config:
+            probed = sorted({c["hf_model_type"] for c in cases})
+            wanted = weights.traits.model_type
+            if wanted is None:
+                wanted = own
+                warnings.append(
+                    "the model_type of the config.json behind --hf-config-path is unknown; this verdict is "
+                    f"for {own!r} (probed with this GGUF layout: {', '.join(probed)})"
+                )
+            elif wanted not in probed:
+                reason = (
+                    f"the config.json behind --hf-config-path has model_type {wanted!r}; the CPU probe ran "
+                    f"the '{layout}' GGUF layout only with {', '.join(probed)}"
+                )
+                return None, [reason]
+            cases = [c for c in cases if c["hf_model_type"] == wanted]
+        variant = "split" if weights.gguf_layout == "split" else None
+        chosen = [c for c in cases if c.get("variant") == variant] or [c for c in cases if c.get("variant") is None]
+        if variant and chosen[0].get("variant") != variant:
+            warnings.append(f"split GGUF files were probed only for other layouts than '{layout}'")
+        return chosen[0], warnings
+
+    def _probe_verdict(
+        self, layout: str, case: Mapping[str, Any], weights: WeightsSpec, warnings: list[str]
+    ) -> LoadVerdict:
+        versions = self._probe["versions"]
+        config = f"with a {case['hf_model_type']!r} --hf-config-path" if case["hf_config_path"] else "alone"
+        where = (
+            f"CPU probe of {self._stack} (transformers {versions['transformers']}, gguf {versions['gguf']}) "
+            f"on a tiny '{layout}' GGUF {config} (data/vllm_gguf_probe.json, nox -s engine_probe)"
+        )
+        error: Mapping[str, str] = case.get("error") or {}
+        stage = case["stopped_at"]
+        if stage in ("config", "names") or (stage == "load" and not case.get("cpu_limit")):
+            what = {
+                "config": "building its model config",
+                "names": "mapping GGUF tensor names",
+                "load": "load_model",
+            }
+            reason = (
+                f"{self._stack} fails while {what[stage]} ({error['type']}: {error['message']}, in the CPU probe); "
+                f"{_GGUF_INSTEAD}"
+            )
+            return _verdict(False, EvidenceLevel.REFUSED, [reason], evidence=[where], warnings=warnings)
+        cfg = case["config"]
+        names = case["names"]
+        facts = [
+            f"{where}: config {cfg['model_type']} ({', '.join(cfg['architectures'])}), "
+            f"{names['mapped']}/{names['gguf_tensors']} GGUF tensors mapped by {names['by']}"
+        ]
+        problems = list(cfg["mismatches"])
+        if names["unmapped_gguf_tensors"]:
+            problems.append(f"GGUF tensors never read: {_some(names['unmapped_gguf_tensors'])}")
+        load = case.get("load")
+        if load is not None:
+            facts.append(f"{load['loaded']}/{load['parameters']} {load['model_class']} parameters loaded by load_model")
+            if load["unloaded"]:
+                problems.append(f"model parameters never loaded: {_some(load['unloaded'])}")
+            if load["uninitialized"]:
+                problems.append(f"parameters left uninitialized: {_some(load['uninitialized'])}")
+        else:
+            warnings = [
+                *warnings,
+                f"load_model could not run on CPU ({error['message']}); weights were matched by name only",
+            ]
+        if problems:
+            reason = (
+                f"{self._stack} does not load this GGUF as the model it holds: {'; '.join(problems)}; {_GGUF_INSTEAD}"
+            )
+            return _verdict(False, EvidenceLevel.REFUSED, [reason], evidence=facts, warnings=warnings)
+        warnings = [*warnings, *self._kernel_warnings(weights, layout)]
+        return _verdict(True, EvidenceLevel.CPU_NAME_MAP, evidence=facts, warnings=warnings)
+
+    def _kernel_warnings(self, weights: WeightsSpec, layout: str) -> list[str]:
+        if not load_probe()["layouts"][layout]["experts"]:
+            return []
+        plain = ("F32", "F16", "BF16")
+        slow = [t for t in self._gguf_types(weights) if t not in self._probe["quant_types"]["mmq"] + list(plain)]
+        if not slow:
+            return []
+        return [f"{', '.join(slow)} has no MMQ kernel: the MoE runs on the slower MMVQ path"]
+
+    def _proof_verdict(self, layout: str, weights: WeightsSpec, warnings: list[str]) -> LoadVerdict:
+        proof = self._plugin_proof()
+        results = [r for r in (proof or {}).get("results", []) if r.get("layout") == layout]
+        if proof is None or not results:
+            reason = (
+                f"no evidence that modelformats' vLLM plugin loads the '{layout}' layout on {self._who}: "
+                f"{PLUGIN_PROOF_FILE} is missing or has no result for it (nox -s gguf_plugin_proof)"
+            )
+            return _verdict(False, EvidenceLevel.REFUSED, [reason])
+        failed = [r for r in results if not (r.get("passed") and r.get("negative_control_failed_as_predicted"))]
+        evidence = [f"{PLUGIN_PROOF_FILE} ({r['layout']}, {r['quant']}): {r['details']}" for r in results]
+        if failed or proof.get("vllm_version") != self.version:
+            reason = (
+                f"modelformats' vLLM plugin proof does not pass for '{layout}' on vLLM {self.version}: "
+                + "; ".join(f"{r['quant']} passed={r.get('passed')}" for r in results)
+                + f" (proof made on vLLM {proof.get('vllm_version')})"
+            )
+            return _verdict(False, EvidenceLevel.REFUSED, [reason], evidence=evidence)
+        proven = sorted({r["quant"] for r in results})
+        other = [t for t in self._gguf_types(weights) if t not in proven]
+        if other:
+            warnings = [
+                *warnings,
+                f"the plugin proof covered {', '.join(proven)}; {', '.join(other)} is dequantized by "
+                "vllm-gguf-plugin itself",
+            ]
+        return _verdict(True, EvidenceLevel.CPU_WEIGHT_PROOF, evidence=evidence, warnings=warnings)
+
+    # --- command ---------------------------------------------------------------------------------
+
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand:
+        """`vllm serve` for weights already downloaded to `weights.model` (a file for GGUF, else a dir)."""
+        verdict = self.check(weights)
+        if not verdict.loads:
+            raise EngineCannotLoadError(
+                f"{self._who} cannot load {weights.repo_id!r}: {'; '.join(verdict.reasons)}",
+                reasons=verdict.reasons,
+            )
+        is_gguf = weights.format == "gguf"
+        argv = ["vllm", "serve", weights.model]
+        # GGUF: a local .gguf makes vLLM set quantization and load format to gguf itself (0.23:
+        # vllm/engine/arg_utils.py:1553-1554; plugin: vllm_gguf_plugin/plugin.py:59-66). Other formats:
+        # vLLM reads quantization_config from config.json (vllm/config/model.py:1065-1066 in 0.23,
+        # :1454-1455 in 0.33), and an explicit --quantization that differs is an error there.
+        if weights.tokenizer:
+            argv += ["--tokenizer", weights.tokenizer]
+        if weights.hf_config_path:
+            argv += ["--hf-config-path", weights.hf_config_path]
+        argv += [
+            "--served-model-name", runtime.served_model_name,
+            "--dtype", runtime.dtype,
+            "--max-model-len", str(runtime.max_model_len),
+            "--max-num-seqs", str(runtime.max_num_seqs),
+            "--gpu-memory-utilization", f"{runtime.gpu_memory_utilization:g}",
+        ]  # fmt: skip
+        if runtime.tensor_parallel_size > 1:
+            argv += ["--tensor-parallel-size", str(runtime.tensor_parallel_size)]
+        if runtime.pipeline_parallel_size > 1:
+            argv += ["--pipeline-parallel-size", str(runtime.pipeline_parallel_size)]
+        if runtime.enable_expert_parallel:
+            argv.append("--enable-expert-parallel")
+        argv += self._scheduler_flags(runtime)
+        if runtime.block_size is not None:
+            argv += ["--block-size", str(runtime.block_size)]
+        if runtime.enforce_eager:
+            argv.append("--enforce-eager")
+        if weights.trust_remote_code:
+            argv.append("--trust-remote-code")
+        notes: list[str] = []
+        if runtime.nnodes > 1:
+            argv += ["--nnodes", str(runtime.nnodes), "--distributed-executor-backend", "mp"]
+            notes.append(
+                f"Multi-node: run this on each of the {runtime.nnodes} nodes with --node-rank R and "
+                "--master-addr <node 0 address>; add --headless on nodes R > 0 (vLLM's mp backend)."
+            )
+        argv += ["--host", runtime.host, "--port", str(runtime.port)]
+        return EngineCommand(
+            argv=tuple(argv),
+            requirements=self._requirements(is_gguf),
+            env=self._env(is_gguf),
+            notes=tuple(notes + self._gguf_notes(weights, runtime) + list(verdict.warnings)),
+        )
+
+    def _scheduler_flags(self, runtime: RuntimeSpec) -> list[str]:
+        if runtime.enable_chunked_prefill is False:
+            # Without chunked prefill a prompt must fit one batch: vLLM refuses max_num_batched_tokens
+            # < max_model_len, and always < max_num_seqs (vllm/config/scheduler.py:259-278 in 0.23,
+            # :317-336 in 0.33).
+            tokens = max(runtime.max_num_batched_tokens or 0, runtime.max_model_len, runtime.max_num_seqs)
+            return ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(tokens)]
+        flags = ["--enable-chunked-prefill"] if runtime.enable_chunked_prefill else []
+        if runtime.max_num_batched_tokens is not None:
+            flags += ["--max-num-batched-tokens", str(runtime.max_num_batched_tokens)]
+        return flags
+
+    def _requirements(self, is_gguf: bool) -> tuple[str, ...]:
+        reqs = [f"vllm=={self.version}"]
+        if is_gguf:
+            versions = self._probe["versions"]
+            # The probe's verdicts hold for the transformers and gguf it ran with: pin both.
+            reqs += [
+                *self.profile.gguf_requirements,
+                f"gguf=={versions['gguf']}",
+                f"transformers=={versions['transformers']}",
+            ]
+            if self.modelformats_plugin:
+                proof = self._plugin_proof()
+                pin = f"=={proof['modelformats_plugin_version']}" if proof else ""
+                reqs.append(f"modelformats[vllm-plugin]{pin}")
+        return tuple(reqs)
+
+    def _env(self, is_gguf: bool) -> dict[str, str]:
+        if not (is_gguf and self.profile.gguf_requirements):
+            return {}
+        # When set, vLLM loads only the general plugins VLLM_PLUGINS names (vllm/plugins/__init__.py).
+        names = [
+            _PLUGIN_NAMES["gguf"],
+            *([_PLUGIN_NAMES["modelformats"]] if self.modelformats_plugin else []),
+        ]
+        return {"VLLM_PLUGINS": ",".join(names)}
+
+    def _gguf_notes(self, weights: WeightsSpec, runtime: RuntimeSpec) -> list[str]:
+        if weights.format != "gguf":
+            return []
+        notes = []
+        if not self.profile.gguf_requirements and runtime.dtype in ("auto", "bfloat16"):
+            notes.append(
+                "On Blackwell (compute capability >= 10.0) vLLM 0.23's GGUF path refuses bfloat16 "
+                "(vllm/model_executor/layers/quantization/gguf.py:62-68): use --dtype half there."
+            )
+        if runtime.enable_expert_parallel:
+            notes.append("Expert parallelism has no GGUF-specific handling in vLLM; it is untested with GGUF.")
+        return notes

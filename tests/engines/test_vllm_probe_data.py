@@ -1,0 +1,137 @@
+"""The committed GGUF probe data: fresh against its inputs, and saying what issue 8 asks it to say.
+
+`nox -s engine_probe` regenerates src/modelformats/engines/data/vllm_gguf_probe.json in the vLLM
+environments and fails if the result changed; this default-run test only needs the repo: it fails
+when the probe's scripts, the listings it resolves tags against, or the environments' requirement
+lists changed since the file was generated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from modelformats.engines.vllm import PROFILES, load_probe
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
+
+
+def _inputs_module() -> ModuleType:
+    # tools/ is not a package of the project: load the probe's own digest code from its file.
+    spec = importlib.util.spec_from_file_location("engine_probe_inputs", ROOT / "tools/engine_probe/inputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def inputs() -> ModuleType:
+    return _inputs_module()
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return json.loads((ROOT / "src/modelformats/engines/data/vllm_gguf_probe.json").read_text())
+
+
+def test_data_file_is_fresh_against_the_probe_inputs(inputs, data):
+    requirements = inputs.heavy_envs_from_noxfile()
+    assert data["inputs_sha256"] == inputs.inputs_digest(requirements), (
+        "vllm_gguf_probe.json is stale: tools/engine_probe, the GGUF listings or noxfile HEAVY_ENVS changed. "
+        "Regenerate with `nox -s engine_probe -- --write`."
+    )
+
+
+def test_each_environment_is_recorded_with_its_requirements_and_versions(inputs, data):
+    requirements = inputs.heavy_envs_from_noxfile()
+    assert sorted(data["engines"]) == sorted(inputs.PROBED_ENVS)
+    for env, result in data["engines"].items():
+        assert result["requirements"] == requirements[env]
+        assert result["versions"]["vllm"] == env.removeprefix("vllm-")
+        assert result["platform"].startswith("CpuPlatform")
+    assert data["engines"]["vllm-0.33.0"]["versions"]["vllm-gguf-plugin"] == "0.0.5"
+    assert data["engines"]["vllm-0.23.0"]["versions"]["vllm-gguf-plugin"] is None
+
+
+def test_every_profile_reads_a_probed_environment_of_its_version():
+    probe = load_probe()
+    for profile in PROFILES:
+        versions = probe["engines"][profile.probe_env]["versions"]
+        assert versions["vllm"] in profile.verified
+
+
+def test_profiles_quantization_tables_equal_what_the_probe_recorded():
+    probe = load_probe()
+    for profile in PROFILES:
+        recorded = probe["engines"][profile.probe_env]["quantization_methods_builtin"]
+        assert list(profile.quantization_methods) == recorded
+
+
+def _case(data: dict, env: str, layout: str, hf_model_type: str | None) -> dict:
+    (case,) = [
+        c
+        for c in data["engines"][env]["cases"]
+        if c["layout"] == layout and c["hf_model_type"] == hf_model_type and "variant" not in c
+    ]
+    return case
+
+
+@pytest.mark.parametrize("env", ["vllm-0.23.0", "vllm-0.33.0"])
+def test_target_layout_with_its_mixtral_config_fails_in_the_name_map(data, env):
+    case = _case(data, env, "llama+experts", "mixtral")
+    assert case["config"]["model_type"] == "mixtral"
+    assert case["stopped_at"] == "names"
+    assert case["error"] == {"type": "RuntimeError", "message": "Unknown gguf model_type: mixtral"}
+
+
+def test_target_layout_alone_on_0_23_becomes_a_dense_llama_that_never_loads_its_experts(data):
+    case = _case(data, "vllm-0.23.0", "llama+experts", None)
+    assert case["config"]["architectures"] == ["LlamaForCausalLM"]
+    assert case["config"]["mismatches"] == ["experts: None (the GGUF holds 4)"]
+    assert case["names"]["unmapped_gguf_tensors"] == [
+        f"blk.{b}.{t}.weight" for b in (0, 1) for t in ("ffn_down_exps", "ffn_gate_exps", "ffn_gate_inp", "ffn_up_exps")
+    ]
+    assert case["load"]["unloaded"] == [
+        f"model.layers.{b}.mlp.{p}.{q}"
+        for b in (0, 1)
+        for p in ("down_proj", "gate_up_proj")
+        for q in ("qweight", "qweight_type")
+    ]
+    assert case["weights_complete"] is False
+
+
+def test_plugin_needs_a_config_json_and_the_dense_llama_loads_completely_with_one(data):
+    alone = _case(data, "vllm-0.33.0", "llama", None)
+    assert alone["stopped_at"] == "config"
+    assert "Should have a `model_type` key in its config.json" in alone["error"]["message"]
+    dense = _case(data, "vllm-0.33.0", "llama", "llama")
+    assert dense["weights_complete"] is True
+    assert dense["load"]["loaded"] == dense["load"]["parameters"] == 25
+
+
+def test_tag_checks_ran_on_the_targets_mixed_case_tags(data):
+    for env in ("vllm-0.23.0", "vllm-0.33.0"):
+        tags = data["engines"][env]["tags"]
+        target = tags["resolution"][TARGET]
+        assert target["Q4_k_m"] == {"recognised": False}
+        assert target["Q8_0"]["recognised"] is True
+        assert tags["recognised"]["Q4_K_M"] is True
+        assert tags["recognised"]["Q4_0_4_4"] is False
+    assert data["engines"]["vllm-0.23.0"]["tags"]["recognised"]["IQ3_M"] is False
+    assert data["engines"]["vllm-0.33.0"]["tags"]["recognised"]["IQ3_M"] is True
+
+
+def test_docs_show_the_current_probe_tables():
+    spec = importlib.util.spec_from_file_location("engine_probe_table", ROOT / "tools/engine_probe/table.py")
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    assert table.render(table.json.loads(table.DATA.read_text())) in (ROOT / "docs/compatibility.md").read_text(), (
+        "docs/compatibility.md is out of date: paste `python tools/engine_probe/table.py` between its markers"
+    )

@@ -1,0 +1,144 @@
+"""Run the GGUF engine probe in every vLLM environment and compare with the committed data file.
+
+    python -m tools.engine_probe --envs '{"vllm-0.23.0": {"python": ..., "requirements": [...]}, ...}' [--write]
+
+Writes the tiny GGUF files once (tools/engine_probe/fixtures.py), runs tools/engine_probe/engine.py
+in each environment (in parallel: each is one CPU-bound process), and assembles
+src/modelformats/engines/data/vllm_gguf_probe.json. Without --write it exits 1 when the result
+differs from the committed file (the new one is left in .cache/engine_probe/ for review).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tools.engine_probe.fixtures import write_all
+from tools.engine_probe.inputs import DATA_FILE, LISTINGS_DIR, PROBED_ENVS, ROOT, SCHEMA, inputs_digest
+from tools.engine_probe.layouts import LAYOUTS, layout_tensors
+
+WORK = ROOT / ".cache" / "engine_probe"
+
+
+def _engine_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        VLLM_TARGET_DEVICE="cpu",
+        HF_HUB_OFFLINE="1",
+        VLLM_LOGGING_LEVEL="ERROR",
+        # Only vllm-gguf-plugin: the probe describes stock vLLM (+ the plugin), not modelformats' own plugin.
+        VLLM_PLUGINS="gguf",
+        # vLLM inspects each model class in a subprocess and caches it; keep the cache with the venvs.
+        VLLM_CACHE_ROOT=str(ROOT / ".cache" / "vllm-cache"),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def run_engines(envs: dict[str, dict[str, Any]], root: Path, fixtures_json: Path) -> dict[str, Any]:
+    procs = {}
+    for name in PROBED_ENVS:
+        out = WORK / f"{name}.json"
+        log = (WORK / f"{name}.log").open("w")
+        cmd = [
+            envs[name]["python"],
+            "-m",
+            "tools.engine_probe.engine",
+            "--fixtures",
+            str(fixtures_json),
+            "--listings",
+            str(LISTINGS_DIR),
+            "--root",
+            str(root),
+            "--output",
+            str(out),
+        ]
+        procs[name] = (
+            subprocess.Popen(cmd, cwd=ROOT, env=_engine_env(), stdout=log, stderr=subprocess.STDOUT),
+            out,
+            log,
+        )
+    results: dict[str, Any] = {}
+    for name, (proc, out, log) in procs.items():
+        code = proc.wait()
+        log.close()
+        if code != 0:
+            tail = (WORK / f"{name}.log").read_text()[-4000:]
+            raise SystemExit(f"engine probe failed in {name} (exit {code}); log tail:\n{tail}")
+        results[name] = json.loads(out.read_text()) | {"requirements": envs[name]["requirements"]}
+    return results
+
+
+def assemble(envs: dict[str, dict[str, Any]], engines: dict[str, Any]) -> dict[str, Any]:
+    requirements = {name: envs[name]["requirements"] for name in PROBED_ENVS}
+    return {
+        "schema": SCHEMA,
+        "generated_by": "nox -s engine_probe -- --write (tools/engine_probe)",
+        "inputs_sha256": inputs_digest(requirements),
+        "depth": (
+            "Per case: EngineArgs(...).create_engine_config() (the HF config vLLM ends with), the GGUF -> HF "
+            "name map, then the loader's whole load_model on the CPU device (initialize_model with the GGUF "
+            "quant config, the model's own load_weights, process_weights_after_loading). It stops before a "
+            "forward pass: GGUF matmuls need vLLM's CUDA (or the plugin's Triton) kernels."
+        ),
+        "layouts": {
+            layout.name: {
+                "description": layout.description,
+                "gguf_architecture": layout.arch,
+                "hf_model_type": layout.hf_config["model_type"],
+                "experts": "expert_count" in layout.metadata,
+                "gguf_tensors": sorted(
+                    {n.split(".", 2)[-1] if n.startswith("blk.") else n for n in layout_tensors(layout)}
+                ),
+            }
+            for layout in LAYOUTS
+        },
+        "engines": engines,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", required=True, help="JSON {env: {python, requirements}}")
+    parser.add_argument("--write", action="store_true", help="update the committed data file")
+    args = parser.parse_args(argv)
+    envs = json.loads(args.envs)
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="engine-probe-") as tmp:
+        root = Path(tmp)
+        fixtures_json = root / "fixtures.json"
+        fixtures_json.write_text(json.dumps(write_all(root)))
+        engines = run_engines(envs, root, fixtures_json)
+    data = assemble(envs, engines)
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    print(f"engine probe: {len(PROBED_ENVS)} environments in {time.monotonic() - started:.0f} s")
+    if args.write:
+        DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
+        DATA_FILE.write_text(text)
+        print(f"wrote {DATA_FILE.relative_to(ROOT)}")
+        return 0
+    fresh = WORK / DATA_FILE.name
+    fresh.write_text(text)
+    committed = json.loads(DATA_FILE.read_text()) if DATA_FILE.exists() else None
+    if committed == data:
+        print(f"{DATA_FILE.relative_to(ROOT)} is up to date")
+        return 0
+    print(
+        f"{DATA_FILE.relative_to(ROOT)} differs from a fresh probe (written to {fresh.relative_to(ROOT)}).\n"
+        f"Review with: diff {DATA_FILE.relative_to(ROOT)} {fresh.relative_to(ROOT)}\n"
+        "then accept with: nox -s engine_probe -- --write",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

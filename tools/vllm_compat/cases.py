@@ -1,0 +1,337 @@
+"""Build the vllm_compat checker's input from modelformats itself (runs in the dev environment).
+
+    python -m tools.vllm_compat.cases --vllm-version 0.33.0 --output cases.json [--source engine --source cli]
+    python -m tools.vllm_compat.cases --vllm-version 0.33.0 --output bad.json --bad
+
+Two sources, both on by default:
+- `engine`: `VllmEngine.command()` on WeightsSpec/RuntimeSpec values covering every kind of plan
+  (GGUF single and split, safetensors, AWQ, GPTQ, FP8, compressed-tensors, bitsandbytes, TP>1,
+  pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code);
+- `cli`: `modelformats plan --listing tests/data/listings REPO --engine vllm --vllm-version X --json` for
+  every recorded listing, with the expectations read from the plan's other fields (plan_shape.md),
+  not from its argv. Listings that produce no vLLM plan are reported as skipped.
+`--bad` writes cases that must fail (a flag vLLM does not have, a value that differs from the plan,
+a scheduler conflict, a model path vLLM does not take for GGUF, a wrong quantization table):
+nox checks that the checker rejects each one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelformats.engines.base import RuntimeSpec, WeightsSpec
+from modelformats.engines.vllm import VllmEngine, vllm_engine
+from modelformats.errors import EngineCannotLoadError
+from modelformats.traits import ModelTraits
+
+ROOT = Path(__file__).resolve().parents[2]
+LISTINGS = ROOT / "tests" / "data" / "listings"
+M = "/models"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Spec:
+    label: str
+    weights: WeightsSpec
+    runtime: RuntimeSpec
+
+
+def _w(fmt: str, repo: str, model: str, traits: ModelTraits, **kw: Any) -> WeightsSpec:
+    return WeightsSpec(format=fmt, repo_id=repo, revision=None, model=model, traits=traits, **kw)
+
+
+def _rt(name: str, **kw: Any) -> RuntimeSpec:
+    values: dict[str, Any] = {"max_model_len": 4096, "max_num_seqs": 8, "gpu_memory_utilization": 0.9} | kw
+    return RuntimeSpec(served_model_name=name, **values)
+
+
+LLAMA = ModelTraits(architecture="LlamaForCausalLM", model_type="llama")
+MIXTRAL = ModelTraits(architecture="MixtralForCausalLM", model_type="mixtral", is_moe=True, num_experts=8)
+GGUF_DENSE = ModelTraits(gguf_architecture="llama", model_type="llama", is_moe=False)
+GGUF_MOE = ModelTraits(gguf_architecture="llama", model_type="mixtral", is_moe=True, num_experts=8)
+GGUF_GEMMA = ModelTraits(gguf_architecture="gemma3", model_type="gemma3_text", is_moe=False)
+TARGET = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
+TARGET_Q8_0 = "L3.2-8X3B-MOE-Dark-Champion-Inst-18.4B-uncen-ablit_D_AU-Q8_0.gguf"
+TARGET_BASE = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B"
+
+
+def specs() -> list[Spec]:
+    """One spec per kind of plan the library emits (the shared fixtures' kinds and runtime options)."""
+    bart = "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF"
+    base = f"{M}/meta-llama/Meta-Llama-3.1-8B-Instruct"
+    gemma = "ggml-org/gemma-3-27b-it-GGUF"
+    return [
+        Spec(
+            label="gguf-single-dense",
+            weights=_w("gguf", bart, f"{M}/{bart}/Meta-Llama-3.1-8B-Instruct-Q8_0.gguf", GGUF_DENSE,
+                       quantization="gguf", tokenizer=base, hf_config_path=base, gguf_quant="Q8_0",
+                       gguf_layout="single"),
+            runtime=_rt(bart),
+        ),
+        Spec(
+            label="gguf-split-gemma3",
+            weights=_w("gguf", gemma, f"{M}/{gemma}/gemma-3-27b-it-f16-00001-of-00002.gguf", GGUF_GEMMA,
+                       quantization="gguf", tokenizer=f"{M}/google/gemma-3-27b-it",
+                       hf_config_path=f"{M}/google/gemma-3-27b-it", gguf_quant="F16", gguf_layout="split"),
+            runtime=_rt(gemma, dtype="half", tensor_parallel_size=2),
+        ),
+        Spec(
+            label="gguf-target-moe",
+            weights=_w("gguf", TARGET, f"{M}/{TARGET}/{TARGET_Q8_0}", GGUF_MOE, quantization="gguf",
+                       tokenizer=f"{M}/{TARGET_BASE}", hf_config_path=f"{M}/{TARGET_BASE}", gguf_quant="Q8_0",
+                       gguf_layout="single"),
+            runtime=_rt(TARGET, enable_chunked_prefill=False),
+        ),
+        Spec(
+            label="safetensors-mixtral-ep",
+            weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL),
+            runtime=_rt(TARGET_BASE, dtype="bfloat16", tensor_parallel_size=2, enable_expert_parallel=True),
+        ),
+        Spec(
+            label="awq",
+            weights=_w("awq", "Qwen/Qwen2.5-7B-Instruct-AWQ", f"{M}/Qwen/Qwen2.5-7B-Instruct-AWQ",
+                       ModelTraits(architecture="Qwen2ForCausalLM", model_type="qwen2"), quantization="awq"),
+            runtime=_rt("Qwen/Qwen2.5-7B-Instruct-AWQ", dtype="half", max_num_batched_tokens=8192),
+        ),
+        Spec(
+            label="gptq-chunked-off",
+            weights=_w("gptq", "TheBloke/Llama-2-7B-Chat-GPTQ", f"{M}/TheBloke/Llama-2-7B-Chat-GPTQ", LLAMA,
+                       quantization="gptq"),
+            runtime=_rt("TheBloke/Llama-2-7B-Chat-GPTQ", enable_chunked_prefill=False, max_num_seqs=16,
+                        max_model_len=4096, max_num_batched_tokens=2048),
+        ),
+        Spec(
+            label="fp8-compressed-tensors",
+            weights=_w("compressed-tensors", "neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8",
+                       f"{M}/neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", LLAMA, quantization="compressed-tensors"),
+            runtime=_rt("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", block_size=32, enforce_eager=True),
+        ),
+        Spec(
+            label="fp8",
+            weights=_w("fp8", "owner/fp8-model", f"{M}/owner/fp8-model", LLAMA, quantization="fp8"),
+            runtime=_rt("owner/fp8-model", enable_chunked_prefill=True, max_num_batched_tokens=4096),
+        ),
+        Spec(
+            label="bitsandbytes",
+            weights=_w("bitsandbytes", "unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit",
+                       f"{M}/unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit", LLAMA, quantization="bitsandbytes"),
+            runtime=_rt("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit"),
+        ),
+        Spec(
+            label="pytorch-bin",
+            weights=_w("pytorch", "lmsys/vicuna-7b-v1.5", f"{M}/lmsys/vicuna-7b-v1.5", LLAMA),
+            runtime=_rt("lmsys/vicuna-7b-v1.5", dtype="float16"),
+        ),
+        Spec(
+            label="remote-code-multinode",
+            weights=_w("safetensors", "deepseek-ai/DeepSeek-V2-Lite", f"{M}/deepseek-ai/DeepSeek-V2-Lite",
+                       ModelTraits(architecture="DeepseekV2ForCausalLM", model_type="deepseek_v2"),
+                       trust_remote_code=True),
+            runtime=_rt("deepseek-ai/DeepSeek-V2-Lite", tensor_parallel_size=8, pipeline_parallel_size=2, nnodes=2,
+                        gpu_memory_utilization=0.92, port=8080),
+        ),
+    ]  # fmt: skip
+
+
+def _engines(version: str) -> Iterator[VllmEngine]:
+    yield vllm_engine(version)
+    yield vllm_engine(version, modelformats_plugin=True)
+
+
+def _expect(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
+    # quantization: never passed (vLLM detects it from the GGUF file or config.json), so it parses to None.
+    return {
+        "model": weights.model,
+        "tokenizer": weights.tokenizer,
+        "hf_config_path": weights.hf_config_path,
+        "quantization": None,
+        "dtype": runtime.dtype,
+        "max_model_len": runtime.max_model_len,
+        "max_num_seqs": runtime.max_num_seqs,
+        "gpu_memory_utilization": runtime.gpu_memory_utilization,
+    }
+
+
+def _expect_extra(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
+    chunked = runtime.enable_chunked_prefill
+    return {
+        "served_model_name": [runtime.served_model_name],
+        "tensor_parallel_size": runtime.tensor_parallel_size,
+        "pipeline_parallel_size": runtime.pipeline_parallel_size,
+        "enable_expert_parallel": runtime.enable_expert_parallel,
+        "trust_remote_code": weights.trust_remote_code,
+        "enforce_eager": runtime.enforce_eager,
+        "nnodes": runtime.nnodes,
+        **({"block_size": runtime.block_size} if runtime.block_size is not None else {}),
+        **({"enable_chunked_prefill": chunked} if chunked is not None else {}),
+    }
+
+
+def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Cases from VllmEngine.command(); a spec no engine variant loads is reported as skipped."""
+    cases, skipped = [], []
+    for spec in specs():
+        last = ""
+        for engine in _engines(version):
+            try:
+                command = engine.command(spec.weights, spec.runtime)
+            except EngineCannotLoadError as exc:
+                last = str(exc)
+                continue
+            cases.append(
+                {
+                    "label": f"engine:{spec.label}" + (" (modelformats plugin)" if engine.modelformats_plugin else ""),
+                    "argv": list(command.argv),
+                    "env": dict(command.env),
+                    "gguf": spec.weights.format == "gguf",
+                    "expect": _expect(spec.weights, spec.runtime),
+                    "expect_extra": _expect_extra(spec.weights, spec.runtime),
+                    "expect_args": {"host": spec.runtime.host, "port": spec.runtime.port},
+                }
+            )
+            break
+        else:
+            skipped.append(f"engine:{spec.label}: {last}")
+    return cases, skipped
+
+
+def _plan(repo_id: str, version: str) -> tuple[dict[str, Any] | None, str]:
+    from modelformats.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["plan", "--listing", str(LISTINGS), repo_id, "--engine", "vllm", "--vllm-version", version, "--json"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    if code != 0:
+        return None, (err.getvalue().strip().splitlines() or ["no output"])[0]
+    return json.loads(out.getvalue()), ""
+
+
+def _plan_case(plan: dict[str, Any]) -> dict[str, Any]:
+    """Expectations from the plan's own fields (plan_shape.md), independent of its argv."""
+    root = plan["download"]["root"].rstrip("/")
+    weights_dir = f"{root}/{plan['weights_repo_id']}" if "weights_repo_id" in plan else f"{root}/{plan['repo_id']}"
+    is_gguf = plan["format"] == "gguf"
+    model = weights_dir
+    if is_gguf:
+        # A split set is served from shard 1; byte-split parts are joined into the join's output.
+        joins = [j["output"] for j in plan["download"].get("joins", [])]
+        ggufs = sorted(f for f in plan["files"] if f.endswith(".gguf"))
+        model = joins[0] if joins else f"{weights_dir}/{ggufs[0]}"
+    tokenizer = f"{root}/{plan['tokenizer']['repo_id']}" if plan.get("tokenizer") else None
+    runtime = plan["runtime"]
+    return {
+        "label": f"cli:{plan['repo_id']}",
+        "argv": plan["vllm"]["argv"],
+        "env": plan["engine"].get("env") or {},
+        "gguf": is_gguf,
+        "expect": {
+            "model": model,
+            "tokenizer": tokenizer,
+            "hf_config_path": tokenizer if is_gguf else None,
+            "quantization": None,
+            "dtype": runtime.get("dtype", "auto"),
+            "max_model_len": runtime["max_model_len"],
+            "max_num_seqs": runtime["max_num_seqs"],
+            "gpu_memory_utilization": plan["gpu"]["gpu_memory_utilization"],
+        },
+        "expect_extra": {
+            "served_model_name": [plan["served_model_name"]],
+            "tensor_parallel_size": runtime.get("tensor_parallel_size", 1),
+            "pipeline_parallel_size": runtime.get("pipeline_parallel_size", 1),
+        },
+        "expect_args": {"port": plan["port"]},
+    }
+
+
+def cli_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Cases from `modelformats plan` on every recorded listing that yields a vLLM plan."""
+    cases, skipped = [], []
+    for path in sorted(LISTINGS.glob("*.json")):
+        repo_id = json.loads(path.read_text())["repo_id"]
+        plan, error = _plan(repo_id, version)
+        if plan is None or not plan.get("vllm"):
+            skipped.append(f"cli:{repo_id}: {error or 'the plan chose another engine'}")
+            continue
+        cases.append(_plan_case(plan))
+    return cases, skipped
+
+
+# The one place that names the case sources; `--source` picks among them.
+SOURCES: dict[str, Callable[[str], tuple[list[dict[str, Any]], list[str]]]] = {
+    "engine": engine_cases,
+    "cli": cli_cases,
+}
+
+
+def bad_cases(version: str) -> list[dict[str, Any]]:
+    """Cases the checker must reject, built by breaking a good one."""
+    good = engine_cases(version)[0][0]
+    argv = good["argv"]
+    misspelt = [("--max-model-length" if a == "--max-model-len" else a) for a in argv]
+    i = argv.index("--max-model-len")
+    chunked = [*argv[: i + 2], "--no-enable-chunked-prefill", "--max-num-batched-tokens", "1024", *argv[i + 2 :]]
+    return [
+        good | {"label": "bad:misspelt-flag", "argv": misspelt},
+        good | {"label": "bad:value-differs", "expect": good["expect"] | {"max_model_len": 1234}},
+        good | {"label": "bad:chunked-prefill-conflict", "argv": chunked},
+        good
+        | {
+            "label": "bad:not-a-gguf-path",
+            "argv": [argv[0], argv[1], argv[2].removesuffix(".gguf") + ".bin", *argv[3:]],
+            "expect": good["expect"] | {"model": argv[2].removesuffix(".gguf") + ".bin"},
+        },
+    ]
+
+
+def build(version: str, sources: list[str], *, bad: bool) -> dict[str, Any]:
+    engine = vllm_engine(version)
+    table = list(engine.profile.quantization_methods)
+    if bad:
+        return {
+            "vllm_version": version,
+            "quantization_methods": [*table, "not-a-vllm-method"],
+            "gguf_plugin_entry_point": bool(engine.profile.gguf_requirements),
+            "cases": bad_cases(version),
+            "skipped": [],
+        }
+    cases, skipped = [], []
+    for name in sources:
+        more, skip = SOURCES[name](version)
+        cases += more
+        skipped += skip
+    return {
+        "vllm_version": version,
+        "quantization_methods": table,
+        "gguf_plugin_entry_point": bool(engine.profile.gguf_requirements),
+        "cases": cases,
+        "skipped": skipped,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vllm-version", required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--source", action="append", choices=sorted(SOURCES), help="default: all")
+    parser.add_argument("--bad", action="store_true", help="write cases the checker must reject")
+    args = parser.parse_args(argv)
+    data = build(args.vllm_version, args.source or list(SOURCES), bad=args.bad)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(data, indent=1))
+    print(f"{len(data['cases'])} case(s) for vLLM {args.vllm_version} -> {args.output}", file=sys.stderr)
+    for line in data["skipped"]:
+        print(f"  skipped {line}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
