@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "gpu"))
 
-from gpu_fixture_requests import FIXTURES, Fixture
+from gpu_fixture_requests import FIXTURES, Fixture  # noqa: E402 - the fixture table lives in tests/gpu
 
-from modelformats.errors import InvalidRequestError, NoFittingGpuError
-from modelformats.gpu import GPU_CATALOGUE, GpuRequest, choose_gpu
+from modelformats.errors import InvalidRequestError, NoFittingGpuError  # noqa: E402
+from modelformats.gpu import GPU_CATALOGUE, GpuRequest, choose_gpu  # noqa: E402
 
 
 def cheapest_by_brute_force(request: GpuRequest) -> tuple[str, float] | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import modal  # noqa: TID251 - this example is the one place that imports modal
+import modal  # this example is the one place that imports modal (pyproject: examples/** may)
 
 APP_NAME = "modelformats-serve"
 PLAN_FILE_ENV = "MODELFORMATS_PLAN"

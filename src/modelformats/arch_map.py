@@ -22,6 +22,7 @@ __all__ = [
     "arch_map_sources",
     "converter_entry_for",
     "gguf_architecture_for",
+    "hf_architecture_for",
 ]
 
 SCHEMA = "modelformats-gguf-arch-map/1"
@@ -67,6 +68,11 @@ def _load() -> _ArchMap:
         architectures=MappingProxyType(entries),
         model_types=MappingProxyType(dict(raw["model_types"])),
     )
+
+
+def hf_architecture_for(model_type: str) -> str | None:
+    """The causal-LM class transformers maps a config.json model_type to (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)."""
+    return _load().model_types.get(model_type)
 
 
 def converter_entry_for(*, architecture: str | None = None, model_type: str | None = None) -> ConverterEntry | None:

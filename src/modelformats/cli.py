@@ -76,8 +76,9 @@ def _source(args: argparse.Namespace) -> ListingSource | None:
 
 
 def _repo_for(args: argparse.Namespace, source: ListingSource | None) -> str | None:
-    if args.repo is not None or source is None:
-        return args.repo
+    repo: str | None = args.repo
+    if repo is not None or source is None:
+        return repo
     # With recordings and no repo named: a single recording names itself.
     assert isinstance(source, RecordedSource)
     ids = source.repo_ids

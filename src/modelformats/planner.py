@@ -280,6 +280,7 @@ class _Planner:
             quant_order=self.options.quant_order,
             tokenizer_from=self.options.tokenizer_from,
             refuse_quant=getattr(engine, "refuse_gguf_quant", None),
+            needs_tokenizer=engine.needs_tokenizer_files,
         )
         try:
             selection = detected.strategy.select_files(listing, detected.detection, context)
@@ -304,10 +305,11 @@ class _Planner:
 
     def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
         layers = [traits_from_listing(listing)]
-        tok = selection.tokenizer
-        if tok is not None and tok.repo_id.lower() != listing.repo_id.lower() and self.source.exists(tok.repo_id):
+        # A GGUF's base repo (its tokenizer/config source, or the repo found for sizes) knows the model.
+        base = selection.details.get("base_repo")
+        if base is not None and base.lower() != listing.repo_id.lower() and self.source.exists(base):
             with contextlib.suppress(RepoNotFoundError):
-                layers.append(traits_from_listing(self.source.fetch(tok.repo_id)))
+                layers.append(traits_from_listing(self.source.fetch(base)))
         traits = merge_traits(*layers)
         return _infer_gguf_architecture(traits) if selection.quant is not None else traits
 
@@ -343,6 +345,12 @@ class _Planner:
     ) -> GpuDecision:
         from modelformats.gpu import GpuRequest, choose_gpu
 
+        if selection.download_bytes is None and traits.params_total is None:
+            raise InvalidRequestError(
+                f"Cannot size the weights of {weights.repo_id!r}: its listing records no file sizes and no "
+                "parameter count, so no GPU can be chosen. Record it from the Hub (`modelformats record "
+                f"{weights.repo_id} -o FILE` reads the file sizes) and plan with --listing FILE, or plan online."
+            )
         min_cc = getattr(engine, "min_compute_capability", None)
         request = GpuRequest(
             traits=traits,

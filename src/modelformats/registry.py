@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from modelformats.errors import DuplicateRegistrationError, NoWeightsError, RegistrationError
 from modelformats.formats.base import Detection, ModelFormat
@@ -154,8 +154,8 @@ class FormatRegistry:
         added: list[str] = []
         for ep in entry_points(group=group):
             obj = ep.load()
-            fmt = obj() if inspect.isclass(obj) else obj
-            self.register(fmt)
+            fmt = cast("ModelFormat", obj() if inspect.isclass(obj) else obj)
+            self.register(fmt)  # validated here: the cast is checked, not trusted
             added.append(fmt.name)
         return added
 

@@ -229,10 +229,32 @@ def traits_from_listing(listing: RepoListing) -> ModelTraits:
         layers.append(
             ModelTraits(**values, sources=dict.fromkeys(values, f"the Hub's GGUF summary of {listing.repo_id}"))
         )
-    moe_tags = sorted(t for t in listing.tag_set if t in MOE_MODEL_TYPES)
-    if moe_tags and listing.config is None:
-        origin = f"Hub tag {moe_tags[0]!r} of {listing.repo_id} (the Hub copies config.json's model_type into tags)"
-        layers.append(
-            ModelTraits(model_type=moe_tags[0], is_moe=True, sources={"model_type": origin, "is_moe": origin})
-        )
+    if listing.config is None and (tagged := _traits_from_model_type_tag(listing)) is not None:
+        layers.append(tagged)
     return merge_traits(*layers)
+
+
+def _traits_from_model_type_tag(listing: RepoListing) -> ModelTraits | None:
+    """Without config.json: the model_type the Hub copied into the tags, and the class transformers maps it to.
+
+    Used only when exactly one tag is a transformers model_type (a tag like 'llama' next to 'mistral' is
+    ambiguous and decides nothing).
+    """
+    from modelformats.arch_map import hf_architecture_for
+
+    found = [(t, arch) for t in sorted(listing.tag_set) if (arch := hf_architecture_for(t)) is not None]
+    if len(found) != 1:
+        return None
+    model_type, architecture = found[0]
+    origin = f"Hub tag {model_type!r} of {listing.repo_id} (the Hub copies config.json's model_type into tags)"
+    return ModelTraits(
+        model_type=model_type,
+        architecture=architecture,
+        # A model_type's config class either always routes experts or never does.
+        is_moe=model_type in MOE_MODEL_TYPES,
+        sources={
+            "model_type": origin,
+            "is_moe": origin,
+            "architecture": f"transformers' causal-LM class for model_type {model_type!r} (Hub tag)",
+        },
+    )

@@ -121,6 +121,7 @@ def test_target(source):
         "bits_per_weight": 8.5,
         "shards": 1,
         "tokenizer_rule": "sibling",
+        "base_repo": "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B",
         "projectors": [],
         "needs_projector": False,
     }
@@ -504,3 +505,15 @@ def test_untagged_file_without_header_is_not_guessed():
         "No GGUF file matches quant any in 'o/m-GGUF' (no complete unit with a known quant the engine loads; "
         "model.gguf: no quant tag, no header read); available: none. Pass --quant or --quant-order."
     )
+
+
+def test_an_engine_that_reads_the_gguf_tokenizer_needs_no_tokenizer_source(source):
+    # llama.cpp reads the tokenizer and chat template from the GGUF: a repo with no findable base still plans.
+    listing = source.fetch("unsloth/gemma-3-1b-it-GGUF")
+    fmt = GGUFFormat()
+    with pytest.raises(TokenizerSourceError):
+        fmt.select_files(listing, fmt.detect(listing), SelectionContext(source=source))
+    sel = fmt.select_files(listing, fmt.detect(listing), SelectionContext(source=source, needs_tokenizer=False))
+    assert sel.tokenizer is None and sel.files == ("gemma-3-1b-it-Q8_0.gguf",)
+    assert sel.details["base_repo"] is None and sel.details["tokenizer_rule"] is None
+    assert "The engine reads the tokenizer and chat template embedded in the GGUF" in " ".join(sel.notes)

@@ -42,16 +42,20 @@ def test_target_seed_is_the_users_rule_with_every_term_shown():
     # No config.json/GGUF header recorded: the KV term is an assumed, labelled upper bound.
     kv = terms["kv_cache"]
     assert kv.assumed and kv.exact_with is not None and "num_key_value_heads" in kv.exact_with
-    assert kv.bytes == 2 * 4672 * 2 * 4 * 73 * 4096
-    assert kv.formula == "2 x 73 layers x 4,672 K/V width x 2 B x 4,096 max_model_len x 4 max_num_seqs"
+    # An assumed (upper-bound) shape is sized for vLLM's startup minimum: one max_model_len sequence.
+    assert kv.bytes == 2 * 4672 * 2 * 1 * 73 * 4096
+    assert kv.formula == (
+        "2 x 73 layers x 4,672 K/V width x 2 B x 4,096 max_model_len x 1 sequence (vLLM's startup minimum: "
+        "the shape is an assumed upper bound, so the 4 max_num_seqs share what is left instead of being reserved)"
+    )
     assert (terms["activations"].bytes, terms["cuda_graphs"].bytes) == (5 * GIB // 2, GIB)
     assert not terms["cuda_context"].in_budget
-    assert "Memory kv_cache [ASSUMED]: 22.35 GB = 2 x 73 layers" in "\n".join(d.explanation)
+    assert "Memory kv_cache [ASSUMED]: 5.59 GB = 2 x 73 layers" in "\n".join(d.explanation)
     assert d.warnings[0].startswith("KV cache sized from an assumption, not the model's shape: ASSUMED upper bound")
     assert d.explanation[-1] == (
-        "The cost policy would choose A100-80GB x1 at $2.50/h ($1.45/h less than this plan's $3.95/h)."
+        "The cost policy would choose L4 x2 at $1.60/h ($2.35/h less than this plan's $3.95/h)."
     )
-    assert d.price_difference_per_hour == -1.45
+    assert d.price_difference_per_hour == -2.35
 
 
 def test_target_with_header_shapes_has_an_exact_kv_term():
@@ -70,15 +74,18 @@ def test_target_with_header_shapes_has_an_exact_kv_term():
 
 def test_target_cost_is_the_cheapest_type_that_holds_it_with_the_saving():
     d = choose_gpu(LISTING_ONLY, policy="cost")
-    assert (d.choice.gpu.name, d.choice.count, d.price_per_hour) == ("A100-80GB", 1, 2.50)
-    # Same limits as the rule: only the hardware differs.
-    assert d.limits == replace(d.other.limits) and d.other.choice.gpu.name == "H100"
-    assert d.price_difference_per_hour == 1.45
+    # Two L4s as pipeline stages (no tensor parallelism for MoE; L4 has no NVLink) are the cheapest fit.
+    assert (d.choice.gpu.name, d.choice.count, d.price_per_hour) == ("L4", 2, 1.60)
+    assert (d.limits.tensor_parallel_size, d.limits.pipeline_parallel_size) == (1, 2)
+    assert d.other.choice.gpu.name == "H100"
+    same = (d.other.limits.max_model_len, d.other.limits.max_num_seqs)
+    assert (d.limits.max_model_len, d.limits.max_num_seqs) == same
+    assert d.price_difference_per_hour == 2.35
     assert d.explanation[-1] == (
-        "The seed policy would choose H100 x1 at $3.95/h ($1.45/h more than this plan's $2.50/h)."
+        "The seed policy would choose H100 x1 at $3.95/h ($2.35/h more than this plan's $1.60/h)."
     )
-    # Every cheaper type misses: L40S (48 GB x 0.75 = 36 GB) and A100-40GB (30 GB) hold less than 46.2 GB.
-    assert d.memory.per_gpu_in_budget_bytes > 48 * 10**9 * 0.75
+    # One L4 (24 GB x 0.75 = 18 GB) cannot hold the 19.56 GB of weights alone.
+    assert d.memory.term("weights").bytes > 24 * 10**9 * 0.75
 
 
 def test_runtime_spec_and_json():
@@ -174,8 +181,8 @@ def test_llamacpp_counts_everything_and_splits_layers():
     assert names == ["weights", "kv_cache", "compute_buffers", "cuda_context"]
     assert all(t.in_budget for t in d.memory.terms)
     assert d.limits.enable_chunked_prefill is None and d.limits.block_size is None
-    assert d.memory.layout.layer_split == 3 and d.parallel_options == ()
-    assert "llama.cpp: all layers on the GPU (-ngl all), F16 KV cache, --ctx-size 65,536 shared by --parallel 8" in (
+    assert d.rule.name == "llamacpp" and d.memory.layout.layer_split == 2 and d.parallel_options == ()
+    assert "llama.cpp: all layers on the GPU (-ngl all), F16 KV cache, --ctx-size 32,768 shared by --parallel 4" in (
         "\n".join(d.explanation)
     )
 
@@ -194,11 +201,11 @@ def test_override_that_does_not_fit():
     with pytest.raises(NoFittingGpuError) as exc:
         choose_gpu(replace(SOURCE_BF16, gpu="L40S"))
     assert str(exc.value) == (
-        "No GPU holds the memory estimate for your --gpu: weights 36.81 GB + kv_cache 22.35 GB + "
-        "activations 2.68 GB + cuda_graphs 1.07 GB + non_torch 0.54 GB + cuda_context 1.07 GB = 64.53 GB. "
-        "The biggest option tried, L40S x1 (48.00 GB x 0.75 = 36.00 GB per GPU), is 27.46 GB short per "
+        "No GPU holds the memory estimate for your --gpu: weights 36.81 GB + kv_cache 5.59 GB + "
+        "activations 2.68 GB + cuda_graphs 1.07 GB + non_torch 0.54 GB + cuda_context 1.07 GB = 47.77 GB. "
+        "The biggest option tried, L40S x1 (48.00 GB x 0.75 = 36.00 GB per GPU), is 10.69 GB short per "
         "GPU. To make it fit: a smaller quant (weights are 36.81 GB); a shorter --max-model-len (now "
-        "4,096; the KV cache is 22.35 GB); fewer --max-num-seqs (now 4); a larger --gpu (or more of them, "
+        "4,096; the KV cache is 5.59 GB); fewer --max-num-seqs (now 4); a larger --gpu (or more of them, "
         "e.g. 'H100:2'); recording config.json or the GGUF header, so assumed terms become exact."
     )
 
@@ -300,17 +307,6 @@ def test_without_any_size_weights_are_an_assumed_16_bit_upper_bound():
     assert d.warnings[0].startswith(
         "Weights sized from an assumption, not the file sizes: ASSUMED upper bound: 18,404,944,896 "
     )
-    # 36.8 GB of assumed weights + the assumed KV bound no longer fit one H100 at 0.75: two pipeline stages.
-    assert (d.choice.modal_gpu, d.limits.pipeline_parallel_size) == ("H100:2", 2)
-
-
-def test_an_assumed_kv_bound_does_not_overrule_the_users_gpu():
-    d = choose_gpu(SOURCE_BF16)
-    assert (d.rule.name, d.choice.modal_gpu) == ("moe-18b-h100", "H100")
-    assert d.memory.term("kv_cache").assumed and not d.memory.term("weights").assumed
-    assert any(w.startswith("Rule 'moe-18b-h100' keeps H100 x1: it holds every exact term") for w in d.warnings), (
-        d.warnings
-    )
-    # The cost policy stays conservative: it sizes for the bound.
-    cost = choose_gpu(SOURCE_BF16, policy="cost")
-    assert cost.memory.fits(cost.choice.gpu.usable_memory_bytes, cost.choice.gpu_memory_utilization)
+    # 36.8 GB of assumed 16-bit weights + one assumed-shape sequence of KV still fit one H100 at 0.75.
+    assert (d.choice.modal_gpu, d.limits.pipeline_parallel_size) == ("H100", 1)
+    assert d.memory.per_gpu_in_budget_bytes > 40 * 10**9

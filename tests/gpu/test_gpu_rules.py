@@ -36,7 +36,7 @@ def _rule(name="r", **settings):
 
 
 def test_default_registry_holds_the_shipped_rules_in_order():
-    assert default_registry.names == ("moe-18b-h100", "moe", "default")
+    assert default_registry.names == ("moe-18b-h100", "llamacpp", "moe", "default")
     assert tuple(default_registry) == builtin_rules()
     users = default_registry.get("moe-18b-h100")
     s = users.settings
@@ -73,7 +73,7 @@ def test_register_refuses_duplicates_unless_replaced():
     with pytest.raises(RegistrationError) as exc:
         reg.register(_rule("d"), before="zz")
     assert str(exc.value) == "Cannot register GPU rule 'd' before 'zz': no rule of that name; registered: b, a."
-    assert default_registry.names == ("moe-18b-h100", "moe", "default")  # fresh registries are independent
+    assert default_registry.names == ("moe-18b-h100", "llamacpp", "moe", "default")  # fresh registries are independent
 
 
 def test_invalid_rule_reports_every_problem():

@@ -203,11 +203,12 @@ def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
     return cases, skipped
 
 
-def _plan(repo_id: str, version: str) -> tuple[dict[str, Any] | None, str]:
+def _plan(repo_id: str, version: str, fmt: str = "auto") -> tuple[dict[str, Any] | None, str]:
     from modelformats.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["plan", "--listing", str(LISTINGS), repo_id, "--engine", "vllm", "--vllm-version", version, "--json"]
+    argv += ["--format", fmt]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
     if code != 0:
@@ -255,13 +256,20 @@ def _plan_case(plan: dict[str, Any]) -> dict[str, Any]:
 def cli_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Cases from `modelformats plan` on every recorded listing that yields a vLLM plan."""
     cases, skipped = [], []
+    seen: set[tuple[str, ...]] = set()
     for path in sorted(LISTINGS.glob("*.json")):
         repo_id = json.loads(path.read_text())["repo_id"]
-        plan, error = _plan(repo_id, version)
-        if plan is None or not plan.get("vllm"):
-            skipped.append(f"cli:{repo_id}: {error or 'the plan chose another engine'}")
-            continue
-        cases.append(_plan_case(plan))
+        # --format gguf too: a GGUF repo's auto plan may be its base model's native weights.
+        for fmt in ("auto", "gguf"):
+            plan, error = _plan(repo_id, version, fmt)
+            if plan is None or not plan.get("vllm"):
+                skipped.append(f"cli:{repo_id} --format {fmt}: {error or 'the plan chose another engine'}")
+                continue
+            if tuple(plan["vllm"]["argv"]) in seen:
+                continue
+            seen.add(tuple(plan["vllm"]["argv"]))
+            case = _plan_case(plan)
+            cases.append(case | {"label": f"{case['label']} --format {fmt}"})
     return cases, skipped
 
 

@@ -156,8 +156,15 @@ class EngineCommand:
 class Engine(Protocol):
     """A serving engine at one version."""
 
-    name: str
-    version: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    # False when the engine reads the tokenizer and chat template embedded in a GGUF (llama.cpp).
+    @property
+    def needs_tokenizer_files(self) -> bool: ...
 
     def check(self, weights: WeightsSpec) -> LoadVerdict: ...
 

@@ -113,6 +113,8 @@ class LlamaCppEngine:
     """llama.cpp's `llama-server` at the build vendored by llama-cpp-python (see `load_facts`)."""
 
     name = "llamacpp"
+    # llama-server reads the tokenizer and chat template from the GGUF itself (`--jinja`).
+    needs_tokenizer_files = False
 
     def __init__(self, facts: Mapping[str, Any] | None = None, e2e: Mapping[str, Any] | None = None) -> None:
         self._facts = facts if facts is not None else load_facts()

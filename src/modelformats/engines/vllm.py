@@ -226,6 +226,8 @@ class VllmEngine:
     """vLLM at one verified version, optionally with modelformats' vLLM plugin in the image."""
 
     name = "vllm"
+    # GGUF on vLLM needs the base model's tokenizer and config.json (--tokenizer, --hf-config-path).
+    needs_tokenizer_files = True
 
     def __init__(
         self,

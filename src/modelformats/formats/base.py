@@ -114,15 +114,23 @@ class SelectionContext:
     tokenizer_from: str | None = None
     # The engine's filter on GGUF quant/tensor types: returns why a type is refused, or None.
     refuse_quant: Callable[[str], str | None] | None = None
+    # False for engines that read the tokenizer and chat template embedded in a GGUF (llama.cpp).
+    needs_tokenizer: bool = True
 
 
 @runtime_checkable
 class ModelFormat(Protocol):
     """A format strategy. Fakes need no inheritance; the registry checks these members exist."""
 
-    name: str
-    priority: int
-    description: str
+    # Read-only members: a strategy may define them as class attributes.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def priority(self) -> int: ...
+
+    @property
+    def description(self) -> str: ...
 
     def detect(self, listing: RepoListing) -> Detection | None: ...
 

@@ -240,15 +240,11 @@ class MemoryEstimate:
                 return t
         raise KeyError(name)
 
-    def shortfall_bytes(self, usable_bytes: int, utilization: float, *, known_only: bool = False) -> int:
-        """Bytes per GPU by which this misses a GPU of `usable_bytes` at `utilization` (<= 0: it fits).
-
-        `known_only` leaves out the assumed terms (what fits if only the exact terms are counted).
-        """
-        terms = [t for t in self.terms if not (known_only and t.assumed)]
+    def shortfall_bytes(self, usable_bytes: int, utilization: float) -> int:
+        """Bytes per GPU by which this misses a GPU of `usable_bytes` at `utilization` (<= 0: it fits)."""
         budget = math.floor(usable_bytes * utilization)
-        inside = sum(t.per_gpu_bytes for t in terms if t.in_budget) - budget
-        outside = sum(t.per_gpu_bytes for t in terms if not t.in_budget) - (usable_bytes - budget)
+        inside = self.per_gpu_in_budget_bytes - budget
+        outside = self.per_gpu_outside_budget_bytes - (usable_bytes - budget)
         return max(inside, outside)
 
     def fits(self, usable_bytes: int, utilization: float) -> bool:
@@ -403,13 +399,22 @@ def estimate_memory(
     full_layers = kv.layers - kv.sliding_layers
     window_tokens = min(max_model_len, kv.sliding_window or max_model_len)
     token_layers = full_layers * max_model_len + kv.sliding_layers * window_tokens
-    kv_total = math.ceil(2 * kv.kv_width * kv_cache_bytes_per_element * max_num_seqs * token_layers)
+    # vLLM gives the KV cache whatever memory is left and refuses to start only when one max_model_len
+    # sequence does not fit (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory). With an assumed
+    # (upper-bound) shape we size that startup minimum; max_num_seqs then caps concurrency, it is not
+    # reserved. llama.cpp allocates its whole --ctx-size up front, so it is always sized in full.
+    sequences = 1 if (kv.assumed and vllm) else max_num_seqs
+    kv_total = math.ceil(2 * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
     per_token = math.ceil(2 * kv.layers * kv.kv_width * kv_cache_bytes_per_element)
     heads = f"{kv.kv_heads} KV heads x {kv.head_dim} head dim" if kv.kv_heads else f"{kv.kv_width:,} K/V width"
-    formula = (
-        f"2 x {kv.layers} layers x {heads} x {kv_cache_bytes_per_element:g} B x "
-        f"{max_model_len:,} max_model_len x {max_num_seqs} max_num_seqs"
-    )
+    formula = f"2 x {kv.layers} layers x {heads} x {kv_cache_bytes_per_element:g} B x {max_model_len:,} max_model_len"
+    if sequences == max_num_seqs:
+        formula += f" x {max_num_seqs} max_num_seqs"
+    else:
+        formula += (
+            f" x 1 sequence (vLLM's startup minimum: the shape is an assumed upper bound, so the "
+            f"{max_num_seqs} max_num_seqs share what is left instead of being reserved)"
+        )
     if kv.sliding_layers:
         formula += f" ({kv.sliding_layers} sliding-window layers hold {window_tokens:,} tokens each)"
     tp = layout.tensor_parallel_size
@@ -471,7 +476,7 @@ def estimate_memory(
         layout=layout,
         max_model_len=max_model_len,
         max_num_seqs=max_num_seqs,
-        kv_tokens=max_model_len * max_num_seqs,
+        kv_tokens=max_model_len * sequences,
         kv_bytes_per_token=per_token,
         notes=kv.notes,
     )

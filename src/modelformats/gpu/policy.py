@@ -370,17 +370,6 @@ class _Option:
     def fits(self) -> bool:
         return self.shortfall <= 0
 
-    @property
-    def fits_known_terms(self) -> bool:
-        """Fits when an assumed KV bound (no model shape recorded) is left out; every other term is exact."""
-        assumed = {t.name for t in self.estimate.terms if t.assumed}
-        return assumed == {"kv_cache"} and (
-            self.estimate.shortfall_bytes(
-                self.choice.gpu.usable_memory_bytes, self.choice.gpu_memory_utilization, known_only=True
-            )
-            <= 0
-        )
-
 
 def _dtype_bytes(traits: ModelTraits) -> float | None:
     return _DTYPE_BYTES.get((traits.torch_dtype or "").lower())
@@ -680,12 +669,9 @@ def _search(ctx: _Context, policy: str, override: GpuSelection | None) -> tuple[
         return None, tried
     if policy == "seed":
         gpus = _capable(ctx, _seed_types(ctx))
-        # A rule that names its GPU is the user's decision: only exact terms may overrule it. When the
-        # rule's GPU holds every exact term and only an assumed bound overflows, it stands (with a warning).
-        user_gpu = ctx.rule.settings.gpu is not None
         for option in _single_node(ctx, gpus, counts_first=True):
             tried.append(option)
-            if option.fits or (user_gpu and option.fits_known_terms):
+            if option.fits:
                 return option, tried
         for option in _multi_node(ctx, gpus):
             tried.append(option)
@@ -907,16 +893,6 @@ def _decide(ctx: _Context, policy: str, *, use_override: bool) -> GpuDecision:
         pipeline_parallel_size=layout.pipeline_parallel_size,
         nnodes=layout.nodes,
     )
-    warnings = ctx.warnings
-    if not option.fits:
-        over = format_bytes(option.shortfall)
-        warnings = (
-            *warnings,
-            f"Rule {ctx.rule.name!r} keeps {option.choice.describe()}: it holds every exact term, and only "
-            f"the ASSUMED KV-cache bound overflows it by {over} per GPU. The engine sizes its KV cache from "
-            "the memory left after the weights and refuses to start if one max_model_len sequence does not "
-            "fit; record config.json or the GGUF header to make the estimate exact.",
-        )
     return GpuDecision(
         policy=policy,
         rule=ctx.rule,
@@ -926,7 +902,7 @@ def _decide(ctx: _Context, policy: str, *, use_override: bool) -> GpuDecision:
         engine=ctx.request.engine,
         compute_capability=ctx.capability,
         explanation=_explain(ctx, policy, option, override),
-        warnings=warnings,
+        warnings=ctx.warnings,
         gpu_from_override=override is not None,
         parallel_options=_parallel_options(ctx, option),
         launch=_launch(option),

@@ -340,6 +340,21 @@ def builtin_rules() -> tuple[GpuRule, ...]:
             ),
         ),
         GpuRule(
+            name="llamacpp",
+            reason=(
+                "llama.cpp's server allocates its whole --ctx-size up front, so it gets llama-server's own "
+                "automatic slot count, 4 parallel sequences (tools/server/server.cpp:156-160 in the vendored "
+                "build), of 8,192 tokens; all layers on the GPU; Modal's recommended inference GPU first."
+            ),
+            match=RuleMatch(engines=frozenset({"llamacpp"})),
+            settings=RuleSettings(
+                prefer=("L40S", "A100-80GB", "H100", "H200", "B200", "B300"),
+                gpu_memory_utilization=0.9,
+                max_model_len=8192,
+                max_num_seqs=4,
+            ),
+        ),
+        GpuRule(
             name="moe",
             reason=(
                 "The user's MoE limits for every other mixture-of-experts model: all experts stay resident, "
