@@ -1,7 +1,8 @@
 """A small, real HTTP server that speaks the parts of the Hub API huggingface_hub uses.
 
 Tests point huggingface_hub at it (`endpoint=server.url`) instead of mocking our own functions:
-`model_info` / `repo_info` (`/api/models/...`), file downloads with HEAD, GET and Range
+`model_info` / `repo_info` (`/api/models/...`), the recursive tree `snapshot_download` lists
+(`/api/models/{repo}/tree/{revision}`), file downloads with HEAD, GET and Range
 (`/{repo}/resolve/{revision}/{path}`), and the Hub's error headers (X-Error-Code) for missing repos,
 gated repos and bad revisions.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,12 +43,15 @@ class HubServer:
     url: str
     repos: dict[str, FakeRepo]
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
+    # "owner/name/path" of every file body sent (GET).
+    gets: list[str] = field(default_factory=list)
 
     def bytes_served(self, path_fragment: str) -> int:
         return sum(int(r[2] or 0) for r in self.requests if path_fragment in r[1])
 
 
 _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?$")
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -89,6 +94,11 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
             state.requests.append((self.command, path, None))
+            if m := _TREE.match(path):
+                repo = self._repo(m["repo"], m["rev"])
+                if repo is not None:
+                    self._json(_tree(repo))
+                return
             if m := _API.match(path):
                 repo = self._repo(m["repo"], m["rev"])
                 if repo is not None:
@@ -106,7 +116,7 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._error(404, "NotFound")
 
-        def _json(self, payload: Mapping[str, Any]) -> None:
+        def _json(self, payload: Mapping[str, Any] | list[Any]) -> None:
             body = json.dumps(payload).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -132,6 +142,7 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
             chunk = data[start : end + 1]
             if self.command == "GET":
                 state.requests[-1] = (self.command, state.requests[-1][1], str(len(chunk)))
+                state.gets.append(f"{repo.repo_id}/{unquote(urlsplit(self.path).path).split('/', 5)[5]}")
             self.send_response(status)
             self.send_header("Content-Length", str(len(chunk)))
             self.send_header("Accept-Ranges", "bytes")
@@ -144,6 +155,13 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(chunk)
 
     return Handler
+
+
+def _tree(repo: FakeRepo) -> list[dict[str, Any]]:
+    return [
+        {"type": "file", "path": p, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
+        for p, d in sorted(repo.files.items())
+    ]
 
 
 def _model_info(repo: FakeRepo) -> dict[str, Any]:
@@ -175,11 +193,20 @@ def _model_info(repo: FakeRepo) -> dict[str, Any]:
     return info
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-body (huggingface_hub cancelling a download) is not a server error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve_hub(*repos: FakeRepo) -> Iterator[HubServer]:
     """Run the server on 127.0.0.1 (a free port) for the duration of the block."""
     state = HubServer(url="", repos={r.repo_id: r for r in repos})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = _Server(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

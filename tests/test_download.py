@@ -6,125 +6,27 @@ server speaks the calls snapshot_download makes: repo info, the recursive tree, 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import gguf
 import numpy as np
 import pytest
 from huggingface_hub import constants
 
+from hubserver import FakeRepo, HubServer, serve_hub
 from modelformats.download import download
 from modelformats.errors import PartialDownloadError, RepoNotFoundError, UnsafePathError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-@dataclass
-class Hub:
-    url: str
-    repos: dict[str, dict[str, bytes]]
-    gets: list[str] = field(default_factory=list)
-
-
-_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)$")
-_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)$")
-_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
-_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-
-
-def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command == "GET":
-                self.wfile.write(body)
-
-        def _missing(self) -> None:
-            self._send(404, b"{}", {"X-Error-Code": "RepoNotFound", "Content-Type": "application/json"})
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_GET(self) -> None:
-            path = unquote(urlsplit(self.path).path)
-            if m := _INFO.match(path):
-                files = hub.repos.get(m["repo"])
-                if files is None:
-                    return self._missing()
-                info = {"id": m["repo"], "sha": SHA, "siblings": [{"rfilename": p} for p in files]}
-                return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
-            if m := _TREE.match(path):
-                files = hub.repos.get(m["repo"])
-                if files is None:
-                    return self._missing()
-                tree = [
-                    {"type": "file", "path": p, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
-                    for p, d in files.items()
-                ]
-                return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"})
-            if m := _RESOLVE.match(path):
-                data = hub.repos.get(m["repo"], {}).get(m["path"])
-                if data is None:
-                    return self._send(404, b"", {"X-Error-Code": "EntryNotFound"})
-                if self.command == "GET":
-                    hub.gets.append(f"{m['repo']}/{m['path']}")
-                start, end, status = 0, len(data) - 1, 200
-                if (r := self.headers.get("Range")) and (rm := _RANGE.match(r)):
-                    start, status = int(rm[1]), 206
-                    end = min(int(rm[2]) if rm[2] else end, end)
-                headers = {
-                    "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
-                    "X-Repo-Commit": SHA,
-                    "Accept-Ranges": "bytes",
-                }
-                if status == 206:
-                    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-                return self._send(status, data[start : end + 1], headers)
-            return self._send(404)
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
 @pytest.fixture
-def hub() -> Iterator[Hub]:
-    state = Hub(url="", repos={})
-    server = _Server(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def hub() -> Iterator[HubServer]:
+    with serve_hub() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -155,18 +57,26 @@ def _tiny_gguf(path: Path) -> bytes:
 def repos(hub, tmp_path):
     model = _tiny_gguf(tmp_path / "tiny.gguf")
     half = len(model) // 2
-    hub.repos["me/Tiny-GGUF"] = {
-        "tiny-Q8_0.gguf.part1of2": model[:half],
-        "tiny-Q8_0.gguf.part2of2": model[half:],
-        "tiny-Q4_K_M.gguf": model,
-        "README.md": b"# tiny",
-    }
-    hub.repos["me/Tiny"] = {
-        "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
-        "tokenizer.json": b"{}",
-        "tokenizer_config.json": b"{}",
-        "model.safetensors": b"weights that must not be fetched",
-    }
+    hub.repos["me/Tiny-GGUF"] = FakeRepo(
+        repo_id="me/Tiny-GGUF",
+        sha=SHA,
+        files={
+            "tiny-Q8_0.gguf.part1of2": model[:half],
+            "tiny-Q8_0.gguf.part2of2": model[half:],
+            "tiny-Q4_K_M.gguf": model,
+            "README.md": b"# tiny",
+        },
+    )
+    hub.repos["me/Tiny"] = FakeRepo(
+        repo_id="me/Tiny",
+        sha=SHA,
+        files={
+            "config.json": b'{"architectures": ["LlamaForCausalLM"]}',
+            "tokenizer.json": b"{}",
+            "tokenizer_config.json": b"{}",
+            "model.safetensors": b"weights that must not be fetched",
+        },
+    )
     return model
 
 
@@ -300,7 +210,7 @@ def test_join_checks_expected_bytes(tmp_path, hub, repos):
 
 
 def test_truncated_parts_never_become_the_output(tmp_path, hub, repos):
-    hub.repos["me/Tiny-GGUF"]["tiny-Q8_0.gguf.part2of2"] = repos[len(repos) // 2 : -100]
+    hub.repos["me/Tiny-GGUF"].files["tiny-Q8_0.gguf.part2of2"] = repos[len(repos) // 2 : -100]
     root = tmp_path / "models"
     output = root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf"
     with pytest.raises(PartialDownloadError) as err:
@@ -311,7 +221,7 @@ def test_truncated_parts_never_become_the_output(tmp_path, hub, repos):
 
 
 def test_missing_planned_file(tmp_path, hub, repos):
-    del hub.repos["me/Tiny"]["tokenizer.json"]
+    del hub.repos["me/Tiny"].files["tokenizer.json"]
     with pytest.raises(PartialDownloadError) as err:
         download(_plan(tmp_path / "models"), endpoint=hub.url)
     assert str(err.value) == (
