@@ -93,6 +93,7 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
+            self.index = len(state.requests)  # requests arrive on several threads: keep our own slot
             state.requests.append((self.command, path, None))
             if m := _TREE.match(path):
                 repo = self._repo(m["repo"], m["rev"])
@@ -141,7 +142,7 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                     return
             chunk = data[start : end + 1]
             if self.command == "GET":
-                state.requests[-1] = (self.command, state.requests[-1][1], str(len(chunk)))
+                state.requests[self.index] = (self.command, state.requests[self.index][1], str(len(chunk)))
                 state.gets.append(f"{repo.repo_id}/{unquote(urlsplit(self.path).path).split('/', 5)[5]}")
             self.send_response(status)
             self.send_header("Content-Length", str(len(chunk)))

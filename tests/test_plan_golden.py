@@ -171,7 +171,14 @@ GOLDEN: dict[str, Row | tuple[type[ModelFormatsError], str]] = {
         level="source-read",
         gpu="L40S:1",
         limits=(8192, 4),
-        files=("unsloth.Q5_K_M.gguf",),
+        # Its own tokenizer files ride along (config.json unread: the plan says to check it).
+        files=(
+            "unsloth.Q5_K_M.gguf",
+            "config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ),
     ),
     "lmsys/vicuna-7b-v1.5": Row(
         format="pytorch",

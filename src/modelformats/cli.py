@@ -67,12 +67,21 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
         default=(),
         help="formats to switch off, e.g. gguf (also MODELFORMATS_DISABLE)",
     )
+    _add_endpoint(p)
+
+
+def _add_endpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", help="a Hub mirror's URL (default: huggingface_hub's, i.e. HF_ENDPOINT)")
 
 
 def _source(args: argparse.Namespace) -> ListingSource | None:
     if args.listing:
         return RecordedSource.from_paths(args.listing)
-    return None
+    if args.repo is None:
+        return None  # the embedded offline default
+    from modelformats.hub import HubSource
+
+    return HubSource(endpoint=args.endpoint)
 
 
 def _repo_for(args: argparse.Namespace, source: ListingSource | None) -> str | None:
@@ -123,14 +132,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_record(args: argparse.Namespace) -> int:
     from modelformats.hub import HubSource
 
-    reader = None
-    try:
-        from modelformats.gguf.header import read_remote_header_dict
-
-        reader = read_remote_header_dict
-    except ImportError:  # pragma: no cover - the reader ships with the package
-        reader = None
-    listing = HubSource(gguf_header_reader=reader).fetch(args.repo, revision=args.revision)
+    listing = HubSource(endpoint=args.endpoint).fetch(args.repo, revision=args.revision)
     dump_listing(listing, args.output)
     print(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
     return 0
@@ -141,7 +143,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
     args.download_root = str(_absolute(args.dir))
     result = _make_plan(args)
-    report = download(result.to_dict(), dry_run=args.dry_run)
+    report = download(result.to_dict(), dry_run=args.dry_run, endpoint=args.endpoint)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0
 
@@ -200,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("repo")
     r.add_argument("--revision")
     r.add_argument("-o", "--output", required=True)
+    _add_endpoint(r)
     r.set_defaults(func=_cmd_record)
 
     g = sub.add_parser("gpus", help="list the GPU catalogue (Modal's GPU types, memory, prices)")

@@ -46,13 +46,20 @@ class HubSource:
         *,
         endpoint: str | None = None,
         token: str | bool | None = None,
+        read_gguf_headers: bool = True,
         gguf_header_reader: HeaderReader | None = None,
     ) -> None:
+        """`read_gguf_headers`: read one GGUF header per GGUF repo (Range requests, a few MB) so the
+        architecture, expert count and shapes come from the file, not from guesses."""
         from huggingface_hub import HfApi
 
         self._api = HfApi(endpoint=endpoint, token=token)
         self._endpoint = self._api.endpoint
         self._token = token
+        if gguf_header_reader is None and read_gguf_headers:
+            from modelformats.gguf.header import read_remote_header_dict
+
+            gguf_header_reader = read_remote_header_dict
         self._read_header = gguf_header_reader
 
     def exists(self, repo_id: str) -> bool:

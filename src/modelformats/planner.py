@@ -92,6 +92,8 @@ class _Route:
     gpu: GpuDecision | None = None
     command: EngineCommand | None = None
     problem: str | None = None
+    # The user error that kept this route from selecting files (a quant that is not there, ...).
+    error: ModelFormatsError | None = None
 
     @property
     def loads(self) -> bool:
@@ -288,7 +290,7 @@ class _Planner:
             if fmt != "gguf":
                 raise  # an incomplete upload or an unservable repo is an error, not an alternative
             # A GGUF quant this engine refuses everywhere is a refused route; other engines may still take it.
-            return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), problem=None)
+            return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), error=exc)
         traits = self._traits(listing, selection)
         weights = self._weights_spec(listing, detected, selection, traits)
         verdict = engine.check(weights)
@@ -372,6 +374,10 @@ class _Planner:
         ranked = sorted(routes, key=_Route.sort_key)
         loadable = [r for r in ranked if r.loads]
         if not loadable:
+            errors = {(type(r.error), str(r.error)) for r in ranked}
+            first = ranked[0].error
+            if first is not None and len(errors) == 1:
+                raise first  # the same user error on every route (e.g. --quant names a quant that is not there)
             lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
             raise EngineCannotLoadError(
                 f"No engine can load {listing.repo_id!r} as asked (--engine {self.options.engine}, --format "

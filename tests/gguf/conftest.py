@@ -173,6 +173,9 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Accept-Ranges", "bytes")
             if status == 206:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            # Recorded before the body goes out: a client that read it all may check the log at once.
+            index = len(state.requests)
+            state.requests.append(("GET", path, header, auth, len(body)))
             self.end_headers()
             sent = 0
             try:
@@ -180,8 +183,8 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(body[i : i + 65536])
                     sent += len(body[i : i + 65536])
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client hung up after reading what it needed
-            state.requests.append(("GET", path, header, auth, sent))
+                # The client hung up after reading what it needed: count what really went out.
+                state.requests[index] = ("GET", path, header, auth, sent)
 
     return Handler
 

@@ -516,4 +516,4 @@ def test_an_engine_that_reads_the_gguf_tokenizer_needs_no_tokenizer_source(sourc
     sel = fmt.select_files(listing, fmt.detect(listing), SelectionContext(source=source, needs_tokenizer=False))
     assert sel.tokenizer is None and sel.files == ("gemma-3-1b-it-Q8_0.gguf",)
     assert sel.details["base_repo"] is None and sel.details["tokenizer_rule"] is None
-    assert "The engine reads the tokenizer and chat template embedded in the GGUF" in " ".join(sel.notes)
+    assert "the engine reads the tokenizer and chat template embedded in the GGUF" in " ".join(sel.notes)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from modelformats.errors import InvalidRequestError, QuantNotFoundError
+from modelformats.errors import InvalidRequestError, QuantNotFoundError, TokenizerSourceError
 from modelformats.formats._files import escape_pattern
 from modelformats.formats.base import (
     BaseFormat,
@@ -37,7 +37,7 @@ from modelformats.gguf.quant import (
     parse_quant,
     vocabulary_note,
 )
-from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
+from modelformats.gguf.source import BaseRepo, find_tokenizer_source
 from modelformats.listing import RepoListing
 
 __all__ = ["GGUFFormat", "UnitChoice", "select_unit"]
@@ -108,23 +108,29 @@ class GGUFFormat(BaseFormat):
         if layout:
             notes.append(layout.format(label=tag.label, n=_pieces(unit), model_file=unit.model_file))
 
-        if context.needs_tokenizer:
+        try:
             base = find_tokenizer_source(
                 listing, context.source, explicit=context.tokenizer_from, model_file=unit.model_file
             )
+        except TokenizerSourceError:
+            if context.needs_tokenizer:
+                raise
+            # The engine reads the GGUF's own tokenizer and chat template: no tokenizer repo is needed.
+            base = BaseRepo(repo_id=listing.repo_id, rule="gguf", reason="the GGUF itself", listing=listing)
+            tokenizer, own_files, base_repo = None, (), None
+            notes.append(
+                "No tokenizer/config repo was found; the engine reads the tokenizer and chat template embedded "
+                "in the GGUF, so none is needed."
+            )
+        else:
             notes += base.skipped
             tokenizer, own_files = _tokenizer(listing, base, notes)
             base_repo = None if base.is_self else base.repo_id
-        else:
-            # The engine reads the GGUF's own tokenizer and chat template; a base repo only informs sizes/traits.
-            found = find_base_repo(listing, context.source, explicit=context.tokenizer_from, model_file=unit.model_file)
-            base = found or BaseRepo(repo_id=listing.repo_id, rule="self", reason="the GGUF itself", listing=listing)
-            tokenizer, own_files, base_repo = None, (), found.repo_id if found is not None else None
-            notes.append(
-                "The engine reads the tokenizer and chat template embedded in the GGUF, so no tokenizer or config "
-                "files are fetched"
-                + (f"; {found.repo_id} ({found.reason}) informs only sizes and traits." if found else ".")
-            )
+            if not context.needs_tokenizer:
+                notes.append(
+                    "The engine reads the tokenizer and chat template embedded in the GGUF; the small "
+                    "tokenizer/config files are fetched as well, so the same download also serves vLLM."
+                )
         size, estimated, basis = _unit_size(listing, inv, unit, tag, base)
         files = (*unit.files, *own_files)
         size, estimated, basis = _add_own_files(listing, own_files, size, estimated, basis)
@@ -150,7 +156,7 @@ class GGUFFormat(BaseFormat):
                 "tensor_type": tag.tensor_type,
                 "bits_per_weight": tag.bits_per_weight,
                 "shards": unit.shard_count,
-                "tokenizer_rule": base.rule if context.needs_tokenizer else None,
+                "tokenizer_rule": base.rule if base_repo is not None or base.is_self else None,
                 # The base model's repo (None: unknown, or the GGUF repo itself), for the planner's traits.
                 "base_repo": base_repo,
                 "projectors": list(inv.side_files.get("projector", ())),
