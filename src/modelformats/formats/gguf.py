@@ -108,6 +108,9 @@ class GGUFFormat(BaseFormat):
         if layout:
             notes.append(layout.format(label=tag.label, n=_pieces(unit), model_file=unit.model_file))
 
+        tokenizer: TokenizerSource | None = None
+        own_files: tuple[str, ...] = ()
+        base_repo: str | None = None
         try:
             base = find_tokenizer_source(
                 listing, context.source, explicit=context.tokenizer_from, model_file=unit.model_file
@@ -117,7 +120,6 @@ class GGUFFormat(BaseFormat):
                 raise
             # The engine reads the GGUF's own tokenizer and chat template: no tokenizer repo is needed.
             base = BaseRepo(repo_id=listing.repo_id, rule="gguf", reason="the GGUF itself", listing=listing)
-            tokenizer, own_files, base_repo = None, (), None
             notes.append(
                 "No tokenizer/config repo was found; the engine reads the tokenizer and chat template embedded "
                 "in the GGUF, so none is needed."
