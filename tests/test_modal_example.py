@@ -15,15 +15,30 @@ from pathlib import Path
 
 import pytest
 
+from modelformats.planner import PlanOptions
 from modelformats.planner import plan as make_plan
 
 modal = pytest.importorskip("modal")
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "modal_vllm" / "app.py"
-PLANS = Path(__file__).parent / "data" / "plans"
-VLLM_PLAN = PLANS / "target-native-vllm.json"
-LLAMACPP_PLAN = PLANS / "target-gguf-llamacpp.json"
+
+
+def _write_plan(directory: Path, name: str, **options: str) -> Path:
+    """A plan from the real planner (the offline default, the target), as `modelformats plan --json` writes it."""
+    path = directory / name
+    path.write_text(json.dumps(make_plan(None, options=PlanOptions(**options)).to_dict()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plans")
+    return {
+        "vllm": _write_plan(d, "target-native-vllm.json"),
+        "llamacpp": _write_plan(d, "target-gguf-llamacpp.json", format="gguf"),
+        "plugin": _write_plan(d, "target-gguf-vllm-plugin.json", format="gguf", engine="vllm"),
+    }
 
 
 @pytest.fixture
@@ -66,9 +81,9 @@ def volume_names(info) -> dict[str, str]:
     return {path: mount.name for path, mount in info.volumes.items()}
 
 
-def test_vllm_plan_becomes_the_serve_function(offline):
-    plan = json.loads(VLLM_PLAN.read_text())
-    app = import_app(offline, VLLM_PLAN)
+def test_vllm_plan_becomes_the_serve_function(offline, plans):
+    plan = json.loads(plans["vllm"].read_text())
+    app = import_app(offline, plans["vllm"])
     assert tuple(plan["engine"]["argv"]) == app.SERVE_ARGV
     info = app.serve.info()
     assert info.gpus == [("H100", 1)]
@@ -80,7 +95,8 @@ def test_vllm_plan_becomes_the_serve_function(offline):
     # 36.8 GB: download 600 s + 36.8e9 / 50 MB/s = 1336 s; engine start 600 s + 36.8e9 / 200 MB/s = 784 s.
     assert (app.SPEC.download_timeout, app.SPEC.web_startup_timeout) == (1336, 784)
     assert info.timeout == 784 + 600
-    assert (info.concurrency_info.max_inputs, info.concurrency_info.target_inputs) == (16, None)
+    # The MoE rule's max_num_seqs: as many inputs as the engine runs at once.
+    assert (info.concurrency_info.max_inputs, info.concurrency_info.target_inputs) == (4, None)
     assert info.web_info.unauthenticated is True
     hook = webhook(app.serve)
     assert (hook.web_server_port, hook.web_server_startup_timeout) == (plan["port"], 784)
@@ -88,12 +104,13 @@ def test_vllm_plan_becomes_the_serve_function(offline):
     assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET, HF_HUB_OFFLINE])"]
     assert app.SPEC.base_image == "nvidia/cuda:12.9.0-devel-ubuntu22.04"
     assert app.SPEC.requirements == ("vllm==0.33.0",)
-    assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", "VLLM_LOGGING_LEVEL": "INFO"}
+    assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", **plan["engine"]["env"]}
+    assert app.SPEC.project_requirements == ()
     assert app.SPEC.health_timeout == 784 + 300
 
 
-def test_download_function_mounts_the_plan_root_and_has_no_gpu(offline):
-    app = import_app(offline, VLLM_PLAN)
+def test_download_function_mounts_the_plan_root_and_has_no_gpu(offline, plans):
+    app = import_app(offline, plans["vllm"])
     info = app.download_weights.info()
     assert info.gpus == []
     assert (info.cpu, info.memory_mib) == (4.0, 16384)
@@ -107,13 +124,13 @@ def test_download_function_mounts_the_plan_root_and_has_no_gpu(offline):
     assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET])"]
 
 
-def test_llamacpp_plan_serves_llama_server_from_its_image(offline):
-    plan = json.loads(LLAMACPP_PLAN.read_text())
-    app = import_app(offline, LLAMACPP_PLAN)
+def test_llamacpp_plan_serves_llama_server_from_its_image(offline, plans):
+    plan = json.loads(plans["llamacpp"].read_text())
+    app = import_app(offline, plans["llamacpp"])
     assert app.SERVE_ARGV[0] == "/app/llama-server"
     assert tuple(plan["engine"]["argv"]) == app.SERVE_ARGV
     info = app.serve.info()
-    assert info.gpus == [("L40S", 1)]
+    assert info.gpus == [("H100", 1)]  # the user's MoE rule
     # 19.55 GB: engine start 600 + 97.75 -> 697 s; download 600 + 391 -> 991 s.
     assert (app.SPEC.web_startup_timeout, app.SPEC.download_timeout) == (697, 991)
     assert info.timeout == 697 + 600
@@ -128,8 +145,8 @@ def test_llamacpp_plan_serves_llama_server_from_its_image(offline):
     }
 
 
-def test_the_containers_get_the_same_plan_inline(offline):
-    app = import_app(offline, LLAMACPP_PLAN)
+def test_the_containers_get_the_same_plan_inline(offline, plans):
+    app = import_app(offline, plans["llamacpp"])
     inline = app._FUNCTION_ENV["MODELFORMATS_PLAN_JSON"]
     offline.setenv("MODELFORMATS_PLAN_JSON", inline)
     offline.setenv("MODELFORMATS_PLAN", "/nonexistent/plan.json")
@@ -138,15 +155,15 @@ def test_the_containers_get_the_same_plan_inline(offline):
     assert dataclasses.asdict(again.SPEC) == dataclasses.asdict(app.SPEC)
 
 
-def test_an_optional_huggingface_secret(offline):
+def test_an_optional_huggingface_secret(offline, plans):
     offline.setenv("MODELFORMATS_HF_SECRET", "huggingface-secret")
-    app = import_app(offline, VLLM_PLAN)
+    app = import_app(offline, plans["vllm"])
     assert "modal.Secret.from_name('huggingface-secret')" in app.serve.info().secrets
     assert "modal.Secret.from_name('huggingface-secret')" in app.download_weights.info().secrets
 
 
-def test_the_documented_entrypoint_exists(offline):
-    app = import_app(offline, VLLM_PLAN)
+def test_the_documented_entrypoint_exists(offline, plans):
+    app = import_app(offline, plans["vllm"])
     assert isinstance(app.test_gguf_model, modal.app.LocalEntrypoint)
     assert isinstance(app.app, modal.App) and app.app.name == "modelformats-serve"
 
@@ -171,8 +188,8 @@ def test_the_documented_entrypoint_exists(offline):
         ),
     ],
 )
-def test_plans_the_example_cannot_serve_are_refused_with_the_fix(offline, tmp_path, change, message):
-    plan = {**json.loads(VLLM_PLAN.read_text()), "repo_id": "owner/name", **change}
+def test_plans_the_example_cannot_serve_are_refused_with_the_fix(offline, plans, tmp_path, change, message):
+    plan = {**json.loads(plans["vllm"].read_text()), "repo_id": "owner/name", **change}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     with pytest.raises(ValueError) as info:
@@ -180,16 +197,16 @@ def test_plans_the_example_cannot_serve_are_refused_with_the_fix(offline, tmp_pa
     assert str(info.value) == message
 
 
-def test_unknown_download_size_gets_generous_bounded_timeouts(offline, tmp_path):
-    plan = {**json.loads(VLLM_PLAN.read_text()), "download_bytes": None}
+def test_unknown_download_size_gets_generous_bounded_timeouts(offline, plans, tmp_path):
+    plan = {**json.loads(plans["vllm"].read_text()), "download_bytes": None}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     app = import_app(offline, path)
     assert (app.SPEC.download_timeout, app.SPEC.web_startup_timeout) == (7200, 7200)
 
 
-def test_parse_nvidia_smi_csv(offline):
-    app = import_app(offline, VLLM_PLAN)
+def test_parse_nvidia_smi_csv(offline, plans):
+    app = import_app(offline, plans["vllm"])
     # The output of `nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits`.
     assert app.parse_nvidia_smi("61234, 81559\n512, 81559\n") == [(61234.0, 81559.0), (512.0, 81559.0)]
 
@@ -201,3 +218,24 @@ def test_the_default_is_the_planners_offline_plan(offline):
     assert tuple(expected["engine"]["argv"]) == app.SERVE_ARGV
     gpu = expected["gpu"]
     assert app.serve.info().gpus == [(gpu["name"], gpu["count"])]
+
+
+def test_the_plugin_route_installs_modelformats_from_this_checkout(offline, plans):
+    # modelformats is not on PyPI: its vLLM plugin (an entry point) is installed from the project itself.
+    plan = json.loads(plans["plugin"].read_text())
+    assert "modelformats[vllm-plugin]==0.1.0" in plan["engine"]["requirements"]
+    app = import_app(offline, plans["plugin"])
+    assert app.SPEC.project_requirements == ("modelformats[vllm-plugin]==0.1.0",)
+    assert "modelformats[vllm-plugin]==0.1.0" not in app.SPEC.requirements
+    assert "vllm-gguf-plugin==0.0.5" in app.SPEC.requirements
+    assert app._project_install_command("modelformats[vllm-plugin]==0.1.0") == (
+        "python -m pip install --no-deps '/opt/modelformats[vllm-plugin]'"
+    )
+    assert app.SPEC.image_env["VLLM_PLUGINS"] == "gguf,modelformats"
+    assert app.PROJECT_ROOT == ROOT and (ROOT / "pyproject.toml").is_file()
+
+
+def test_format_and_engine_of_the_default_plan_come_from_the_environment(offline):
+    offline.setenv("MODELFORMATS_FORMAT", "gguf")
+    app = import_app(offline, None)
+    assert app.PLAN["format"] == "gguf" and app.PLAN["engine"]["name"] == "llamacpp"

@@ -9,7 +9,9 @@ function fetches into a Volume (and nothing else), the command the web server ru
 timeouts. Which plan:
 
 - `MODELFORMATS_PLAN=/path/plan.json`: a plan you wrote with `modelformats plan ... --json > plan.json`;
-- otherwise the offline default plan of the library (`modelformats.planner.plan(None)`).
+- otherwise the offline default plan of the library (`modelformats.planner.plan(None)`), with
+  `MODELFORMATS_FORMAT=gguf|native|auto` and `MODELFORMATS_ENGINE=vllm|llamacpp|auto` as its
+  `--format` / `--engine` (e.g. `MODELFORMATS_FORMAT=gguf` serves the Q8_0 GGUF).
 
 The plan travels to the containers as `MODELFORMATS_PLAN_JSON` in the functions' environment, so
 a container imports this file with the same plan as your machine, without the planner.
@@ -33,6 +35,12 @@ import modal  # this example is the one place that imports modal (pyproject: exa
 APP_NAME = "modelformats-serve"
 PLAN_FILE_ENV = "MODELFORMATS_PLAN"
 PLAN_JSON_ENV = "MODELFORMATS_PLAN_JSON"
+FORMAT_ENV = "MODELFORMATS_FORMAT"
+ENGINE_ENV = "MODELFORMATS_ENGINE"
+# This checkout: a plan that needs modelformats itself in the image (its vLLM plugin) installs it from here.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_IN_IMAGE = "/opt/modelformats"
+_PROJECT_IGNORE = [".git", ".cache", ".nox", ".venv", "**/__pycache__", "tests", "benchmarks", "tools"]
 # The name of a Modal secret holding HF_TOKEN (`modal secret create huggingface-secret HF_TOKEN=hf_...`);
 # only needed for gated or private repos, so it is used only when this variable names one.
 SECRET_ENV = "MODELFORMATS_HF_SECRET"
@@ -94,9 +102,14 @@ def load_plan() -> dict[str, Any]:
         plan: dict[str, Any] = json.loads(text)
         return plan
     # Imported here: containers get the plan inline and need not have the planner.
+    from modelformats.planner import PlanOptions
     from modelformats.planner import plan as make_plan
 
-    return make_plan(None).to_dict()
+    options = PlanOptions(
+        format=os.environ.get(FORMAT_ENV, "auto"),  # type: ignore[arg-type] - PlanOptions validates it
+        engine=os.environ.get(ENGINE_ENV, "auto"),  # type: ignore[arg-type]
+    )
+    return make_plan(None, options=options).to_dict()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -111,6 +124,8 @@ class ServeSpec:
     download_root: str
     base_image: str
     requirements: tuple[str, ...]
+    # Requirements naming modelformats itself (not on PyPI): installed from this checkout instead.
+    project_requirements: tuple[str, ...]
     image_env: Mapping[str, str]
     download_timeout: int
     web_startup_timeout: int
@@ -165,7 +180,8 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
         max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
         download_root=str((plan.get("download") or {}).get("root") or "/models"),
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
-        requirements=tuple(engine.get("requirements") or ()),
+        requirements=tuple(r for r in engine.get("requirements") or () if not _is_project(r)),
+        project_requirements=tuple(r for r in engine.get("requirements") or () if _is_project(r)),
         image_env=image_env,
         download_timeout=download,
         web_startup_timeout=startup,
@@ -173,6 +189,19 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
         serve_timeout=startup + 10 * MINUTES,
         health_timeout=startup + CONTAINER_START_S,
     )
+
+
+def _is_project(requirement: str) -> bool:
+    name = requirement.split("[", 1)[0].split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].strip().lower()
+    return name == "modelformats"
+
+
+def _project_install_command(requirement: str) -> str:
+    """`modelformats[vllm-plugin]==0.1.0` -> a pip install of this checkout with the same extras."""
+    extras = requirement.split("[", 1)[1].split("]", 1)[0] if "[" in requirement else ""
+    target = PROJECT_IN_IMAGE + (f"[{extras}]" if extras else "")
+    # --no-deps: the engine requirements above already pinned vLLM and friends; an entry point is all we add.
+    return f"python -m pip install --no-deps '{target}'"
 
 
 def parse_nvidia_smi(text: str) -> list[tuple[float, float]]:
@@ -195,6 +224,11 @@ app = modal.App(APP_NAME)
 serve_image = modal.Image.from_registry(SPEC.base_image, add_python=PYTHON).entrypoint([])
 if SPEC.requirements:
     serve_image = serve_image.uv_pip_install(*SPEC.requirements)
+for _requirement in SPEC.project_requirements:
+    # Installed (not just copied) so the `vllm.general_plugins` entry point exists for vLLM to load.
+    serve_image = serve_image.add_local_dir(
+        PROJECT_ROOT, PROJECT_IN_IMAGE, copy=True, ignore=_PROJECT_IGNORE
+    ).run_commands(_project_install_command(_requirement))
 serve_image = serve_image.env(dict(SPEC.image_env))
 
 download_image = (
