@@ -1,9 +1,9 @@
 """How planning time grows with the number of files in a repo (issue 3's benchmark).
 
-Synthetic listings of 1,000 to 10,000 files: a sharded safetensors checkpoint with N shards, and a
-repo with N unrelated files (images, docs) around one small checkpoint. Prints seconds per plan
-and the growth from 1,000 to 10,000 files (10.0x means linear). The baseline is the 1,000-file run
-measured in the same process. Run: `python benchmarks/bench_plan_scaling.py`.
+Synthetic listings of 1,000 to 10,000 files: a sharded safetensors checkpoint with N shards, a repo
+with N unrelated files (images, docs) around one small checkpoint, and a GGUF quant split into N
+shards. Prints seconds per plan and the growth from 1,000 to 10,000 files (10.0x means linear).
+The baseline is the 1,000-file run measured in the same process. Run: `python benchmarks/bench_plan_scaling.py`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,26 @@ def cluttered(n: int) -> RepoListing:
     return RepoListing(repo_id="bench/cluttered", files=tuple(files), config=CONFIG)
 
 
+def gguf_split(n: int) -> RepoListing:
+    """One Q4_K_M split into n - 2 shards next to a Q8_0, plus a base repo for the tokenizer."""
+    shards = n - 2
+    files = [RepoFile(path=f"m-Q4_K_M-{i:05d}-of-{shards:05d}.gguf", size=1_000_000) for i in range(1, shards + 1)]
+    files += [RepoFile(path="m-Q8_0.gguf", size=10**12), RepoFile(path="README.md", size=10)]
+    return RepoListing(repo_id="bench/gguf-split-GGUF", files=tuple(files), base_models=("bench/base",))
+
+
+BASE = RepoListing(
+    repo_id="bench/base",
+    files=tuple(RepoFile(path=p, size=1_000) for p in ("config.json", "tokenizer.json", "model.safetensors")),
+    config=CONFIG,
+)
+
+
 def time_plan(make: Callable[[int], RepoListing], n: int, repeats: int = 5) -> float:
     listing = make(n)
-    source = RecordedSource([listing])
-    options = PlanOptions(engine="vllm")
+    source = RecordedSource([listing, BASE])
+    # GGUF: pin the split quant (the 1 TB Q8_0 would fit no GPU) and serve it with llama.cpp.
+    options = PlanOptions(engine="vllm") if make is not gguf_split else PlanOptions(engine="llamacpp", quant="Q4_K_M")
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -54,7 +70,7 @@ def time_plan(make: Callable[[int], RepoListing], n: int, repeats: int = 5) -> f
 
 def main() -> None:
     print(f"{'listing':<12} {'files':>7} {'median s':>10} {'x vs 1,000':>11}")
-    for name, make in (("sharded", sharded), ("cluttered", cluttered)):
+    for name, make in (("sharded", sharded), ("cluttered", cluttered), ("gguf-split", gguf_split)):
         base = None
         for n in SIZES:
             seconds = time_plan(make, n)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from modelformats.errors import InvalidListingError, InvalidRepoIdError, RepoNotFoundError, UnsafePathError
@@ -110,7 +110,10 @@ class RepoFile:
 
     @property
     def suffix(self) -> str:
-        return PurePosixPath(self.path).suffix.lower()
+        """The last extension, lower-cased ('.gguf'), as PurePosixPath.suffix gives it (without its cost)."""
+        name = self.name
+        dot = name.rfind(".")
+        return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "size": self.size, "size_exact": self.size_exact}

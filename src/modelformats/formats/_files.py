@@ -95,8 +95,12 @@ def check_shards_complete(listing: RepoListing, weights: Sequence[str], *, index
         missing = [p for p in listing.index_shards[index_path] if not listing.has(p)]
         declared_by = f"the index {index_path!r}"
     if not missing:
+        # One check per shard set (stem, total), not per shard: 10,000 shards stay linear.
+        sets: dict[tuple[str, str, int, str], ShardName] = {}
         for shard in filter(None, (parse_shard_name(p) for p in weights)):
-            absent = [shard.sibling(i) for i in range(1, shard.total + 1) if not listing.has(shard.sibling(i))]
+            sets.setdefault(shard.group, shard)
+        for shard in sets.values():
+            absent = [name for i in range(1, shard.total + 1) if not listing.has(name := shard.sibling(i))]
             if absent:
                 missing, declared_by = absent, f"the shard name {shard.sibling(shard.index)!r}"
                 break

@@ -169,7 +169,8 @@ def _size(listing: RepoListing, weights: tuple[str, ...], files: tuple[str, ...]
             nbytes = sum(int(n * _DTYPE_BYTES.get(dtype.upper(), 2)) for dtype, n in st.parameters.items())
             return nbytes, "estimate: the Hub's safetensors parameter counts x bytes per dtype", True
         return None, "unknown: the listing has no sizes and no parameter counts", True
-    others = [listing.get(p) for p in files if p not in weights]
+    weight_set = set(weights)
+    others = [listing.get(p) for p in files if p not in weight_set]
     unknown = sum(1 for f in others if f is None or f.size is None)
     total = weight_bytes + sum(f.size for f in others if f is not None and f.size is not None)
     exact = exact and all(f is not None and f.size_exact for f in others if f is not None and f.size is not None)
