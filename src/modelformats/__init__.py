@@ -1,0 +1,89 @@
+"""modelformats: for a Hugging Face model repo, what is it, which files to fetch, how to serve it, on which GPU.
+
+    from modelformats import plan
+    p = plan()                       # the embedded offline default (the target GGUF repo)
+    p.to_dict()                      # the DeploymentPlan as JSON-ready data
+
+Re-exports only; every name lives in the module its docstring points to.
+"""
+
+from __future__ import annotations
+
+from modelformats.engines.base import Engine, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
+from modelformats.errors import ModelFormatsError
+from modelformats.formats.base import (
+    BaseFormat,
+    Detection,
+    FileSelection,
+    ModelFormat,
+    SelectionContext,
+    TokenizerSource,
+)
+from modelformats.formats.gguf import GGUFFormat
+from modelformats.formats.hf import (
+    AWQFormat,
+    BitsAndBytesFormat,
+    CompressedTensorsFormat,
+    FP8Format,
+    GPTQFormat,
+    PyTorchBinFormat,
+    SafeTensorsFormat,
+)
+from modelformats.hub import HubSource
+from modelformats.listing import (
+    ListingSource,
+    LocalDirSource,
+    RecordedSource,
+    RepoFile,
+    RepoListing,
+    default_source,
+    dump_listing,
+    load_listing,
+)
+from modelformats.plan import DeploymentPlan
+from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
+from modelformats.registry import DetectionResult, FormatRegistry, default_registry
+from modelformats.traits import ModelTraits
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_REPO",
+    "AWQFormat",
+    "BaseFormat",
+    "BitsAndBytesFormat",
+    "CompressedTensorsFormat",
+    "DeploymentPlan",
+    "Detection",
+    "DetectionResult",
+    "Engine",
+    "EvidenceLevel",
+    "FP8Format",
+    "FileSelection",
+    "FormatRegistry",
+    "GGUFFormat",
+    "GPTQFormat",
+    "HubSource",
+    "ListingSource",
+    "LoadVerdict",
+    "LocalDirSource",
+    "ModelFormat",
+    "ModelFormatsError",
+    "ModelTraits",
+    "PlanOptions",
+    "PyTorchBinFormat",
+    "RecordedSource",
+    "RepoFile",
+    "RepoListing",
+    "RuntimeSpec",
+    "SafeTensorsFormat",
+    "SelectionContext",
+    "TokenizerSource",
+    "WeightsSpec",
+    "__version__",
+    "default_registry",
+    "default_source",
+    "dump_listing",
+    "load_listing",
+    "plan",
+]

@@ -345,7 +345,7 @@ class _Planner:
     def _choose_gpu(
         self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits
     ) -> GpuDecision:
-        from modelformats.gpu import GpuRequest, choose_gpu
+        from modelformats.gpu import GpuPolicy, GpuRequest
 
         if selection.download_bytes is None and traits.params_total is None:
             raise InvalidRequestError(
@@ -366,7 +366,7 @@ class _Planner:
             max_model_len=self.options.max_model_len,
             max_num_seqs=self.options.max_num_seqs,
         )
-        return choose_gpu(request, policy=self.options.policy)
+        return GpuPolicy(name=self.options.policy).choose(request)
 
     # --- assembly -------------------------------------------------------------------------------
 

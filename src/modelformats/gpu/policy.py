@@ -39,6 +39,7 @@ from modelformats.traits import ModelTraits
 
 __all__ = [
     "ENGINES",
+    "GpuPolicy",
     "MAX_NODES",
     "POLICIES",
     "GpuChoice",
@@ -943,3 +944,22 @@ def choose_gpu(request: GpuRequest, *, policy: str = "seed", rules: RuleRegistry
         price_difference_per_hour=difference,
         explanation=(*decision.explanation, sentence),
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuPolicy:
+    """A GPU policy over a rule registry: `seed` (the rules, the user's MoE rules first) or `cost`.
+
+        GpuPolicy().choose(request)                      # the shipped rules, seed policy
+        GpuPolicy(name="cost", rules=my_rules).choose(request)
+    """
+
+    name: str = "seed"
+    rules: RuleRegistry = field(default_factory=lambda: default_registry)
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise InvalidRequestError(f"GPU policy {self.name!r} is not one of: {', '.join(POLICIES)}.")
+
+    def choose(self, request: GpuRequest) -> GpuDecision:
+        return choose_gpu(request, policy=self.name, rules=self.rules)
