@@ -39,11 +39,11 @@ from modelformats.traits import ModelTraits
 
 __all__ = [
     "ENGINES",
-    "GpuPolicy",
     "MAX_NODES",
     "POLICIES",
     "GpuChoice",
     "GpuDecision",
+    "GpuPolicy",
     "GpuRequest",
     "LaunchFacts",
     "ParallelOption",
