@@ -950,8 +950,8 @@ def choose_gpu(request: GpuRequest, *, policy: str = "seed", rules: RuleRegistry
 class GpuPolicy:
     """A GPU policy over a rule registry: `seed` (the rules, the user's MoE rules first) or `cost`.
 
-        GpuPolicy().choose(request)                      # the shipped rules, seed policy
-        GpuPolicy(name="cost", rules=my_rules).choose(request)
+    GpuPolicy().choose(request)                      # the shipped rules, seed policy
+    GpuPolicy(name="cost", rules=my_rules).choose(request)
     """
 
     name: str = "seed"
