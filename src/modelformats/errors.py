@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "LISTING_UNAVAILABLE",
     "DuplicateRegistrationError",
     "EngineCannotLoadError",
     "GGUFHeaderError",
@@ -259,3 +260,13 @@ class GGUFLayoutMismatchError(ModelFormatsError, ValueError):
         self.path = path
         self.problem = problem
         self.fix = fix
+
+
+# Errors that mean "this repo's listing is not available here" (missing, gated, unreachable, bad revision):
+# for a *related* repo (a GGUF's base model) they lower what a plan can know, they do not stop it.
+LISTING_UNAVAILABLE: tuple[type[ModelFormatsError], ...] = (
+    RepoNotFoundError,
+    GatedRepoError,
+    HubUnavailableError,
+    RevisionNotFoundError,
+)

@@ -24,11 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelformats.errors import (
+    LISTING_UNAVAILABLE,
     GatedRepoError,
-    HubUnavailableError,
     InvalidRepoIdError,
-    RepoNotFoundError,
-    RevisionNotFoundError,
     TokenizerSourceError,
 )
 from modelformats.formats._files import escape_pattern, support_files
@@ -64,8 +62,6 @@ _REAL_CONFIG_KEYS = ("architectures", "hidden_size", "num_hidden_layers", "text_
 # Repo-name suffixes of GGUF conversions: `-GGUF`, mradermacher's `-i1-GGUF`, gguf-my-repo's `-Q4_K_M-GGUF`.
 _GGUF_SUFFIX = re.compile(r"[-_.]gguf$", re.IGNORECASE)
 _HUB_HOSTS = ("huggingface.co", "hf.co")
-# Errors that mean "this repo's listing is not available here", not "stop planning".
-_UNAVAILABLE = (RepoNotFoundError, GatedRepoError, HubUnavailableError, RevisionNotFoundError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +173,7 @@ def _fetch(source: ListingSource | None, repo_id: str) -> tuple[RepoListing | No
         return source.fetch(repo_id), None
     except GatedRepoError:
         return None, "it is gated: accept its licence on the Hub, and a token is needed to download"
-    except _UNAVAILABLE as exc:
+    except LISTING_UNAVAILABLE as exc:
         return None, f"the listing source could not list it ({type(exc).__name__})"
 
 
@@ -186,7 +182,7 @@ def _exists(source: ListingSource | None, repo_id: str) -> bool:
         return False
     try:
         return bool(source.exists(repo_id))
-    except _UNAVAILABLE:
+    except LISTING_UNAVAILABLE:
         return False
 
 
