@@ -23,7 +23,8 @@ nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-DEV = ["pytest>=8", "hypothesis>=6.100", "gguf==0.19.0", "numpy>=1.26"]
+# pyproject.toml's [dependency-groups].dev: pytest, hypothesis, nox, ruff, mypy, gguf (pinned), numpy.
+DEV = nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "dev")
 
 # Requirement sets of the heavy environments, shared by every session that needs them.
 # vLLM installs without a GPU; VLLM_TARGET_DEVICE=cpu lets its CLI parser and loaders run on CPU.
@@ -49,7 +50,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy --strict on the package."""
-    session.install("-e", ".", "ruff>=0.8", "mypy>=1.13", *DEV)
+    session.install("-e", ".", *DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

@@ -138,3 +138,31 @@ def test_record_reads_the_tree_and_one_gguf_header(tmp_path, capsys):
     assert header["metadata"]["llama.expert_count"] == 4
     # Only the header was read: far fewer bytes than the file.
     assert 0 < hub.bytes_served("tiny-moe-F32.gguf") < len(data)
+
+
+def test_download_a_written_plan_as_it_is(tmp_path, capsys):
+    root = tmp_path / "models"
+    code, out, _ = run(capsys, "plan", "--format", "gguf", "--download-root", str(root), "--json")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(out)
+    code, out, err = run(capsys, "download", "--plan", str(plan_file), "--dry-run")
+    assert code == 0, err
+    assert f"would fetch into {root}" in out
+    assert "L3.2-8X3B-MOE-Dark-Champion-Inst-18.4B-uncen-ablit_D_AU-Q8_0.gguf" in out
+    code, _, err = run(capsys, "download", "--plan", str(plan_file), "--dir", str(tmp_path / "other"), "--dry-run")
+    assert code == 2
+    assert err.startswith(f"error: --dir '{tmp_path / 'other'}' is not the plan's download root '{root}'")
+
+
+def test_download_needs_a_directory(capsys):
+    code, _, err = run(capsys, "download", "--dry-run")
+    assert (code, err) == (2, "error: download needs --dir DIR (where the files go), or --plan FILE.\n")
+
+
+def test_an_empty_listing_folder_is_named(tmp_path, capsys):
+    code, _, err = run(capsys, "plan", "--listing", str(tmp_path))
+    assert code == 2
+    assert err == (
+        f"error: --listing {tmp_path} holds no *.json listing; pass a listing file or a folder of them "
+        "(e.g. tests/data/listings).\n"
+    )

@@ -239,3 +239,23 @@ def test_format_and_engine_of_the_default_plan_come_from_the_environment(offline
     offline.setenv("MODELFORMATS_FORMAT", "gguf")
     app = import_app(offline, None)
     assert app.PLAN["format"] == "gguf" and app.PLAN["engine"]["name"] == "llamacpp"
+
+
+def test_the_gpu_modifier_reaches_modal(offline, tmp_path):
+    # `--gpu 'H100!'` asks Modal not to upgrade to an H200; the plan's Modal string must survive.
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(make_plan(None, options=PlanOptions(gpu="H100!")).to_dict()))
+    app = import_app(offline, path)
+    assert app.SPEC.gpu == "H100!"
+
+
+def test_download_requirements_are_the_projects_own_dependencies(offline, plans):
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    app = import_app(offline, plans["vllm"])
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {Requirement(r).name.replace("_", "-") for r in app.DOWNLOAD_REQUIREMENTS} == {
+        Requirement(r).name.replace("_", "-") for r in declared
+    }

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from modelformats.errors import (
+    EngineCannotLoadError,
+    GatedRepoError,
     IncompleteUploadError,
     InvalidRequestError,
     ModelFormatsError,
@@ -376,3 +378,58 @@ def test_format_and_engine_requests_that_cannot_be_met():
         plan("lmsys/vicuna-7b-v1.5", source=SOURCE, options=PlanOptions(engine="llamacpp"))
     with pytest.raises(InvalidRequestError, match=r"--download-root 'models' must be an absolute path"):
         PlanOptions(download_root="models")
+
+
+def test_every_quant_order_entry_is_checked_up_front():
+    with pytest.raises(InvalidRequestError) as exc:
+        PlanOptions(quant_order=("Q8_0", "BOGUS"))
+    assert str(exc.value).startswith("--quant-order entry 'BOGUS' is not a GGUF quant name: not in gguf 0.19.0's")
+
+
+def test_a_typo_in_the_rollback_flag_names_the_known_formats():
+    with pytest.raises(InvalidRequestError) as exc:
+        plan(None, options=PlanOptions(environ={"MODELFORMATS_DISABLE": "ggfu"}))
+    assert str(exc.value).startswith("--disable / MODELFORMATS_DISABLE names unknown format(s) ['ggfu']; known: mlx, ")
+    assert str(exc.value).endswith("Fix the name (e.g. MODELFORMATS_DISABLE=gguf).")
+
+
+class _Gated(RecordedSource):
+    """The recordings, with one repo gated (as meta-llama's are without a token)."""
+
+    def __init__(self, gated: str) -> None:
+        super().__init__(list(SOURCE))
+        self.gated = gated
+
+    def fetch(self, repo_id, *, revision=None):
+        if repo_id.lower() == self.gated.lower():
+            raise GatedRepoError(repo_id)
+        return super().fetch(repo_id, revision=revision)
+
+
+def test_a_gated_base_repo_is_not_a_crash():
+    # The target's recording has no sizes; with its base gated, nothing can size or identify it, and the
+    # error says so per route (the gated base is no longer an unexplained GatedRepoError).
+    with pytest.raises(EngineCannotLoadError) as exc:
+        plan(DEFAULT_REPO, source=_Gated(TARGET_BASE))
+    lines = str(exc.value).splitlines()
+    assert (
+        lines[1]
+        == "- gguf weights on vllm 0.33.0: the GGUF architecture is unknown (no header read and no base config)"
+    )
+    assert lines[3].startswith(f"- gguf weights on llamacpp b11312: Cannot size the weights of '{DEFAULT_REPO}'")
+
+
+class _Counting(RecordedSource):
+    def __init__(self) -> None:
+        super().__init__(list(SOURCE))
+        self.fetches: list[str] = []
+
+    def fetch(self, repo_id, *, revision=None):
+        self.fetches.append(repo_id)
+        return super().fetch(repo_id, revision=revision)
+
+
+def test_each_repo_is_fetched_once_per_plan():
+    source = _Counting()
+    plan(DEFAULT_REPO, source=source)
+    assert sorted(source.fetches) == sorted([DEFAULT_REPO, TARGET_BASE])

@@ -58,7 +58,10 @@ CUDA_BASE_IMAGE = "nvidia/cuda:12.9.0-devel-ubuntu22.04"
 ENGINE_IMAGE_DIRS: Mapping[str, str] = {"llamacpp": "/app"}
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CUDA_LIBRARY_PATH = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
-# What the download function needs: modelformats' own runtime dependencies (pyproject.toml).
+# What the download function needs: modelformats' own runtime dependencies (pyproject.toml
+# [project].dependencies), huggingface_hub pinned to the version the download tests ran against so the
+# image is reproducible. A test checks these are exactly pyproject's dependency names. (Not read from
+# pyproject.toml at import: containers import this file without the checkout.)
 DOWNLOAD_REQUIREMENTS = ("huggingface_hub==2.4.0", "packaging>=24")
 
 HF_CACHE = "/root/.cache/huggingface"
@@ -176,7 +179,8 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
         engine=name,
         argv=argv,
         port=int(plan.get("port", 8000)),
-        gpu=f"{gpu['name']}:{int(gpu.get('count', 1))}",
+        # The plan's Modal string keeps modifiers ('H100!': no silent upgrade to H200).
+        gpu=str(gpu.get("modal") or f"{gpu['name']}:{int(gpu.get('count', 1))}"),
         max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
         download_root=str((plan.get("download") or {}).get("root") or "/models"),
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),

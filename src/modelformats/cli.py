@@ -37,7 +37,10 @@ def _positive_int(value: str) -> int:
     return n
 
 
-def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
+def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = True) -> None:
+    from modelformats.gpu import POLICIES
+    from modelformats.planner import ENGINE_CHOICES, FORMAT_CHOICES
+
     p.add_argument(
         "repo",
         nargs="?",
@@ -50,17 +53,20 @@ def _add_plan_arguments(p: argparse.ArgumentParser) -> None:
         help="plan from recorded listing JSON (repeatable; a folder reads every *.json) instead of the Hub",
     )
     p.add_argument("--revision", help="branch, tag or commit to plan (default: the default branch)")
-    p.add_argument("--engine", choices=("auto", "vllm", "llamacpp"), default="auto")
-    p.add_argument("--format", choices=("auto", "gguf", "native"), default="auto", dest="format_choice")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", dest="format_choice")
     p.add_argument("--vllm-version", help="target vLLM version (default: the newest verified)")
-    p.add_argument("--policy", choices=("seed", "cost"), default="seed", help="GPU policy (default: seed)")
+    p.add_argument("--policy", choices=POLICIES, default="seed", help="GPU policy (default: seed)")
     p.add_argument("--quant", help="GGUF quant to pick exactly, e.g. Q5_K_M (case-insensitive)")
     p.add_argument("--quant-order", type=_csv, help="GGUF preference order, e.g. Q8_0,Q6_K,Q5_K_M,Q4_K_M")
     p.add_argument("--tokenizer-from", metavar="REPO", help="repo to take tokenizer/config files from (GGUF)")
     p.add_argument("--gpu", help="force a GPU, e.g. H100 or A100-80GB:2")
     p.add_argument("--max-model-len", type=_positive_int)
     p.add_argument("--max-num-seqs", type=_positive_int)
-    p.add_argument("--download-root", default="/models", help="where the engine will find the files (default /models)")
+    if download_root:  # `download` has --dir instead: the plan's paths point where the files land
+        p.add_argument(
+            "--download-root", default="/models", help="where the engine will find the files (default /models)"
+        )
     p.add_argument(
         "--disable",
         type=_csv,
@@ -93,6 +99,11 @@ def _repo_for(args: argparse.Namespace, source: ListingSource | None) -> str | N
     ids = source.repo_ids
     if len(ids) == 1:
         return ids[0]
+    if not ids:
+        raise InvalidRequestError(
+            f"--listing {', '.join(args.listing)} holds no *.json listing; pass a listing file or a folder of "
+            "them (e.g. tests/data/listings)."
+        )
     raise InvalidRequestError(f"--listing holds {len(ids)} repos; name the one to plan: {', '.join(ids)}.")
 
 
@@ -141,11 +152,40 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from modelformats.download import download
 
-    args.download_root = str(_absolute(args.dir))
-    result = _make_plan(args)
-    report = download(result.to_dict(), dry_run=args.dry_run, endpoint=args.endpoint)
+    plan = _read_plan(args) if args.plan_file else None
+    if plan is None:
+        if not args.dir:
+            raise InvalidRequestError("download needs --dir DIR (where the files go), or --plan FILE.")
+        args.download_root = str(_absolute(args.dir))
+        plan = _make_plan(args).to_dict()
+    report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0
+
+
+def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """A plan written by `modelformats plan --json`, checked; --dir may only repeat its download root."""
+    from pathlib import Path
+
+    from modelformats.plan import DeploymentPlan
+
+    if args.repo or args.listing:
+        raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")
+    try:
+        data = json.loads(Path(args.plan_file).read_text(encoding="utf-8"))
+        root = DeploymentPlan.from_dict(data).download_root
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InvalidRequestError(
+            f"--plan {args.plan_file!r} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
+            "write one with `modelformats plan ... --json > plan.json`."
+        ) from None
+    if args.dir and _absolute(args.dir) != root:
+        raise InvalidRequestError(
+            f"--dir {args.dir!r} is not the plan's download root {root!r}, where its engine command looks for "
+            f"the files. Omit --dir, or re-plan with --download-root {_absolute(args.dir)}."
+        )
+    plan: dict[str, Any] = data
+    return plan
 
 
 def _absolute(path: str) -> str:
@@ -192,8 +232,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
-    _add_plan_arguments(d)
-    d.add_argument("--dir", required=True, help="download directory (the plan's paths point here)")
+    _add_plan_arguments(d, download_root=False)
+    d.add_argument("--dir", help="download directory (the plan's paths point here); required unless --plan")
+    d.add_argument("--plan", dest="plan_file", metavar="FILE", help="download a plan from `plan --json` as it is")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
     d.set_defaults(func=_cmd_download)

@@ -34,6 +34,8 @@ class DownloadItem:
     local_dir: str
     bytes: int | None
     bytes_estimated: bool
+    # Sizes of the files whose size the listing records (repo path -> bytes).
+    sizes: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class DownloadItem:
             "local_dir": self.local_dir,
             "bytes": self.bytes,
             "bytes_estimated": self.bytes_estimated,
+            "sizes": dict(self.sizes),
         }
 
     @classmethod
@@ -56,6 +59,7 @@ class DownloadItem:
             local_dir=d["local_dir"],
             bytes=d.get("bytes"),
             bytes_estimated=bool(d.get("bytes_estimated", False)),
+            sizes=dict(d.get("sizes") or {}),
         )
 
 

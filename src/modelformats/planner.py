@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Literal
 
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
 from modelformats.errors import (
+    LISTING_UNAVAILABLE,
     EngineCannotLoadError,
     InvalidRequestError,
     ModelFormatsError,
     NoFittingGpuError,
     NoWeightsError,
-    RepoNotFoundError,
     UnservableFormatError,
 )
 from modelformats.formats.base import FileSelection, SelectionContext
@@ -33,15 +33,15 @@ from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
 if TYPE_CHECKING:
     from modelformats.gpu import GpuDecision
 
-__all__ = ["DEFAULT_REPO", "PlanOptions", "plan"]
+__all__ = ["DEFAULT_REPO", "ENGINE_CHOICES", "FORMAT_CHOICES", "PlanOptions", "plan"]
 
 # The embedded offline default: the repo this product was built for.
 DEFAULT_REPO = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
 
 EngineChoice = Literal["auto", "vllm", "llamacpp"]
 FormatChoice = Literal["auto", "gguf", "native"]
-_ENGINES = ("auto", "vllm", "llamacpp")
-_FORMATS = ("auto", "gguf", "native")
+ENGINE_CHOICES = ("auto", "vllm", "llamacpp")
+FORMAT_CHOICES = ("auto", "gguf", "native")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,10 +66,10 @@ class PlanOptions:
     environ: Mapping[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.engine not in _ENGINES:
-            raise InvalidRequestError(f"--engine {self.engine!r} is not one of: {', '.join(_ENGINES)}.")
-        if self.format not in _FORMATS:
-            raise InvalidRequestError(f"--format {self.format!r} is not one of: {', '.join(_FORMATS)}.")
+        if self.engine not in ENGINE_CHOICES:
+            raise InvalidRequestError(f"--engine {self.engine!r} is not one of: {', '.join(ENGINE_CHOICES)}.")
+        if self.format not in FORMAT_CHOICES:
+            raise InvalidRequestError(f"--format {self.format!r} is not one of: {', '.join(FORMAT_CHOICES)}.")
         if not self.download_root.startswith("/"):
             raise InvalidRequestError(
                 f"--download-root {self.download_root!r} must be an absolute path: the engine reads the files "
@@ -77,6 +77,15 @@ class PlanOptions:
             )
         if not 0 < self.port < 65536:
             raise InvalidRequestError(f"--port {self.port} is not a TCP port (1-65535).")
+        # Every --quant-order entry is checked up front, not only those before the first match.
+        from modelformats.gguf.quant import parse_quant, vocabulary_note
+
+        for text in self.quant_order or ():
+            if parse_quant(text) is None:
+                raise InvalidRequestError(
+                    f"--quant-order entry {text!r} is not a GGUF quant name: not in {vocabulary_note()} (with an "
+                    "optional UD-/i1- prefix or _L/_XL suffix). Use names such as Q8_0, Q4_K_M, IQ4_XS or UD-Q4_K_XL."
+                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +125,37 @@ class _Route:
         )
 
 
+class _OncePerPlan:
+    """The source, asked at most once per repo during one plan (the Hub costs a round trip per call).
+
+    Routes, tokenizer sources and traits all ask about the same base repo; failures are remembered too.
+    """
+
+    def __init__(self, source: ListingSource) -> None:
+        self._source = source
+        self._fetched: dict[tuple[str, str | None], RepoListing | ModelFormatsError] = {}
+        self._exists: dict[str, bool] = {}
+
+    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
+        key = (repo_id.lower(), revision)
+        if key not in self._fetched:
+            try:
+                self._fetched[key] = self._source.fetch(repo_id, revision=revision)
+            except LISTING_UNAVAILABLE as exc:
+                self._fetched[key] = exc
+        found = self._fetched[key]
+        if isinstance(found, ModelFormatsError):
+            raise found
+        return found
+
+    def exists(self, repo_id: str) -> bool:
+        key = repo_id.lower()
+        if key not in self._exists:
+            fetched = [v for (k, _), v in self._fetched.items() if k == key and isinstance(v, RepoListing)]
+            self._exists[key] = bool(fetched) or self._source.exists(repo_id)
+        return self._exists[key]
+
+
 def plan(
     repo_id: str | None = None,
     *,
@@ -136,9 +176,16 @@ def plan(
 
         source = HubSource()
     validate_repo_id(repo_id)
-    disabled = tuple(sorted({*options.disable, *disabled_from_env(options.environ)}))
     registry = registry or default_registry()
+    disabled = tuple(sorted({*options.disable, *disabled_from_env(options.environ)}))
+    unknown = [name for name in disabled if name not in registry]
+    if unknown:
+        raise InvalidRequestError(
+            f"--disable / MODELFORMATS_DISABLE names unknown format(s) {unknown}; known: "
+            f"{', '.join(registry.formats)}. Fix the name (e.g. MODELFORMATS_DISABLE=gguf)."
+        )
     active = registry.copy(without=disabled)
+    source = _OncePerPlan(source)
     listing = source.fetch(repo_id, revision=options.revision)
     return _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled).run(listing)
 
@@ -164,7 +211,7 @@ class _Planner:
     def run(self, listing: RepoListing) -> DeploymentPlan:
         self.requested = self.requested or listing
         try:
-            detected = self.registry.detect(listing, disabled=self.disabled)
+            detected = self.registry.detect(listing)
         except NoWeightsError:
             fallback = self._rollback_fallback(listing)
             if fallback is None:
@@ -205,10 +252,9 @@ class _Planner:
         found = find_base_repo(listing, self.source, explicit=self.options.tokenizer_from)
         if found is None:
             return None
-        try:
-            return self.source.fetch(found.repo_id)
-        except RepoNotFoundError:
-            return None
+        if found.listing is None:
+            self.notes.append(f"The base model {found.repo_id} is not available here ({found.unavailable}).")
+        return found.listing
 
     # --- routes ---------------------------------------------------------------------------------
 
@@ -260,7 +306,7 @@ class _Planner:
             )
             return []
         try:
-            detected = self.registry.detect(base, disabled=self.disabled)
+            detected = self.registry.detect(base)
         except NoWeightsError:
             self.notes.append(f"The base model {base.repo_id} has no weights vLLM can load.")
             return []
@@ -299,8 +345,8 @@ class _Planner:
             return routed
         try:
             gpu = self._choose_gpu(engine, weights, selection, traits)
-        except NoFittingGpuError as exc:
-            return replace(routed, problem=str(exc))
+        except (NoFittingGpuError, InvalidRequestError) as exc:
+            return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
         runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
         return replace(routed, gpu=gpu, command=engine.command(weights, runtime))
@@ -309,8 +355,8 @@ class _Planner:
         layers = [traits_from_listing(listing)]
         # A GGUF's base repo (its tokenizer/config source, or the repo found for sizes) knows the model.
         base = selection.details.get("base_repo")
-        if base is not None and base.lower() != listing.repo_id.lower() and self.source.exists(base):
-            with contextlib.suppress(RepoNotFoundError):
+        if base is not None and base.lower() != listing.repo_id.lower():
+            with contextlib.suppress(*LISTING_UNAVAILABLE):
                 layers.append(traits_from_listing(self.source.fetch(base)))
         traits = merge_traits(*layers)
         return _infer_gguf_architecture(traits) if selection.quant is not None else traits
@@ -387,7 +433,7 @@ class _Planner:
         chosen = loadable[0]
         assert chosen.selection is not None and chosen.gpu is not None and chosen.command is not None
         requested = self.requested or listing
-        alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]) if r is not chosen)
+        alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
         downloads, joins = self._downloads(chosen)
         sel = chosen.selection
         gpu_dict = chosen.gpu.to_dict()
@@ -441,10 +487,15 @@ class _Planner:
                 local_dir=local,
                 bytes=sel.download_bytes,
                 bytes_estimated=sel.bytes_estimated,
+                sizes=_known_sizes(route.listing, sel.files),
             )
         ]
         tok = sel.tokenizer
         if tok is not None:
+            try:
+                tok_sizes = _known_sizes(self.source.fetch(tok.repo_id), tok.files)
+            except LISTING_UNAVAILABLE:
+                tok_sizes = {}
             items.append(
                 DownloadItem(
                     repo_id=tok.repo_id,
@@ -454,6 +505,7 @@ class _Planner:
                     local_dir=self._local_dir(tok.repo_id),
                     bytes=tok.download_bytes,
                     bytes_estimated=tok.download_bytes is None,
+                    sizes=tok_sizes,
                 )
             )
         joins = tuple(
@@ -492,9 +544,7 @@ class _Planner:
             + (f", quant {sel.quant}" if sel.quant else "")
             + "."
         )
-        out += sel.notes
-        if sel.tokenizer is not None and not any(sel.tokenizer.repo_id in n for n in sel.notes):
-            out.append(f"Tokenizer and config from {sel.tokenizer.repo_id}: {sel.tokenizer.reason}")
+        out += sel.notes  # a GGUF selection explains its tokenizer source among its notes
         assert chosen.gpu is not None
         out += chosen.gpu.explanation
         for alt in alternatives:
@@ -559,6 +609,15 @@ def _infer_gguf_architecture(traits: ModelTraits) -> ModelTraits:
         return traits
     why = f"llama.cpp's converter writes {traits.architecture or traits.model_type} as '{arch}' (no GGUF header read)"
     return replace(traits, gguf_architecture=arch, sources={**traits.sources, "gguf_architecture": why})
+
+
+def _known_sizes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for path in paths:
+        f = listing.get(path)
+        if f is not None and f.size is not None:
+            sizes[path] = f.size
+    return sizes
 
 
 def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:

@@ -310,3 +310,10 @@ def test_without_any_size_weights_are_an_assumed_16_bit_upper_bound():
     # 36.8 GB of assumed 16-bit weights + one assumed-shape sequence of KV still fit one H100 at 0.75.
     assert (d.choice.modal_gpu, d.limits.pipeline_parallel_size) == ("H100", 1)
     assert d.memory.per_gpu_in_budget_bytes > 40 * 10**9
+
+
+def test_forced_gpus_with_unknown_heads_become_pipeline_stages():
+    # No head counts (no config.json): tensor parallelism cannot be checked, so 2 NVLink GPUs are 2 stages.
+    request = GpuRequest(traits=ModelTraits(params_total=7_600_000_000), weights_bytes=5_600_000_000, gpu="H100:2")
+    d = choose_gpu(request)
+    assert (d.choice.modal_gpu, d.limits.tensor_parallel_size, d.limits.pipeline_parallel_size) == ("H100:2", 1, 2)

@@ -25,6 +25,7 @@ from packaging.specifiers import SpecifierSet
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import EngineCannotLoadError, UnsupportedEngineVersionError
+from modelformats.vllm_plugin._versions import GGUF_PLUGIN_NAME, OUR_PLUGIN_NAME, SUPPORTED_VERSIONS
 
 __all__ = [
     "HF_FORMATS",
@@ -42,9 +43,6 @@ PLUGIN_PROOF_FILE = "data/modelformats_plugin_proof.json"
 PLUGIN_PROOF_SCHEMA = "modelformats-plugin-proof/1"
 # The fix every probe-based GGUF refusal names.
 _GGUF_INSTEAD = "serve this GGUF with llama.cpp, or the base model's own weights with vLLM"
-# The modelformats vLLM plugin's entry-point name (pyproject.toml) and vllm-gguf-plugin's
-# (vllm_gguf_plugin-0.0.5.dist-info/entry_points.txt: `gguf = vllm_gguf_plugin:register`).
-_PLUGIN_NAMES = {"gguf": "gguf", "modelformats": "modelformats"}
 
 # Formats vLLM reads with its HF weights loader, and the quantization method each needs in the
 # version's QUANTIZATION_METHODS (None: unquantized, or whatever config.json says).
@@ -79,10 +77,12 @@ class VllmProfile:
     gguf_wrong_output: Mapping[str, str]
     # Whether modelformats' own vLLM plugin runs on this version (modelformats/vllm_plugin/_versions.py).
     modelformats_plugin: bool
+    # The GGUF quant config refuses bfloat16 on compute capability >= 10.0 (0.23: quantization/gguf.py:62-68).
+    gguf_refuses_bf16_on_blackwell: bool = False
 
 
-_V23_ARGS = "vllm/engine/arg_utils.py"
-_V33_ARGS = "vllm/engine/arg_utils.py"
+# Both wheels define the engine flags in this file (line numbers differ per version).
+_ARGS = "vllm/engine/arg_utils.py"
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -104,37 +104,38 @@ PROFILES: tuple[VllmProfile, ...] = (
         ),
         quantization_methods_source="vllm/model_executor/layers/quantization/__init__.py:12-46",
         flags={
-            "--tokenizer": f"{_V23_ARGS}:788",
-            "--trust-remote-code": f"{_V23_ARGS}:791",
-            "--dtype": f"{_V23_ARGS}:793",
-            "--hf-config-path": f"{_V23_ARGS}:795",
-            "--max-model-len": f"{_V23_ARGS}:807",
-            "--enforce-eager": f"{_V23_ARGS}:816",
-            "--served-model-name": f"{_V23_ARGS}:837",
-            "--distributed-executor-backend": f"{_V23_ARGS}:947",
-            "--pipeline-parallel-size": f"{_V23_ARGS}:951",
-            "--nnodes": f"{_V23_ARGS}:957",
-            "--tensor-parallel-size": f"{_V23_ARGS}:975",
-            "--enable-expert-parallel": f"{_V23_ARGS}:1062",
-            "--block-size": f"{_V23_ARGS}:1122",
-            "--gpu-memory-utilization": f"{_V23_ARGS}:1124",
-            "--max-num-batched-tokens": f"{_V23_ARGS}:1365",
-            "--max-num-seqs": f"{_V23_ARGS}:1372",
-            "--enable-chunked-prefill": f"{_V23_ARGS}:1395 (BooleanOptionalAction, :345)",
-            "--no-enable-chunked-prefill": f"{_V23_ARGS}:1395 (BooleanOptionalAction, :345)",
+            "--tokenizer": f"{_ARGS}:788",
+            "--trust-remote-code": f"{_ARGS}:791",
+            "--dtype": f"{_ARGS}:793",
+            "--hf-config-path": f"{_ARGS}:795",
+            "--max-model-len": f"{_ARGS}:807",
+            "--enforce-eager": f"{_ARGS}:816",
+            "--served-model-name": f"{_ARGS}:837",
+            "--distributed-executor-backend": f"{_ARGS}:947",
+            "--pipeline-parallel-size": f"{_ARGS}:951",
+            "--nnodes": f"{_ARGS}:957",
+            "--tensor-parallel-size": f"{_ARGS}:975",
+            "--enable-expert-parallel": f"{_ARGS}:1062",
+            "--block-size": f"{_ARGS}:1122",
+            "--gpu-memory-utilization": f"{_ARGS}:1124",
+            "--max-num-batched-tokens": f"{_ARGS}:1365",
+            "--max-num-seqs": f"{_ARGS}:1372",
+            "--enable-chunked-prefill": f"{_ARGS}:1395 (BooleanOptionalAction, :345)",
+            "--no-enable-chunked-prefill": f"{_ARGS}:1395 (BooleanOptionalAction, :345)",
             "--host": "vllm/entrypoints/openai/cli_args.py:228",
             "--port": "vllm/entrypoints/openai/cli_args.py:230",
         },
         # llama.py:240-243 turns rotary to GPT-J style for GGUF llama: llama.cpp's Q/K order is right here.
         gguf_wrong_output={},
         modelformats_plugin=False,
+        gguf_refuses_bf16_on_blackwell=True,
     ),
     VllmProfile(
         versions=SpecifierSet(">=0.33,<0.34"),
         verified=("0.33.0",),
         probe_env="vllm-0.33.0",
         gguf_support="vllm-gguf-plugin (GGUF left vLLM in 0.24.0, vllm-project/vllm#39583)",
-        gguf_requirements=("vllm-gguf-plugin==0.0.5",),
+        gguf_requirements=(f"vllm-gguf-plugin{SUPPORTED_VERSIONS['vllm-gguf-plugin']}",),
         quantization_methods=_words(
             """awq auto_awq fp8 fbgemm_fp8 fp_quant modelopt modelopt_fp4 modelopt_mxfp8 modelopt_mixed
             auto_gptq gptq gptq_marlin awq_marlin humming compressed-tensors experts_int8 quark moe_wna16
@@ -143,24 +144,24 @@ PROFILES: tuple[VllmProfile, ...] = (
         ),
         quantization_methods_source="vllm/model_executor/layers/quantization/__init__.py:15-50",
         flags={
-            "--tokenizer": f"{_V33_ARGS}:972",
-            "--trust-remote-code": f"{_V33_ARGS}:975",
-            "--dtype": f"{_V33_ARGS}:977",
-            "--hf-config-path": f"{_V33_ARGS}:979",
-            "--max-model-len": f"{_V33_ARGS}:991",
-            "--enforce-eager": f"{_V33_ARGS}:1000",
-            "--served-model-name": f"{_V33_ARGS}:1031",
-            "--distributed-executor-backend": f"{_V33_ARGS}:1167",
-            "--pipeline-parallel-size": f"{_V33_ARGS}:1171",
-            "--nnodes": f"{_V33_ARGS}:1177",
-            "--tensor-parallel-size": f"{_V33_ARGS}:1209",
-            "--enable-expert-parallel": f"{_V33_ARGS}:1305",
-            "--block-size": f"{_V33_ARGS}:1387",
-            "--gpu-memory-utilization": f"{_V33_ARGS}:1389",
-            "--max-num-batched-tokens": f"{_V33_ARGS}:1740",
-            "--max-num-seqs": f"{_V33_ARGS}:1754",
-            "--enable-chunked-prefill": f"{_V33_ARGS}:1785 (BooleanOptionalAction, :383-386)",
-            "--no-enable-chunked-prefill": f"{_V33_ARGS}:1785 (BooleanOptionalAction, :383-386)",
+            "--tokenizer": f"{_ARGS}:972",
+            "--trust-remote-code": f"{_ARGS}:975",
+            "--dtype": f"{_ARGS}:977",
+            "--hf-config-path": f"{_ARGS}:979",
+            "--max-model-len": f"{_ARGS}:991",
+            "--enforce-eager": f"{_ARGS}:1000",
+            "--served-model-name": f"{_ARGS}:1031",
+            "--distributed-executor-backend": f"{_ARGS}:1167",
+            "--pipeline-parallel-size": f"{_ARGS}:1171",
+            "--nnodes": f"{_ARGS}:1177",
+            "--tensor-parallel-size": f"{_ARGS}:1209",
+            "--enable-expert-parallel": f"{_ARGS}:1305",
+            "--block-size": f"{_ARGS}:1387",
+            "--gpu-memory-utilization": f"{_ARGS}:1389",
+            "--max-num-batched-tokens": f"{_ARGS}:1740",
+            "--max-num-seqs": f"{_ARGS}:1754",
+            "--enable-chunked-prefill": f"{_ARGS}:1785 (BooleanOptionalAction, :383-386)",
+            "--no-enable-chunked-prefill": f"{_ARGS}:1785 (BooleanOptionalAction, :383-386)",
             "--host": "vllm/entrypoints/common/cli_args.py:293",
             "--port": "vllm/entrypoints/common/cli_args.py:295",
         },
@@ -187,6 +188,7 @@ def load_probe() -> Mapping[str, Any]:
     return data
 
 
+@cache
 def load_plugin_proof() -> Mapping[str, Any] | None:
     """modelformats' vLLM plugin proof (written by `nox -s gguf_plugin_proof`), or None when absent."""
     path = resources.files("modelformats.engines").joinpath(PLUGIN_PROOF_FILE)
@@ -383,7 +385,7 @@ class VllmEngine:
         """Reasons to refuse that need no probe case: plugin version, tensor types, projector, layout."""
         if self.modelformats_plugin and not self.profile.modelformats_plugin:
             return [
-                "modelformats' vLLM plugin runs on vLLM 0.33.* only "
+                f"modelformats' vLLM plugin runs on vLLM {str(SUPPORTED_VERSIONS['vllm']).removeprefix('==')} only "
                 f"(modelformats/vllm_plugin/_versions.py), not {self.version}"
             ]
         reasons = [why for t in self._gguf_types(weights) if (why := self.refuse_gguf_quant(t))]
@@ -627,8 +629,8 @@ class VllmEngine:
             return {}
         # When set, vLLM loads only the general plugins VLLM_PLUGINS names (vllm/plugins/__init__.py).
         names = [
-            _PLUGIN_NAMES["gguf"],
-            *([_PLUGIN_NAMES["modelformats"]] if self.modelformats_plugin else []),
+            GGUF_PLUGIN_NAME,
+            *([OUR_PLUGIN_NAME] if self.modelformats_plugin else []),
         ]
         return {"VLLM_PLUGINS": ",".join(names)}
 
@@ -636,7 +638,7 @@ class VllmEngine:
         if weights.format != "gguf":
             return []
         notes = []
-        if not self.profile.gguf_requirements and runtime.dtype in ("auto", "bfloat16"):
+        if self.profile.gguf_refuses_bf16_on_blackwell and runtime.dtype in ("auto", "bfloat16"):
             notes.append(
                 "On Blackwell (compute capability >= 10.0) vLLM 0.23's GGUF path refuses bfloat16 "
                 "(vllm/model_executor/layers/quantization/gguf.py:62-68): use --dtype half there."

@@ -515,18 +515,20 @@ def _resolve(request: GpuRequest, registry: RuleRegistry) -> _Context:
         block_size=s.block_size if vllm else None,
         enforce_eager=request.enforce_eager if request.enforce_eager is not None else s.enforce_eager,
     )
+    # Two floors, the higher wins: the engine's own minimum for these weights (what it refuses below) and
+    # the table's (what its native kernels need, e.g. FP8 tensor cores at 8.9 where vLLM would fall back).
+    capability = required_compute_capability(
+        engine=request.engine,
+        format=request.format,
+        quantization=request.quantization,
+        torch_dtype=traits.torch_dtype,
+    )
     if request.min_compute_capability is not None:
         cc = parse_compute_capability(request.min_compute_capability)
-        capability = CapabilityRequirement(
-            minimum=cc, reasons=(f">= {format_compute_capability(cc)} as the engine requires",)
-        )
-    else:
-        capability = required_compute_capability(
-            engine=request.engine,
-            format=request.format,
-            quantization=request.quantization,
-            torch_dtype=traits.torch_dtype,
-        )
+        if cc > capability.minimum:
+            capability = CapabilityRequirement(
+                minimum=cc, reasons=(f">= {format_compute_capability(cc)} as the engine requires",)
+            )
     if weights.assumed:
         warnings.append(
             f"Weights sized from an assumption, not the file sizes: {weights.basis}. Exact with {weights.exact_with}."
@@ -572,8 +574,9 @@ def _layout(ctx: _Context, gpu: GpuType, count: int, nodes: int) -> Layout | Non
         return Layout(layer_split=count) if nodes == 1 else None
     tp_allowed = ctx.rule.settings.tensor_parallel and gpu.nvlink
     if nodes == 1:
-        if tp_allowed:
-            return Layout(tensor_parallel_size=count) if _tp_divides(ctx, count) else None
+        # Tensor parallel needs the head counts to divide; unknown heads (or no NVLink) mean pipeline stages.
+        if tp_allowed and _tp_divides(ctx, count):
+            return Layout(tensor_parallel_size=count)
         return Layout(pipeline_parallel_size=count)
     if tp_allowed:
         for tp in range(count, 0, -1):
@@ -697,6 +700,11 @@ def _search(ctx: _Context, policy: str, override: GpuSelection | None) -> tuple[
 
 def _no_fit(ctx: _Context, policy: str, tried: list[_Option], override: GpuSelection | None) -> NoFittingGpuError:
     lim = ctx.limits
+    if not tried and override is not None:
+        return NoFittingGpuError(
+            f"Your --gpu {override.gpu.name}:{override.count} cannot carry these weights as one engine "
+            f"({ctx.request.engine}: no layout of {override.count} GPUs on one node). Pick another count or type."
+        )
     if not tried:
         cc = format_compute_capability(ctx.capability.minimum)
         return NoFittingGpuError(
