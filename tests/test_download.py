@@ -277,3 +277,59 @@ def test_plan_without_download_section():
         "The plan has no download section with a root; make it with `modelformats plan --json` "
         "(DeploymentPlan.to_dict())."
     )
+
+
+def test_dry_run_total_falls_back_to_each_items_bytes(tmp_path, hub):
+    """Without per-file sizes, an item's total is the plan's `bytes` (estimated or not), never 'unknown'."""
+    root = tmp_path / "models"
+    plan = _plan(root)
+    plan["download"]["items"][0].update(bytes=1_000_000, bytes_estimated=True)
+    report = download(plan, dry_run=True)
+    assert (report.total_bytes, report.total_estimated) == (1_000_050, True)
+    assert report.to_dict()["total_bytes"] == 1_000_050
+    lines = report.render().splitlines()
+    assert lines[-2] == "  total: 1,000,050 B (estimated)"
+    # The two parts have no size of their own: each says so; the single-file total does not leak into them.
+    weights = root / "me" / "Tiny-GGUF"
+    assert lines[1] == (
+        f"  me/Tiny-GGUF  tiny-Q8_0.gguf.part1of2  ->  {weights / 'tiny-Q8_0.gguf.part1of2'}  (size unknown)"
+    )
+
+
+def test_dry_run_uses_per_file_sizes_when_the_plan_has_them(tmp_path, hub):
+    root = tmp_path / "models"
+    plan = _plan(root)
+    plan["download"]["items"][0]["sizes"] = {"tiny-Q8_0.gguf.part1of2": 600, "tiny-Q8_0.gguf.part2of2": 400}
+    plan["download"]["items"][0]["bytes_estimated"] = False
+    plan["download"]["items"][1]["sizes"] = {"config.json": 30, "tokenizer.json": 20}
+    report = download(plan, dry_run=True)
+    assert [f.bytes for f in report.files if not f.optional] == [600, 400, 30, 20]
+    assert (report.total_bytes, report.total_estimated) == (1050, False)
+    assert report.render().splitlines()[-2] == "  total: 1,050 B"
+    # Sizes that are themselves estimates (the plan says so for the item) make the total one.
+    plan["download"]["items"][0]["bytes_estimated"] = True
+    assert download(plan, dry_run=True).render().splitlines()[-2] == "  total: 1,050 B (estimated)"
+
+
+def test_plan_json_lands_beside_the_weights_repo_of_a_base_native_plan(tmp_path, hub):
+    """A base-native plan serves the base repo's weights: plan.json goes there, not beside the GGUF repo."""
+    root = tmp_path / "models"
+    plan = {**_plan(root), "weights_repo_id": "me/Tiny"}
+    report = download(plan, dry_run=True)
+    assert report.plan_path == str(root / "me" / "Tiny" / "plan.json")
+
+
+def test_a_local_write_error_is_not_reported_as_a_hub_outage(tmp_path, hub, repos):
+    """A file where huggingface_hub needs a folder fails on this machine: PartialDownloadError naming the path."""
+    root = tmp_path / "models"
+    tok = root / "me" / "Tiny"
+    tok.mkdir(parents=True)
+    (tok / ".cache").write_text("not a folder")
+    with pytest.raises(PartialDownloadError) as err:
+        download(_plan(root), endpoint=hub.url)
+    assert str(err.value) == (
+        f"Writing the files of 'me/Tiny' under {tok} failed at {tok / '.cache' / 'huggingface'}: Not a directory. "
+        "This is a problem on this machine, not on the Hub: free disk space or fix that path (permissions, a "
+        "file where a folder belongs), then run the download again (it resumes)."
+    )
+    assert isinstance(err.value.__cause__, NotADirectoryError)

@@ -111,11 +111,38 @@ class TestSafeTensors(FormatContract):
         with pytest.raises(IncompleteUploadError, match=r"the index 'model.safetensors.index.json' names 1 file"):
             self.fmt.select_files(listing, self.fmt.detect(listing), SelectionContext())
 
+    def test_pickles_next_to_safetensors_are_named_for_what_they_are(self):
+        listing = synthetic(
+            "a/st", [*HF_FILES, "pytorch_model.bin", "training_args.bin", "adapter_model.bin"], config={}
+        )
+        sel = self.fmt.select_files(listing, self.fmt.detect(listing), SelectionContext())
+        excluded = {e.reason: e.paths for e in sel.excluded}
+        assert excluded["duplicate PyTorch pickle weights (safetensors chosen)"] == ("pytorch_model.bin",)
+        assert excluded["training state, not weights"] == ("training_args.bin",)
+        assert excluded["LoRA adapter files"] == ("adapter_model.bin",)
+
+    def test_custom_code_without_config_says_remote_code_stays_off(self):
+        listing = synthetic("a/code", ["config.json", "model.safetensors", "tokenizer.json", "modeling_x.py"])
+        sel = self.fmt.select_files(listing, self.fmt.detect(listing), SelectionContext())
+        assert "modeling_x.py" in sel.files
+        assert sel.notes == (
+            "config.json was not read, so the 1 custom-code file(s) at the repo root are fetched in case its "
+            "auto_map needs them, but the plan does not pass --trust-remote-code (only an auto_map seen in "
+            "config.json turns it on). If config.json has an auto_map, re-plan online, or from a recording that "
+            "includes config.json, to get it.",
+        )
+
 
 class TestPyTorchBin(FormatContract):
     fmt = PyTorchBinFormat()
     claims = (fixture("lmsys__vicuna-7b-v1.5"),)
     rejects = (fixture("Qwen__Qwen2.5-7B-Instruct-AWQ"),)
+
+    def test_training_state_is_not_called_duplicate_weights(self):
+        listing = synthetic("a/bin", ["config.json", "pytorch_model.bin", "tokenizer.json", "training_args.bin"])
+        sel = self.fmt.select_files(listing, self.fmt.detect(listing), SelectionContext())
+        assert sel.weight_files == ("pytorch_model.bin",)
+        assert {e.reason: e.paths for e in sel.excluded} == {"training state, not weights": ("training_args.bin",)}
 
     def test_bin_shards_index_and_sentencepiece_tokenizer(self):
         listing = fixture("lmsys__vicuna-7b-v1.5")
@@ -239,3 +266,30 @@ class TestLoraAdapter(FormatContract):
             "Serve the base model 'meta-llama/Llama-3.1-8B' with `--enable-lora --lora-modules adapter=a/lora` "
             "(vLLM loads the adapter at runtime)."
         )
+
+
+@pytest.mark.parametrize(
+    ("paths", "expected"),
+    [
+        (["tokenizer.json"], True),
+        (["tokenizer.model"], True),
+        (["vocab.json", "merges.txt"], True),  # byte-level BPE
+        (["vocab.txt"], True),  # WordPiece
+        (["spiece.model"], True),
+        (["tokenizer_config.json", "special_tokens_map.json"], False),  # settings, not a vocabulary
+        (["tekken.json"], False),  # Mistral's own format: vLLM needs --tokenizer-mode mistral
+        (["sub/tokenizer.json"], False),
+    ],
+)
+def test_has_tokenizer(paths, expected):
+    from modelformats.formats._files import has_tokenizer
+
+    listing = synthetic("a/tok", ["config.json", *paths])
+    assert has_tokenizer(listing) is expected
+    assert has_tokenizer(listing, "sub") is (paths == ["sub/tokenizer.json"])
+
+
+def test_vocab_txt_only_repo_gets_no_missing_tokenizer_note():
+    listing = synthetic("a/wp", ["config.json", "model.safetensors", "vocab.txt"], config={})
+    sel = SafeTensorsFormat().select_files(listing, SafeTensorsFormat().detect(listing), SelectionContext())
+    assert sel.notes == ()

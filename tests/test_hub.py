@@ -112,3 +112,36 @@ def test_recorded_listing_round_trips(tmp_path):
     dump_listing(listing, out)
     again = load_listing(out)
     assert again.to_dict() == listing.to_dict()
+
+
+def test_only_network_errors_become_hub_unavailable():
+    """A full disk or a permission error under hub_errors surfaces as itself, never as a Hub outage."""
+    import errno
+
+    import httpx2
+
+    from modelformats.errors import HubUnavailableError
+    from modelformats.hub import hub_errors
+
+    for local in (
+        OSError(errno.ENOSPC, "No space left on device", "/models/x.gguf"),
+        PermissionError(errno.EACCES, "Permission denied", "/models"),
+    ):
+        with pytest.raises(type(local)) as err, hub_errors("owner/model", None):
+            raise local
+        assert err.value is local
+    for network, detail in (
+        (httpx2.ConnectError("[Errno 111] Connection refused"), "ConnectError: [Errno 111] Connection refused"),
+        (httpx2.ReadTimeout("timed out"), "ReadTimeout: timed out"),
+        (TimeoutError("timed out"), "TimeoutError: timed out"),
+        (
+            ConnectionResetError(104, "Connection reset by peer"),
+            "ConnectionResetError: [Errno 104] Connection reset by peer",
+        ),
+    ):
+        with pytest.raises(HubUnavailableError) as unavailable, hub_errors("owner/model", None):
+            raise network
+        assert str(unavailable.value) == (
+            f"Could not reach the Hub for 'owner/model' ({detail}). Retry, or plan offline with --listing FILE "
+            "(a recording made by `modelformats record`)."
+        )

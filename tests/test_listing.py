@@ -152,3 +152,55 @@ def test_default_source_embeds_the_target_and_its_source_repo():
         "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B",
         "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF",
     )
+
+
+def test_collect_documents_reads_only_small_known_documents():
+    from modelformats.listing import MAX_DOCUMENT_BYTES, collect_documents
+
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    bodies = {
+        "config.json": {"model_type": "llama"},
+        "quantize_config.json": {"bits": 4},
+        "sub/model.safetensors.index.json": index,
+        "tokenizer_config.json": None,  # not valid JSON: left out
+    }
+    files = [
+        RepoFile(path="config.json", size=20),
+        RepoFile(path="quantize_config.json", size=12),
+        RepoFile(path="params.json", size=None),  # size unknown: never read
+        RepoFile(path="generation_config.json", size=MAX_DOCUMENT_BYTES + 1),  # too large: never read
+        RepoFile(path="tokenizer_config.json", size=5),
+        RepoFile(path="sub/config.json", size=5),  # documents are read at the root only
+        RepoFile(path="sub/model.safetensors.index.json", size=100),
+    ]
+    read: list[str] = []
+
+    def read_json(path: str):
+        read.append(path)
+        return bodies[path]
+
+    docs = collect_documents(files, read_json)
+    assert read == ["config.json", "quantize_config.json", "tokenizer_config.json", "sub/model.safetensors.index.json"]
+    assert docs.config == {"model_type": "llama"}
+    assert docs.documents == {"quantize_config.json": {"bits": 4}}
+    assert docs.index_shards == {
+        "sub/model.safetensors.index.json": (
+            "sub/model-00001-of-00002.safetensors",
+            "sub/model-00002-of-00002.safetensors",
+        )
+    }
+
+
+def test_write_json_atomic_replaces_whole_files_only(tmp_path):
+    from modelformats.listing import write_json_atomic
+
+    out = tmp_path / "plan.json"
+    write_json_atomic(out, {"a": 1})
+    assert json.loads(out.read_text()) == {"a": 1}
+    write_json_atomic(out, {"a": 2})
+    assert out.read_text() == '{\n  "a": 2\n}\n'
+    with pytest.raises(TypeError):
+        write_json_atomic(out, {"a": object()})
+    # The failed write left the old file whole and no temporary file behind.
+    assert json.loads(out.read_text()) == {"a": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]

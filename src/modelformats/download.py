@@ -13,22 +13,22 @@ must lie under it, and huggingface_hub's own cache of revisions is pointed insid
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from modelformats.errors import (
     GGUFHeaderError,
     InvalidRequestError,
+    ModelFormatsError,
     PartialDownloadError,
     UnsafePathError,
 )
 from modelformats.hub import hub_errors
-from modelformats.listing import check_repo_path
+from modelformats.listing import check_repo_path, write_json_atomic
 
 __all__ = ["DownloadReport", "PlannedFile", "download"]
 
@@ -74,11 +74,11 @@ class DownloadReport:
     plan_path: str
     # Model GGUFs whose header and size were checked after download.
     verified: tuple[str, ...] = ()
-
-    @property
-    def total_bytes(self) -> int | None:
-        sizes = [f.bytes for f in self.files if not f.optional]
-        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+    # Bytes of the planned (not optional) files: per repo, the sum of the file sizes when every one is
+    # known, else the plan's total for that repo; None when neither is known for some repo.
+    total_bytes: int | None = None
+    # True when some repo's total is an estimate (the plan's `bytes_estimated`).
+    total_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +89,7 @@ class DownloadReport:
             "plan_path": self.plan_path,
             "verified": list(self.verified),
             "total_bytes": self.total_bytes,
+            "total_estimated": self.total_estimated,
         }
 
     def render(self) -> str:
@@ -101,7 +102,10 @@ class DownloadReport:
         for output in self.joins:
             lines.append(f"  {'join' if self.dry_run else 'joined'} parts -> {output}")
         total = self.total_bytes
-        lines.append(f"  total: {total:,} B" if total is not None else "  total: unknown (some sizes are not known)")
+        if total is None:
+            lines.append("  total: unknown (some sizes are not known)")
+        else:
+            lines.append(f"  total: {total:,} B" + (" (estimated)" if self.total_estimated else ""))
         lines.append(f"  plan: {self.plan_path}")
         return "\n".join(lines)
 
@@ -117,6 +121,7 @@ class _Item:
     patterns: tuple[str, ...]
     local_dir: Path
     bytes: int | None
+    bytes_estimated: bool
     sizes: Mapping[str, int]
 
 
@@ -177,6 +182,7 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
                 patterns=patterns or tuple(_escape(p) for p in files),
                 local_dir=local_dir,
                 bytes=raw.get("bytes") if isinstance(raw.get("bytes"), int) else None,
+                bytes_estimated=raw.get("bytes_estimated") is True,
                 sizes={k: v for k, v in sizes.items() if isinstance(k, str) and isinstance(v, int)},
             )
         )
@@ -193,7 +199,9 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
                 expected_bytes=expected if isinstance(expected, int) else None,
             )
         )
-    weights_dir = next((it.local_dir for it in items if it.repo_id == plan.get("repo_id")), root)
+    # plan.json goes beside the weights; a base-native plan's weights come from another repo than repo_id.
+    weights_repo = plan.get("weights_repo_id", plan.get("repo_id"))
+    weights_dir = next((it.local_dir for it in items if it.repo_id == weights_repo), root)
     return root, items, joins, weights_dir / PLAN_FILE
 
 
@@ -203,13 +211,29 @@ def _escape(path: str) -> str:
     return escape_pattern(path)
 
 
+def _file_size(item: _Item, path: str) -> int | None:
+    size = item.sizes.get(path)
+    return item.bytes if size is None and len(item.files) == 1 else size
+
+
+def _total(items: Sequence[_Item]) -> tuple[int | None, bool]:
+    """(bytes, estimated) of every planned file: per item, its file sizes if all known, else its total."""
+    total, estimated = 0, False
+    for item in items:
+        sizes = [_file_size(item, p) for p in item.files]
+        known = sum(s for s in sizes if s is not None) if None not in sizes else item.bytes
+        if known is None:
+            return None, False
+        total += known
+        estimated = estimated or item.bytes_estimated
+    return total, estimated
+
+
 def _planned(items: Sequence[_Item]) -> list[PlannedFile]:
     out: list[PlannedFile] = []
     for item in items:
         for path in item.files:
-            size = item.sizes.get(path)
-            if size is None and len(item.files) == 1:
-                size = item.bytes
+            size = _file_size(item, path)
             out.append(
                 PlannedFile(
                     repo_id=item.repo_id,
@@ -256,8 +280,18 @@ def download(
     root, items, joins, plan_path = _parse(plan)
     files = tuple(_planned(items))
     outputs = tuple(str(j.output) for j in joins)
+    total, estimated = _total(items)
+    report = DownloadReport(
+        root=str(root),
+        dry_run=dry_run,
+        files=files,
+        joins=outputs,
+        plan_path=str(plan_path),
+        total_bytes=total,
+        total_estimated=estimated,
+    )
     if dry_run:
-        return DownloadReport(root=str(root), dry_run=True, files=files, joins=outputs, plan_path=str(plan_path))
+        return report
     done = {j.output for j in joins if _joined_already(j)}
     skip = {part for j in joins if j.output in done for part in j.parts}
     for item in items:
@@ -266,10 +300,9 @@ def download(
         if join.output not in done:
             _join_parts(join, keep_parts=keep_parts)
     verified = _verify_models(items, joins, skip)
-    _write_json(plan_path, plan)
-    return DownloadReport(
-        root=str(root), dry_run=False, files=files, joins=outputs, plan_path=str(plan_path), verified=verified
-    )
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_path, plan)
+    return replace(report, verified=verified)
 
 
 def _fetch(
@@ -289,18 +322,29 @@ def _fetch(
     patterns = [_escape(p) for p in wanted] + [p for p in item.patterns if p not in listed]
     if not patterns:
         return
-    item.local_dir.mkdir(parents=True, exist_ok=True)
-    with hub_errors(item.repo_id, item.revision):
-        snapshot_download(
-            item.repo_id,
-            revision=item.revision,
-            allow_patterns=patterns,
-            local_dir=item.local_dir,
-            cache_dir=root / _HUB_CACHE,
-            endpoint=endpoint,
-            token=token,
-            max_workers=max_workers,
-        )
+    try:
+        item.local_dir.mkdir(parents=True, exist_ok=True)
+        with hub_errors(item.repo_id, item.revision):
+            snapshot_download(
+                item.repo_id,
+                revision=item.revision,
+                allow_patterns=patterns,
+                local_dir=item.local_dir,
+                cache_dir=root / _HUB_CACHE,
+                endpoint=endpoint,
+                token=token,
+                max_workers=max_workers,
+            )
+    except OSError as exc:
+        if isinstance(exc, ModelFormatsError):
+            raise
+        # hub_errors mapped every network error: what is left is local (a full disk, permissions).
+        where = exc.filename if exc.filename is not None else item.local_dir
+        raise PartialDownloadError(
+            f"Writing the files of {item.repo_id!r} under {item.local_dir} failed at {where}: "
+            f"{exc.strerror or exc}. This is a problem on this machine, not on the Hub: free disk space or fix "
+            "that path (permissions, a file where a folder belongs), then run the download again (it resumes)."
+        ) from exc
     missing = [p for p in wanted if not (item.local_dir / p).is_file()]
     if missing:
         raise PartialDownloadError(
@@ -385,14 +429,3 @@ def _verify_models(items: Iterable[_Item], joins: Iterable[_Join], skip: set[Pat
                 f"{path} is not a complete GGUF: {problem}. Delete it and run the download again."
             )
     return tuple(str(p) for p in paths)
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically: a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -22,17 +22,16 @@ from modelformats.errors import (
     RevisionNotFoundError,
 )
 from modelformats.listing import (
-    DOCUMENT_NAMES,
-    INDEX_SUFFIX,
     MAX_DOCUMENT_BYTES,
     RepoFile,
     RepoListing,
     SafetensorsSummary,
-    shards_of_index,
+    collect_documents,
+    read_one_gguf_header,
     validate_repo_id,
 )
 
-__all__ = ["HubSource", "hub_errors"]
+__all__ = ["HubSource", "hub_errors", "network_errors"]
 
 # Reads one GGUF header given (url, http headers) -> header dict; injected so the core stays small.
 HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
@@ -40,6 +39,9 @@ HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
 
 class HubSource:
     """Listings from the Hub (or any server speaking its API, e.g. a mirror or a test server)."""
+
+    # A RepoNotFoundError from the Hub means the repo does not exist (or is private): see ListingSource.
+    knows_every_repo = True
 
     def __init__(
         self,
@@ -76,26 +78,15 @@ class HubSource:
             RepoFile(path=s.rfilename, size=s.lfs.size if s.lfs is not None else s.size, size_exact=True)
             for s in sorted(info.siblings or [], key=lambda s: s.rfilename)
         )
-        paths = {f.path for f in files}
-        documents: dict[str, Any] = {}
-        index_shards: dict[str, tuple[str, ...]] = {}
-        config = None
-        for f in files:
-            small = f.size is not None and f.size <= MAX_DOCUMENT_BYTES
-            if f.folder == "" and f.name in DOCUMENT_NAMES and small:
-                doc = self._read_json(repo_id, sha, f.path)
-                if f.path == "config.json":
-                    config = doc if isinstance(doc, dict) else None
-                elif doc is not None:
-                    documents[f.path] = doc
-            elif f.name.endswith(INDEX_SUFFIX) and small:
-                shards = shards_of_index(self._read_json(repo_id, sha, f.path), folder=f.folder)
-                if shards is not None:
-                    index_shards[f.path] = shards
+        docs = collect_documents(files, lambda path: self._read_json(repo_id, sha, path))
         headers: dict[str, Mapping[str, Any]] = {}
-        representative = _representative_gguf(files)
-        if self._read_header is not None and representative is not None:
-            headers[representative] = self._read_header(self._url(repo_id, sha, representative), self._auth())
+        notes = f"recorded from {self._endpoint} at commit {sha}"
+        if self._read_header is not None:
+            read = self._read_header
+            headers, problem = read_one_gguf_header(
+                files, lambda path: read(self._url(repo_id, sha, path), self._auth()), also_catch=network_errors()
+            )
+            notes += f"; {problem}" if problem else ""
         card = info.card_data
         base = getattr(card, "base_model", None) if card is not None else None
         base_models = (base,) if isinstance(base, str) else tuple(b for b in (base or []) if isinstance(b, str))
@@ -110,15 +101,15 @@ class HubSource:
             revision=sha,
             complete=True,
             files=files,
-            config=config,
+            config=docs.config,
             tags=tuple(info.tags or ()),
             base_models=base_models,
             safetensors=safetensors,
             gguf=info.gguf if isinstance(info.gguf, dict) else None,
-            documents=documents,
-            index_shards={k: v for k, v in index_shards.items() if k in paths},
+            documents=docs.documents,
+            index_shards=docs.index_shards,
             gguf_headers=headers,
-            notes=f"recorded from {self._endpoint} at commit {sha}",
+            notes=notes,
         )
 
     def _url(self, repo_id: str, revision: str | None, path: str) -> str:
@@ -157,22 +148,6 @@ class HubSource:
             return None
 
 
-def _representative_gguf(files: tuple[RepoFile, ...]) -> str | None:
-    """The smallest model GGUF (shard 1 of a split): all quants of a repo share one architecture."""
-    from modelformats.formats._files import parse_shard_name
-
-    candidates = []
-    for f in files:
-        if not f.name.endswith(".gguf") or "mmproj" in f.name.lower():
-            continue
-        shard = parse_shard_name(f.path)
-        if shard is None or shard.index == 1:
-            candidates.append(f)
-    if not candidates:
-        return None
-    return min(candidates, key=lambda f: (f.size if f.size is not None else 1 << 62, f.path)).path
-
-
 @contextmanager
 def hub_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     """Turn huggingface_hub's exceptions into ours, with the fix named (for every Hub call we make)."""
@@ -195,9 +170,18 @@ def _map_hub_error(exc: Exception, repo_id: str, revision: str | None) -> ModelF
         return RevisionNotFoundError(repo_id, revision or "<default>")
     if isinstance(exc, hub.RepositoryNotFoundError):
         return RepoNotFoundError(repo_id, revision=revision)
-    if isinstance(exc, ModelFormatsError):
+    # LocalEntryNotFoundError: the Hub could not be reached and nothing was cached (HF_HUB_OFFLINE too).
+    if isinstance(exc, ModelFormatsError) or not isinstance(exc, (*network_errors(), hub.LocalEntryNotFoundError)):
+        # A full disk or a permission error is not a Hub outage: it surfaces as is.
         return None
-    if isinstance(exc, hub.HfHubHTTPError | hub.HTTPError | hub.LocalEntryNotFoundError | OSError):
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return HubUnavailableError(repo_id, f"{type(exc).__name__}: {detail}")
-    return None
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return HubUnavailableError(repo_id, f"{type(exc).__name__}: {detail}")
+
+
+def network_errors() -> tuple[type[Exception], ...]:
+    """What a failed exchange with the Hub raises: huggingface_hub's HTTP errors (HfHubHTTPError, a
+    subclass of its HTTP client's HTTPError, which also covers transport errors: refused connections,
+    timeouts, broken reads) and the builtin ConnectionError and TimeoutError. Not other OSErrors."""
+    from huggingface_hub import errors as hub
+
+    return (hub.HfHubHTTPError, hub.HTTPError, ConnectionError, TimeoutError)

@@ -11,26 +11,37 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from modelformats.errors import InvalidListingError, InvalidRepoIdError, RepoNotFoundError, UnsafePathError
+from modelformats.errors import (
+    GGUFHeaderError,
+    InvalidListingError,
+    InvalidRepoIdError,
+    RepoNotFoundError,
+    UnsafePathError,
+)
 
 __all__ = [
     "LISTING_SCHEMA",
+    "Documents",
     "ListingSource",
     "LocalDirSource",
     "RecordedSource",
     "RepoFile",
     "RepoListing",
+    "collect_documents",
     "default_source",
     "dump_listing",
     "load_listing",
+    "read_one_gguf_header",
+    "representative_gguf",
     "validate_repo_id",
+    "write_json_atomic",
 ]
 
 LISTING_SCHEMA = "modelformats-listing/1"
@@ -415,11 +426,18 @@ def load_listing(path: str | os.PathLike[str]) -> RepoListing:
 
 
 def dump_listing(listing: RepoListing, path: str | os.PathLike[str]) -> None:
-    """Write a listing atomically (a temporary file renamed into place: never a partial file)."""
+    """Write a listing atomically (never a partial file)."""
+    write_json_atomic(path, listing.to_dict())
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write `data` as indented JSON through a temporary file renamed into place: readers see the old
+    file or the whole new one, never a partial file. The parent directory must exist."""
     p = Path(path)
+    text = json.dumps(data, indent=2) + "\n"  # serialise first: a TypeError leaves nothing behind
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(listing.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         tmp.replace(p)
     finally:
         tmp.unlink(missing_ok=True)
@@ -430,7 +448,12 @@ def dump_listing(listing: RepoListing, path: str | os.PathLike[str]) -> None:
 
 @runtime_checkable
 class ListingSource(Protocol):
-    """Where listings come from. `exists` lets a planner confirm a related repo cheaply."""
+    """Where listings come from. `exists` lets a planner confirm a related repo cheaply.
+
+    A source may set `knows_every_repo = True` when its RepoNotFoundError means the repo does not exist
+    at all (the Hub does; recordings and a local directory hold only some repos). It is read with
+    `getattr(source, "knows_every_repo", False)`, so sources without it keep working.
+    """
 
     def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing: ...
 
@@ -439,6 +462,9 @@ class ListingSource(Protocol):
 
 class RecordedSource:
     """Listings recorded as `modelformats-listing/1` JSON (files or every *.json in folders)."""
+
+    # A repo missing here may well exist on the Hub (see ListingSource).
+    knows_every_repo = False
 
     def __init__(self, listings: Iterable[RepoListing], *, origin: str = "recordings") -> None:
         self._by_repo: dict[str, RepoListing] = {}
@@ -486,9 +512,13 @@ class RecordedSource:
 class LocalDirSource:
     """A snapshot already on disk (e.g. from `snapshot_download`), listed as repo `repo_id`."""
 
-    def __init__(self, root: str | os.PathLike[str], *, repo_id: str) -> None:
+    knows_every_repo = False
+
+    def __init__(self, root: str | os.PathLike[str], *, repo_id: str, read_gguf_headers: bool = True) -> None:
+        """`read_gguf_headers`: read the header of one GGUF (see `representative_gguf`) into the listing."""
         self.root = Path(root)
         self.repo_id = validate_repo_id(repo_id)
+        self.read_gguf_headers = read_gguf_headers
         if not self.root.is_dir():
             raise InvalidListingError(f"{str(self.root)!r} is not a directory.", source=str(self.root))
 
@@ -508,32 +538,95 @@ class LocalDirSource:
                 rel = full.relative_to(self.root).as_posix()
                 files.append(RepoFile(path=rel, size=full.stat().st_size, size_exact=True))
         files.sort(key=lambda f: f.path)
-        documents: dict[str, Any] = {}
-        index_shards: dict[str, tuple[str, ...]] = {}
-        config = None
-        for f in files:
-            if f.size is None or f.size > MAX_DOCUMENT_BYTES:
-                continue
-            if f.name in DOCUMENT_NAMES and f.folder == "":
-                doc = _read_json(self.root / f.path)
-                if f.path == "config.json":
-                    config = doc if isinstance(doc, dict) else None
-                elif doc is not None:
-                    documents[f.path] = doc
-            elif f.name.endswith(INDEX_SUFFIX):
-                shards = shards_of_index(_read_json(self.root / f.path), folder=f.folder)
-                if shards is not None:
-                    index_shards[f.path] = shards
+        docs = collect_documents(files, lambda path: _read_json(self.root / path))
+        headers: dict[str, Mapping[str, Any]] = {}
+        notes = f"listed from local directory {self.root}"
+        if self.read_gguf_headers:
+            from modelformats.gguf.header import read_header
+
+            headers, problem = read_one_gguf_header(files, lambda path: read_header(self.root / path).to_dict())
+            notes += f"; {problem}" if problem else ""
         return RepoListing(
             repo_id=self.repo_id,
             revision=revision,
             complete=True,
             files=tuple(files),
-            config=config,
-            documents=documents,
-            index_shards=index_shards,
-            notes=f"listed from local directory {self.root}",
+            config=docs.config,
+            documents=docs.documents,
+            index_shards=docs.index_shards,
+            gguf_headers=headers,
+            notes=notes,
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Documents:
+    """The small JSON documents of a repo, as `collect_documents` found them."""
+
+    config: Mapping[str, Any] | None = None
+    documents: Mapping[str, Any] = field(default_factory=dict)
+    index_shards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def collect_documents(files: Iterable[RepoFile], read_json: Callable[[str], Any]) -> Documents:
+    """Read config.json and the other DOCUMENT_NAMES at the root, and every `*.index.json`'s shard list.
+
+    `read_json(repo_path)` returns the parsed JSON, or None when it is not valid JSON. Files of unknown
+    size or larger than MAX_DOCUMENT_BYTES are never read (a hostile config.json must not fill memory).
+    """
+    config: Mapping[str, Any] | None = None
+    documents: dict[str, Any] = {}
+    index_shards: dict[str, tuple[str, ...]] = {}
+    for f in files:
+        if f.size is None or f.size > MAX_DOCUMENT_BYTES:
+            continue
+        if f.folder == "" and f.name in DOCUMENT_NAMES:
+            doc = read_json(f.path)
+            if f.path == "config.json":
+                config = doc if isinstance(doc, dict) else None
+            elif doc is not None:
+                documents[f.path] = doc
+        elif f.name.endswith(INDEX_SUFFIX):
+            shards = shards_of_index(read_json(f.path), folder=f.folder)
+            if shards is not None:
+                index_shards[f.path] = shards
+    return Documents(config=config, documents=documents, index_shards=index_shards)
+
+
+def representative_gguf(files: Iterable[RepoFile]) -> str | None:
+    """The GGUF whose header stands for the repo: the smallest model file (shard 1 of a split), by the
+    GGUF module's own rules (projectors, imatrix files and draft heads are not models; any case of
+    `.gguf`). All quants of a repo share one architecture, so the smallest costs the least to open."""
+    from modelformats.gguf.files import inventory_gguf
+
+    by_path = {f.path: f for f in files}
+    # A byte-split unit's model file exists only after the join, so it has no header to read remotely.
+    candidates = [by_path[u.model_file] for u in inventory_gguf(by_path).units if u.model_file in by_path]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda f: (f.size if f.size is not None else 1 << 62, f.path)).path
+
+
+def read_one_gguf_header(
+    files: Sequence[RepoFile],
+    read: Callable[[str], Mapping[str, Any]],
+    *,
+    also_catch: tuple[type[Exception], ...] = (),
+) -> tuple[dict[str, Mapping[str, Any]], str | None]:
+    """({path: header}, None) for the representative GGUF, or ({}, why not) when reading it failed.
+
+    A header only enriches a listing (architecture, experts, parameter count): a GGUFHeaderError (a v1
+    file, a server that ignores Range, a limit) or one of `also_catch` is turned into a note.
+    """
+    path = representative_gguf(files)
+    if path is None:
+        return {}, None
+    caught: tuple[type[Exception], ...] = (GGUFHeaderError, *also_catch)
+    try:
+        return {path: read(path)}, None
+    except caught as exc:
+        reason = str(exc) if isinstance(exc, GGUFHeaderError) else f"{type(exc).__name__}: {exc}"
+        return {}, f"the GGUF header of {path} was not read, so the plan goes without it ({reason})"
 
 
 def _read_json(path: Path) -> Any:

@@ -352,7 +352,7 @@ class _Planner:
         return replace(routed, gpu=gpu, command=engine.command(weights, runtime))
 
     def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
-        layers = [traits_from_listing(listing)]
+        layers = [traits_from_listing(listing, prefer=selection.model_file)]
         # A GGUF's base repo (its tokenizer/config source, or the repo found for sizes) knows the model.
         base = selection.details.get("base_repo")
         if base is not None and base.lower() != listing.repo_id.lower():

@@ -179,7 +179,9 @@ def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelT
         for suffix, trait in _GGUF_KEYS.items():
             if (n := _int(meta.get(f"{arch}.{suffix}"))) is not None:
                 values[trait] = n
-    if (n := _int(header.get("parameter_count"))) is not None:
+    # A gguf-split shard's header counts only that shard's tensors, not the model's.
+    split = _int(meta.get("split.count"))
+    if (n := _int(header.get("parameter_count"))) is not None and (split is None or split == 1):
         values["params_total"] = n
     values["is_moe"] = (values.get("num_experts") or 0) > 1
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
@@ -203,12 +205,16 @@ def merge_traits(*layers: ModelTraits) -> ModelTraits:
     return out
 
 
-def traits_from_listing(listing: RepoListing) -> ModelTraits:
-    """Traits from everything a listing carries, strongest source first."""
+def traits_from_listing(listing: RepoListing, *, prefer: str | None = None) -> ModelTraits:
+    """Traits from everything a listing carries, strongest source first.
+
+    One GGUF header is read: that of `prefer` (the chosen model file) when the listing has it, else
+    the first by path.
+    """
     layers: list[ModelTraits] = []
     if listing.config is not None:
         layers.append(traits_from_config(listing.config, origin=f"config.json of {listing.repo_id}"))
-    for path, header in sorted(listing.gguf_headers.items())[:1]:
+    for path, header in sorted(listing.gguf_headers.items(), key=lambda item: (item[0] != prefer, item[0]))[:1]:
         layers.append(traits_from_gguf_header(header, origin=f"GGUF header of {listing.repo_id}/{path}"))
     if listing.safetensors is not None:
         layers.append(

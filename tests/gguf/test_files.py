@@ -86,3 +86,29 @@ def test_is_gguf_path():
     assert is_gguf_path("x.gguf.part1of2")
     assert not is_gguf_path("mmproj-f16.gguf")
     assert not is_gguf_path("x.safetensors")
+
+
+def test_shard_names_keep_their_spelling():
+    """Upper-case extensions and `-OF-` are shards too; sibling names keep the case and widths as written."""
+    units = _units(["M-Q8_0-001-OF-002.GGUF", "M-Q8_0-002-OF-002.GGUF", "m-Q4_K_M-00002-of-00002.GGUF"])
+    q8 = units["Q8_0"]
+    assert (q8.kind, q8.complete, q8.model_file) == ("split", True, "M-Q8_0-001-OF-002.GGUF")
+    assert q8.files == ("M-Q8_0-001-OF-002.GGUF", "M-Q8_0-002-OF-002.GGUF")
+    assert units["Q4_K_M"].missing == ("m-Q4_K_M-00001-of-00002.GGUF",)
+
+
+def test_one_shard_parser_for_every_format():
+    from modelformats.formats._files import parse_shard_name
+
+    shard = parse_shard_name("d/M-Q8_0-01-of-003.GGUF")
+    assert shard is not None
+    assert (shard.path, shard.folder, shard.stem, shard.index, shard.total, shard.ext) == (
+        "d/M-Q8_0-01-of-003.GGUF",
+        "d",
+        "M-Q8_0",
+        1,
+        3,
+        ".GGUF",
+    )
+    assert shard.sibling(3) == "d/M-Q8_0-03-of-003.GGUF"
+    assert parse_shard_name("x-00003-of-00002.gguf") is None  # index past the total

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_gguf
 from modelformats.errors import InvalidRequestError, QuantNotFoundError, TokenizerSourceError
 from modelformats.formats.base import SelectionContext
 from modelformats.formats.gguf import GGUFFormat
@@ -279,7 +280,11 @@ def test_unsloth_deepseek_subfolders(source):
     repo = "unsloth/DeepSeek-R1-GGUF"
     with pytest.raises(TokenizerSourceError) as err:
         _select(source, repo)
-    assert str(err.value) == _no_source_error(repo, "it has a config.json but no tokenizer.json or tokenizer.model")
+    assert str(err.value) == _no_source_error(
+        repo,
+        "it has a config.json but no tokenizer file (tokenizer.json, tokenizer.model, vocab.json, vocab.txt or "
+        "spiece.model)",
+    )
     sel = _select(source, repo, tokenizer_from="deepseek-ai/DeepSeek-R1")
     # Q8_0's folder lists shards 1-9 of 15 only: incomplete, never chosen; Q6_K and Q5_K_M are not listed.
     assert sel.quant == "Q4_K_M"
@@ -436,8 +441,8 @@ def test_base_model_without_tokenizer_is_passed_over():
     assert sel.tokenizer.allow_patterns == ("config.json", "tokenizer.json")
     assert sel.tokenizer.download_bytes == 710
     assert (
-        "the model card's base_model names other/Quantized, but it has no tokenizer.json or tokenizer.model"
-        in sel.notes
+        "the model card's base_model names other/Quantized, but it has no tokenizer file (tokenizer.json, "
+        "tokenizer.model, vocab.json, vocab.txt or spiece.model)" in sel.notes
     )
 
 
@@ -517,3 +522,33 @@ def test_an_engine_that_reads_the_gguf_tokenizer_needs_no_tokenizer_source(sourc
     assert sel.tokenizer is None and sel.files == ("gemma-3-1b-it-Q8_0.gguf",)
     assert sel.details["base_repo"] is None and sel.details["tokenizer_rule"] is None
     assert "the engine reads the tokenizer and chat template embedded in the GGUF" in " ".join(sel.notes)
+
+
+def test_standard_tokenizer_names_are_the_shared_ones():
+    from modelformats.formats._files import CONFIG_FILES, TOKENIZER_FILES
+
+    assert (*CONFIG_FILES, *TOKENIZER_FILES) == STANDARD_TOKENIZER_FILES
+    assert {"vocab.json", "merges.txt"} <= set(STANDARD_TOKENIZER_FILES)
+
+
+def test_byte_level_bpe_base_is_a_tokenizer_source():
+    """vocab.json + merges.txt (GPT-2 style BPE) is a tokenizer: such a base repo is not passed over."""
+    base = RepoListing(
+        repo_id="me/Model",
+        files=tuple(RepoFile(path=p, size=100) for p in ("config.json", "vocab.json", "merges.txt")),
+    )
+    listing = _gguf_listing(base_models=("me/Model",))
+    detection = FMT.detect(listing)
+    assert detection is not None
+    sel = FMT.select_files(listing, detection, SelectionContext(source=RecordedSource([base])))
+    assert sel.tokenizer is not None
+    assert (sel.tokenizer.repo_id, sel.tokenizer.files) == ("me/Model", ("config.json", "vocab.json", "merges.txt"))
+
+
+def test_a_split_shard_header_does_not_size_the_model(tmp_path):
+    shard = read_header(write_gguf(tmp_path / "model-Q8_0.gguf", split_max_tensors=8)[0]).to_dict()
+    listing = _gguf_listing(gguf_headers={"model-Q8_0.gguf": shard}, gguf={"total": 1_000_000_000})
+    detection = FMT.detect(listing)
+    assert detection is not None
+    sel = FMT.select_files(listing, detection, SelectionContext(needs_tokenizer=False))
+    assert sel.bytes_basis.startswith("estimate: 1,000,000,000 parameters (the Hub's gguf summary of me/Model-GGUF)")

@@ -377,3 +377,30 @@ def test_remote_connection_refused():
     with pytest.raises(GGUFHeaderError) as err:
         read_gguf_header(HttpRangeSource("http://127.0.0.1:9/x.gguf"))
     assert "HTTP request failed (ConnectError" in str(err.value)
+
+
+# --- traits from headers ---------------------------------------------------------------------------------
+
+
+def test_a_split_shard_header_gives_no_parameter_count(tmp_path):
+    """A gguf-split shard's header counts only its own tensors: it must not size the model."""
+    first = read_header(write_gguf(tmp_path / "split-Q8_0.gguf", split_max_tensors=8)[0])
+    assert first.split_count == 3
+    traits = traits_from_gguf_header(first.to_dict(), origin="GGUF header")
+    assert traits.params_total is None
+    assert "params_total" not in traits.sources
+    assert (traits.gguf_architecture, traits.num_layers) == ("llama", 2)
+
+
+def test_traits_from_listing_prefers_the_chosen_files_header(tiny_llama, tiny_moe):
+    from modelformats.listing import RepoFile, RepoListing
+    from modelformats.traits import traits_from_listing
+
+    headers = {"a-Q8_0.gguf": read_header(tiny_llama).to_dict(), "b-Q8_0.gguf": read_header(tiny_moe).to_dict()}
+    listing = RepoListing(repo_id="o/m-GGUF", files=tuple(RepoFile(path=p) for p in headers), gguf_headers=headers)
+    assert traits_from_listing(listing).num_experts is None  # the first by path
+    moe = traits_from_listing(listing, prefer="b-Q8_0.gguf")
+    assert (moe.num_experts, moe.is_moe) == (8, True)
+    assert moe.sources["num_experts"] == "GGUF header of o/m-GGUF/b-Q8_0.gguf"
+    # A preferred file without a header falls back to the first by path.
+    assert traits_from_listing(listing, prefer="c-Q8_0.gguf").num_experts is None

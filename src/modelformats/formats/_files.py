@@ -15,10 +15,12 @@ from modelformats.listing import RepoListing
 
 __all__ = [
     "CONFIG_FILES",
+    "TOKENIZER_CORE_FILES",
     "TOKENIZER_FILES",
     "ShardName",
     "check_shards_complete",
     "escape_pattern",
+    "has_tokenizer",
     "parse_shard_name",
     "support_files",
 ]
@@ -40,16 +42,22 @@ TOKENIZER_FILES: tuple[str, ...] = (
     "preprocessor_config.json",  # multimodal processors
     "processor_config.json",
 )
+# Any one of these is a tokenizer transformers (and so vLLM) can build: fast (tokenizer.json),
+# SentencePiece (tokenizer.model, spiece.model), byte-level BPE (vocab.json + merges.txt), WordPiece.
+TOKENIZER_CORE_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 # Mistral's own tokenizer file; only vLLM's `--tokenizer-mode mistral` reads it, and it is 14.8 MB.
 MISTRAL_TOKENIZER = "tekken.json"
 
-_SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-of-(?P<total>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
+# The index and total digits, `-of-` and the extension are kept as written (`x-001-of-003.GGUF`): engines
+# rebuild sibling names from shard 1 with the same spelling.
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-(?P<of>[oO][fF])-(?P<total>\d+)(?P<ext>\.[A-Za-z0-9]+)$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ShardName:
     """`model-00002-of-00004.safetensors` -> stem 'model', index 2, total 4 (widths kept)."""
 
+    path: str
     folder: str
     stem: str
     index: int
@@ -57,9 +65,10 @@ class ShardName:
     index_width: int
     total_width: int
     ext: str
+    of: str = "of"
 
     def sibling(self, index: int) -> str:
-        name = f"{self.stem}-{index:0{self.index_width}d}-of-{self.total:0{self.total_width}d}{self.ext}"
+        name = f"{self.stem}-{index:0{self.index_width}d}-{self.of}-{self.total:0{self.total_width}d}{self.ext}"
         return f"{self.folder}/{name}" if self.folder else name
 
     @property
@@ -68,6 +77,7 @@ class ShardName:
 
 
 def parse_shard_name(path: str) -> ShardName | None:
+    """The shard numbering of `path` (`-00001-of-00003` before the extension), or None."""
     folder, _, name = path.rpartition("/")
     m = _SHARD.match(name)
     if m is None:
@@ -77,6 +87,7 @@ def parse_shard_name(path: str) -> ShardName | None:
     if total < 1 or not 1 <= index <= total:
         return None
     return ShardName(
+        path=path,
         folder=folder,
         stem=m["stem"],
         index=index,
@@ -84,6 +95,7 @@ def parse_shard_name(path: str) -> ShardName | None:
         index_width=len(m["index"]),
         total_width=len(m["total"]),
         ext=m["ext"],
+        of=m["of"],
     )
 
 
@@ -108,15 +120,19 @@ def check_shards_complete(listing: RepoListing, weights: Sequence[str], *, index
         raise IncompleteUploadError(listing.repo_id, sorted(set(missing)), declared_by=declared_by)
 
 
+def has_tokenizer(listing: RepoListing, folder: str = "") -> bool:
+    """Whether `folder` holds a tokenizer transformers can build (one of TOKENIZER_CORE_FILES)."""
+    prefix = f"{folder}/" if folder else ""
+    return any(listing.has(prefix + n) for n in TOKENIZER_CORE_FILES)
+
+
 def support_files(listing: RepoListing, *, folder: str = "") -> tuple[str, ...]:
     """Config, generation config, tokenizer and chat-template files present in `folder`."""
     prefix = f"{folder}/" if folder else ""
     names = [*CONFIG_FILES, *TOKENIZER_FILES]
     found = [prefix + n for n in names if listing.has(prefix + n)]
     # tekken.json is only needed when no HF tokenizer exists (vLLM then needs --tokenizer-mode mistral).
-    if not any(listing.has(prefix + n) for n in ("tokenizer.json", "tokenizer.model")) and listing.has(
-        prefix + MISTRAL_TOKENIZER
-    ):
+    if not has_tokenizer(listing, folder) and listing.has(prefix + MISTRAL_TOKENIZER):
         found.append(prefix + MISTRAL_TOKENIZER)
     return tuple(found)
 

@@ -37,8 +37,8 @@ from modelformats.gguf.quant import (
     parse_quant,
     vocabulary_note,
 )
-from modelformats.gguf.source import BaseRepo, find_tokenizer_source
-from modelformats.listing import RepoListing
+from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
+from modelformats.listing import ListingSource, RepoListing
 
 __all__ = ["GGUFFormat", "UnitChoice", "select_unit"]
 
@@ -116,7 +116,8 @@ class GGUFFormat(BaseFormat):
                 listing, context.source, explicit=context.tokenizer_from, model_file=unit.model_file
             )
         except TokenizerSourceError:
-            if context.needs_tokenizer:
+            # An explicit --tokenizer-from that is wrong is an error for every engine.
+            if context.needs_tokenizer or context.tokenizer_from:
                 raise
             # The engine reads the GGUF's own tokenizer and chat template: no tokenizer repo is needed.
             base = BaseRepo(repo_id=listing.repo_id, rule="gguf", reason="the GGUF itself", listing=listing)
@@ -133,7 +134,7 @@ class GGUFFormat(BaseFormat):
                     "The engine reads the tokenizer and chat template embedded in the GGUF; the small "
                     "tokenizer/config files are fetched as well, so the same download also serves vLLM."
                 )
-        size, estimated, basis = _unit_size(listing, inv, unit, tag, base)
+        size, estimated, basis = _unit_size(listing, inv, unit, tag, base, source=context.source)
         files = (*unit.files, *own_files)
         size, estimated, basis = _add_own_files(listing, own_files, size, estimated, basis)
         joins = tuple(_join_entry(listing, j) for j in unit.joins)
@@ -371,12 +372,14 @@ def _unit_size(
     unit: GGUFUnit,
     tag: QuantTag,
     base: BaseRepo,
+    *,
+    source: ListingSource | None,
 ) -> tuple[int | None, bool, str]:
     """(bytes, estimated, basis) of the unit's files."""
     total, exact = listing.total_size(unit.files)
     if total is not None:
         return total, not exact, "listing sizes" + ("" if exact else " (Hub display, rounded to ±0.5 %)")
-    basis = _parameters(listing, inv, unit, base)
+    basis = _parameters(listing, inv, unit, base, source=source)
     if basis is None:
         return None, True, "unknown: the listing has no size and no parameter count was found"
     params, where = basis
@@ -389,22 +392,33 @@ def _unit_size(
     )
 
 
-def _parameters(listing: RepoListing, inv: GGUFInventory, unit: GGUFUnit, base: BaseRepo) -> tuple[int, str] | None:
-    if base.listing is not None and base.listing.safetensors is not None and base.listing.safetensors.total > 0:
-        return base.listing.safetensors.total, f"the safetensors summary of {base.repo_id}"
+def _parameters(
+    listing: RepoListing, inv: GGUFInventory, unit: GGUFUnit, base: BaseRepo, *, source: ListingSource | None
+) -> tuple[int, str] | None:
+    """The model's parameter count and where it came from: the GGUF's own metadata first; then the
+    safetensors summary of the tokenizer/config repo, or (when that was given with --tokenizer-from and
+    is unavailable or has none) of the base repo the search finds; then other quants' sizes."""
+    from modelformats.traits import traits_from_gguf_header
+
     header = listing.gguf_headers.get(unit.model_file)
     headers = [(unit.model_file, header)] if header is not None else []
     headers += [(p, h) for p, h in sorted(listing.gguf_headers.items()) if p != unit.model_file]
     for path, h in headers:
-        count = h.get("parameter_count")
-        meta = h.get("metadata", {})
-        split = meta.get("split.count") if isinstance(meta, Mapping) else None
-        # A shard's header counts only its own tensors.
-        if isinstance(count, int) and count > 0 and not (isinstance(split, int) and split > 1):
+        # traits_from_gguf_header drops the count of a gguf-split shard (it counts that shard only).
+        count = traits_from_gguf_header(h, origin=path).params_total
+        if count is not None:
             return count, f"the GGUF header of {path}"
     total = (listing.gguf or {}).get("total")
     if isinstance(total, int) and total > 0:
         return total, f"the Hub's gguf summary of {listing.repo_id}"
+    bases = [base]
+    if base.rule == "explicit":
+        # --tokenizer-from names where the tokenizer comes from, not necessarily the model's own repo.
+        found = find_base_repo(listing, source, model_file=unit.model_file)
+        bases += [found] if found is not None else []
+    for b in bases:
+        if b.listing is not None and b.listing.safetensors is not None and b.listing.safetensors.total > 0:
+            return b.listing.safetensors.total, f"the safetensors summary of {b.repo_id}"
     sized = []
     for other in inv.units:
         size, _ = listing.total_size(other.files)

@@ -7,15 +7,17 @@ index, config, generation config, tokenizer and chat template — nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from modelformats.formats._files import (
     CONFIG_FILES,
+    MISTRAL_TOKENIZER,
     TOKENIZER_FILES,
     check_shards_complete,
     escape_pattern,
+    has_tokenizer,
     support_files,
     unique,
 )
@@ -33,17 +35,13 @@ __all__ = [
     "config_quant_method",
 ]
 
+# What transformers' Trainer saves beside a checkpoint to resume training (pickles, never weights).
+_TRAINING_STATE = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"})
 # Weight-like files that are never part of a transformers checkpoint's weights.
-_NOT_WEIGHTS = frozenset(
-    {
-        "adapter_model.safetensors",  # a LoRA adapter (see LoraAdapterFormat)
-        "adapter_model.bin",
-        "training_args.bin",  # Trainer state, a pickle
-        "optimizer.pt",
-        "scheduler.pt",
-        "rng_state.pth",
-    }
-)
+_NOT_WEIGHTS = _TRAINING_STATE | {
+    "adapter_model.safetensors",  # a LoRA adapter (see LoraAdapterFormat)
+    "adapter_model.bin",
+}
 # Mistral-native single-file weights, duplicated next to HF shards in Mistral's own repos.
 _MISTRAL_NATIVE = "consolidated.safetensors"
 
@@ -130,8 +128,10 @@ class _HFFormat(BaseFormat):
             code = [f.path for f in listing.files if f.folder == "" and f.suffix == ".py"]
             if code and config is None:
                 notes.append(
-                    f"config.json was not read, so the {len(code)} custom-code file(s) are kept in case "
-                    "its auto_map needs them."
+                    f"config.json was not read, so the {len(code)} custom-code file(s) at the repo root are "
+                    "fetched in case its auto_map needs them, but the plan does not pass --trust-remote-code "
+                    "(only an auto_map seen in config.json turns it on). If config.json has an auto_map, "
+                    "re-plan online, or from a recording that includes config.json, to get it."
                 )
         files = unique([*weights, *([index] if index else []), *support, *code])
         patterns = [escape_pattern(p) for p in files]
@@ -142,7 +142,7 @@ class _HFFormat(BaseFormat):
                 "The listing is partial, so standard config/tokenizer file names are also requested by "
                 "pattern (snapshot_download skips the ones that do not exist)."
             )
-        if not any(p in files for p in ("tokenizer.json", "tokenizer.model", "vocab.json", "tekken.json")):
+        if not has_tokenizer(listing) and not listing.has(MISTRAL_TOKENIZER):
             notes.append(
                 "No tokenizer file was seen in the listing; vLLM needs one (pass --tokenizer if it lives elsewhere)."
             )
@@ -154,7 +154,7 @@ class _HFFormat(BaseFormat):
             download_bytes=total,
             bytes_estimated=estimated,
             bytes_basis=basis,
-            excluded=_exclusions(listing, set(files)),
+            excluded=_exclusions(listing, set(files), self.weights_kind),
             notes=tuple(notes),
             model_file=None,
         )
@@ -173,7 +173,7 @@ def _size(listing: RepoListing, weights: tuple[str, ...], files: tuple[str, ...]
     others = [listing.get(p) for p in files if p not in weight_set]
     unknown = sum(1 for f in others if f is None or f.size is None)
     total = weight_bytes + sum(f.size for f in others if f is not None and f.size is not None)
-    exact = exact and all(f is not None and f.size_exact for f in others if f is not None and f.size is not None)
+    exact = exact and all(f.size_exact for f in others if f is not None and f.size is not None)
     basis = "listing sizes" + ("" if exact else " (rounded Hub display sizes, ±0.5 %)")
     if unknown:
         basis += f"; {unknown} small file(s) of unknown size not counted"
@@ -187,29 +187,31 @@ _DTYPE_BYTES: Mapping[str, float] = {
 }  # fmt: skip
 
 
-# Files excluded from transformers-style plans, by reason; the first matching rule names the reason.
-_EXCLUSION_RULES: tuple[tuple[str, Any], ...] = (
+# Files excluded from transformers-style plans, by reason; the first rule matching (file, the weights
+# kind chosen) names the reason.
+_EXCLUSION_RULES: tuple[tuple[str, Callable[[RepoFile, str], bool]], ...] = (
+    ("training state, not weights", lambda f, kind: f.name in _TRAINING_STATE),
+    ("LoRA adapter files", lambda f, kind: f.name.startswith("adapter_")),
     (
         "duplicate PyTorch pickle weights (safetensors chosen)",
-        lambda f: f.suffix == ".bin" and f.folder == "",
+        lambda f, kind: kind == "safetensors" and f.suffix == ".bin" and f.folder == "",
     ),
-    ("Mistral/Meta-native duplicate weights", lambda f: f.name.startswith("consolidated.")),
-    ("Meta's original checkpoint folder", lambda f: f.path.startswith("original/")),
-    ("GGUF files (another format)", lambda f: f.name.endswith(".gguf") or ".gguf.part" in f.name),
-    ("LoRA adapter files", lambda f: f.name.startswith("adapter_")),
-    ("ONNX / TensorFlow / Flax exports", lambda f: f.suffix in {".onnx", ".h5", ".msgpack", ".tflite"}),
-    ("PyTorch checkpoints that are not transformers weights", lambda f: f.suffix in {".pt", ".pth", ".ckpt"}),
-    ("documentation and repo metadata", lambda f: f.suffix in {".md", ".txt", ""} or f.name.startswith(".")),
-    ("images", lambda f: f.suffix in {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}),
+    ("Mistral/Meta-native duplicate weights", lambda f, kind: f.name.startswith("consolidated.")),
+    ("Meta's original checkpoint folder", lambda f, kind: f.path.startswith("original/")),
+    ("GGUF files (another format)", lambda f, kind: f.name.endswith(".gguf") or ".gguf.part" in f.name),
+    ("ONNX / TensorFlow / Flax exports", lambda f, kind: f.suffix in {".onnx", ".h5", ".msgpack", ".tflite"}),
+    ("PyTorch checkpoints that are not transformers weights", lambda f, kind: f.suffix in {".pt", ".pth", ".ckpt"}),
+    ("documentation and repo metadata", lambda f, kind: f.suffix in {".md", ".txt", ""} or f.name.startswith(".")),
+    ("images", lambda f, kind: f.suffix in {".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"}),
 )
 
 
-def _exclusions(listing: RepoListing, chosen: set[str]) -> tuple[Exclusion, ...]:
+def _exclusions(listing: RepoListing, chosen: set[str], weights_kind: str) -> tuple[Exclusion, ...]:
     grouped: dict[str, list[str]] = {}
     for f in listing.files:
         if f.path in chosen:
             continue
-        reason = next((r for r, match in _EXCLUSION_RULES if match(f)), "not needed by the engine")
+        reason = next((r for r, match in _EXCLUSION_RULES if match(f, weights_kind)), "not needed by the engine")
         grouped.setdefault(reason, []).append(f.path)
     return tuple(Exclusion(reason=r, paths=tuple(p)) for r, p in grouped.items())
 

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from modelformats.formats._files import ShardName, parse_shard_name
 from modelformats.gguf.quant import QuantTag, find_quant, looks_like_quant
 
 __all__ = [
@@ -54,7 +55,6 @@ SIDE_FILE_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 _PART = re.compile(r"^(?P<output>.+\.gguf)\.part(?P<index>\d+)of(?P<total>\d+)$", re.IGNORECASE)
-_SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d+)-of-(?P<total>\d+)\.gguf$", re.IGNORECASE)
 _GGUF = re.compile(r"\.gguf$", re.IGNORECASE)
 # Anything that mentions gguf in its name but fits no layout above (e.g. `x.gguf-split-a`).
 _GGUF_LIKE = re.compile(r"\.gguf", re.IGNORECASE)
@@ -172,7 +172,7 @@ def inventory_gguf(paths: Iterable[str]) -> GGUFInventory:
     whole.update(_joined_parts(parts))
 
     units: list[GGUFUnit] = []
-    shard_sets: dict[tuple[str, str, int], dict[int, _Shard]] = defaultdict(dict)
+    shard_sets: dict[tuple[str, str, int], dict[int, ShardName]] = defaultdict(dict)
     for path, item in sorted(whole.items()):
         shard = _parse_shard(path)
         if shard is not None:
@@ -208,39 +208,13 @@ def _joined_parts(parts: Mapping[tuple[str, int], Mapping[int, str]]) -> dict[st
     return out
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Shard:
-    path: str
-    folder: str
-    stem: str
-    index: int
-    total: int
-    # The digits as written: engines rebuild sibling names with the same width.
-    index_digits: str
-    total_digits: str
-
-    def sibling(self, index: int) -> str:
-        name = f"{self.stem}-{index:0{len(self.index_digits)}d}-of-{self.total_digits}.gguf"
-        return _join(self.folder, name)
+def _parse_shard(path: str) -> ShardName | None:
+    """A gguf-split shard name (`-00001-of-00003.gguf`, any width and case), else None."""
+    shard = parse_shard_name(path)
+    return shard if shard is not None and _GGUF.fullmatch(shard.ext) else None
 
 
-def _parse_shard(path: str) -> _Shard | None:
-    folder, _, name = path.rpartition("/")
-    m = _SHARD.match(name)
-    if m is None or not 1 <= int(m["index"]) <= int(m["total"]):
-        return None
-    return _Shard(
-        path=path,
-        folder=folder,
-        stem=m["stem"],
-        index=int(m["index"]),
-        total=int(m["total"]),
-        index_digits=m["index"],
-        total_digits=m["total"],
-    )
-
-
-def _split_unit(found: Mapping[int, _Shard], whole: Mapping[str, _Whole]) -> GGUFUnit:
+def _split_unit(found: Mapping[int, ShardName], whole: Mapping[str, _Whole]) -> GGUFUnit:
     """All shards of one gguf-split set, in order; absent ones make the unit incomplete."""
     first = found[min(found)]
     files: list[str] = []

@@ -27,9 +27,17 @@ from modelformats.errors import (
     LISTING_UNAVAILABLE,
     GatedRepoError,
     InvalidRepoIdError,
+    RepoNotFoundError,
     TokenizerSourceError,
 )
-from modelformats.formats._files import escape_pattern, support_files
+from modelformats.formats._files import (
+    CONFIG_FILES,
+    TOKENIZER_CORE_FILES,
+    TOKENIZER_FILES,
+    escape_pattern,
+    has_tokenizer,
+    support_files,
+)
 from modelformats.listing import ListingSource, RepoListing, validate_repo_id
 
 __all__ = [
@@ -43,18 +51,9 @@ __all__ = [
 ]
 
 # Fetched from a source whose listing is partial: snapshot_download skips names that do not exist.
-STANDARD_TOKENIZER_FILES: tuple[str, ...] = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "config.json",
-    "generation_config.json",
-    "chat_template.jinja",
-    "chat_template.json",
-)
-# Either makes a tokenizer: a fast tokenizer (tokenizer.json) or SentencePiece (tokenizer.model).
-_TOKENIZER_CORE = ("tokenizer.json", "tokenizer.model")
+STANDARD_TOKENIZER_FILES: tuple[str, ...] = (*CONFIG_FILES, *TOKENIZER_FILES)
+# "tokenizer.json, tokenizer.model, ... or spiece.model", for messages.
+_TOKENIZER_NAMES = f"{', '.join(TOKENIZER_CORE_FILES[:-1])} or {TOKENIZER_CORE_FILES[-1]}"
 # A real HF config.json is >= ~500 bytes (architectures, sizes, rope); TheBloke's stub is 31 bytes.
 _MIN_REAL_CONFIG_BYTES = 256
 # Keys only a real model config has (a stub carries just model_type).
@@ -105,10 +104,6 @@ def config_state(listing: RepoListing) -> str:
     if f.size is not None:
         return "real" if f.size >= _MIN_REAL_CONFIG_BYTES else "stub"
     return "unread"
-
-
-def _has_tokenizer(listing: RepoListing) -> bool:
-    return any(listing.has(n) for n in _TOKENIZER_CORE)
 
 
 def header_base_repos(headers: Mapping[str, Mapping[str, Any]], *, prefer: str | None = None) -> tuple[str, ...]:
@@ -166,7 +161,10 @@ def sibling_candidates(repo_id: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for n in names if (r := _valid(f"{owner}/{n}")) is not None))
 
 
-def _fetch(source: ListingSource | None, repo_id: str) -> tuple[RepoListing | None, str | None]:
+def _fetch(
+    source: ListingSource | None, repo_id: str, *, missing_ok: bool = True
+) -> tuple[RepoListing | None, str | None]:
+    """The listing of `repo_id`, or why not; a missing repo raises RepoNotFoundError unless `missing_ok`."""
     if source is None:
         return None, "no listing source was given to read it"
     try:
@@ -174,6 +172,8 @@ def _fetch(source: ListingSource | None, repo_id: str) -> tuple[RepoListing | No
     except GatedRepoError:
         return None, "it is gated: accept its licence on the Hub, and a token is needed to download"
     except LISTING_UNAVAILABLE as exc:
+        if isinstance(exc, RepoNotFoundError) and not missing_ok:
+            raise
         return None, f"the listing source could not list it ({type(exc).__name__})"
 
 
@@ -196,7 +196,17 @@ def find_base_repo(
     """The base model's repo of a GGUF repo (rules 1, 3, 4 and 5 of the module docstring), or None."""
     if explicit:
         validate_repo_id(explicit)
-        found, why = _fetch(source, explicit)
+        try:
+            # Only a source that knows every repo (the Hub) can say a name does not exist; a recording
+            # that lacks the repo leaves it unavailable (its standard file names are requested).
+            found, why = _fetch(source, explicit, missing_ok=not getattr(source, "knows_every_repo", False))
+        except RepoNotFoundError as exc:
+            # A mistyped flag must not become a base repo: it would be sized from and fetched from.
+            # The source's own words follow (a recording source says how to record the repo).
+            raise TokenizerSourceError(
+                f"--tokenizer-from {explicit!r} was not found on the source; check the name, or pass a repo "
+                f"that has tokenizer.json/tokenizer.model. The source said: {exc}"
+            ) from None
         reason = f"{explicit} was given with --tokenizer-from"
         return BaseRepo(repo_id=explicit, rule="explicit", reason=reason, listing=found, unavailable=why)
     return _search(listing, source, model_file=model_file)[0]
@@ -227,8 +237,8 @@ def _search(
             skipped.append(f"{reason}, but no such repo was found")
             continue
         found, why = _fetch(source, repo)
-        if found is not None and found.complete and not _has_tokenizer(found):
-            skipped.append(f"{reason}, but it has no tokenizer.json or tokenizer.model")
+        if found is not None and found.complete and not has_tokenizer(found):
+            skipped.append(f"{reason}, but it has no tokenizer file ({_TOKENIZER_NAMES})")
             continue
         confirmed = ", and the listing source confirms that it exists" if rule == "sibling" else ""
         base = BaseRepo(
@@ -252,7 +262,7 @@ def find_tokenizer_source(
 ) -> BaseRepo:
     """The repo to take tokenizer/config files from, by the module docstring's order; raise if none."""
     state = config_state(listing)
-    own = _has_tokenizer(listing)
+    own = has_tokenizer(listing)
     if explicit:
         found = find_base_repo(listing, source, explicit=explicit)
         assert found is not None
@@ -281,7 +291,7 @@ def _no_source_message(listing: RepoListing, state: str, own: bool, skipped: Seq
     if own:
         why.append(f"its config.json is {state}")
     elif state == "real":
-        why.append("it has a config.json but no tokenizer.json or tokenizer.model")
+        why.append(f"it has a config.json but no tokenizer file ({_TOKENIZER_NAMES})")
     else:
         why.append("it has no tokenizer files")
     if not listing.base_models:
