@@ -15,7 +15,6 @@ Paths in messages are relative to the llama.cpp source root of that build.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,6 +23,8 @@ from typing import Any
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import InvalidRequestError
+from modelformats.formats._files import parse_shard_name
+from modelformats.gguf.files import is_byte_part
 
 __all__ = [
     "FILE_LAYOUTS",
@@ -41,9 +42,7 @@ FILE_LAYOUTS: Mapping[str, str] = {
 }
 # llama.cpp derives every shard name from shard 1 with "%s-%05d-of-%05d.gguf" (src/llama.cpp:552),
 # so only five-digit numbering is found; shard 1 must be the file given (llama-model-loader.cpp:605).
-_FIRST_SHARD = re.compile(r"-00001-of-\d{5}\.gguf$")
-_ANY_SHARD = re.compile(r"-\d+-of-\d+\.gguf$")
-_PART = re.compile(r"\.part\d+of\d+$")
+_LLAMA_CPP_SHARD_WIDTH = 5
 # The official server images start the binary from here (.devops/cuda.Dockerfile ENTRYPOINT).
 _SERVER_PATH = "/app/llama-server"
 
@@ -233,13 +232,20 @@ class LlamaCppEngine:
                 f"Unknown GGUF file layout {layout!r}; expected one of {', '.join(FILE_LAYOUTS)} "
                 "(modelformats.engines.llamacpp.FILE_LAYOUTS)."
             ]
-        if _PART.search(model):
+        if is_byte_part(model):
             return [
                 f"{model!r} is one raw piece of a split file, not a GGUF: join the .partXofY pieces "
                 "in order (the plan's download.joins) and give llama-server the joined .gguf."
             ]
-        if layout == "split" or _ANY_SHARD.search(model):
-            if not _FIRST_SHARD.search(model):
+        shard = parse_shard_name(model)
+        if layout == "split" or shard is not None:
+            first = (
+                shard is not None
+                and shard.index == 1
+                and shard.ext.lower() == ".gguf"
+                and shard.index_width == shard.total_width == _LLAMA_CPP_SHARD_WIDTH
+            )
+            if not first:
                 return [
                     f"{model!r} is not shard 1 in llama.cpp's naming: llama-server must be given "
                     f"<prefix>-00001-of-NNNNN.gguf ({split['first_shard_required']}) and derives the "

@@ -30,6 +30,7 @@ __all__ = [
     "GGUFInventory",
     "GGUFUnit",
     "inventory_gguf",
+    "is_byte_part",
     "is_gguf_path",
 ]
 
@@ -107,6 +108,11 @@ class GGUFInventory:
         out = [p for u in self.units for p in u.files]
         out += [p for paths in self.side_files.values() for p in paths]
         return (*out, *self.unrecognised)
+
+
+def is_byte_part(path: str) -> bool:
+    """A raw byte piece (`x.gguf.part1of2`): not a GGUF until its pieces are joined."""
+    return _PART.match(path.rsplit("/", 1)[-1]) is not None
 
 
 def is_gguf_path(path: str) -> bool:
