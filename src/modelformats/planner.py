@@ -621,12 +621,12 @@ def _known_sizes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, int]
 
 
 def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:
-    total = 0
-    for item in items:
-        if item.bytes is None:
-            return None if item is items[0] else total
-        total += item.bytes
-    return total
+    """Unknown weights make the total unknown; a tokenizer repo of unknown size (a few MB of JSON) is left
+    out, and its item's `bytes_estimated` marks the total as an estimate."""
+    weights, *rest = items
+    if weights.bytes is None:
+        return None
+    return weights.bytes + sum(item.bytes or 0 for item in rest)
 
 
 def _human_bytes(n: int | None) -> str:

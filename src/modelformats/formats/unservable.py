@@ -33,9 +33,11 @@ def _base_hint(listing: RepoListing, fallback: str) -> str:
 
 class _Unservable(BaseFormat):
     reason: ClassVar[str]
+    # What to use instead when the card names no base model.
+    fallback: ClassVar[str]
 
     def _instead(self, listing: RepoListing) -> str:
-        raise NotImplementedError
+        return _base_hint(listing, self.fallback)
 
     def _claim(self, listing: RepoListing, evidence: list[str]) -> Detection | None:
         if not evidence:
@@ -79,8 +81,7 @@ class EXL2Format(_Unservable):
             evidence.append("model.safetensors.index.json is present but its shards are not the weights here")
         return self._claim(listing, evidence)
 
-    def _instead(self, listing: RepoListing) -> str:
-        return _base_hint(listing, "Serve it with ExLlamaV2 / TabbyAPI, or serve the original model with vLLM.")
+    fallback = "Serve it with ExLlamaV2 / TabbyAPI, or serve the original model with vLLM."
 
 
 class MLXFormat(_Unservable):
@@ -105,12 +106,9 @@ class MLXFormat(_Unservable):
             evidence.append(f"MLX .npz weights: {', '.join(npz[:3])}")
         return self._claim(listing, evidence)
 
-    def _instead(self, listing: RepoListing) -> str:
-        return _base_hint(
-            listing,
-            "Run it with mlx-lm on Apple silicon, or serve the transformers checkpoint it was converted from "
-            "with vLLM.",
-        )
+    fallback = (
+        "Run it with mlx-lm on Apple silicon, or serve the transformers checkpoint it was converted from with vLLM."
+    )
 
 
 # ONNX, consolidated checkpoints and adapters have the lowest priorities: next to weights vLLM can
@@ -127,8 +125,7 @@ class ONNXFormat(_Unservable):
         onnx = [f.path for f in listing.files if f.suffix in (".onnx", ".onnx_data")]
         return self._claim(listing, [f"ONNX weights: {', '.join(onnx[:3])}"] if onnx else [])
 
-    def _instead(self, listing: RepoListing) -> str:
-        return _base_hint(listing, "Run it with ONNX Runtime / Optimum, or serve the original PyTorch model with vLLM.")
+    fallback = "Run it with ONNX Runtime / Optimum, or serve the original PyTorch model with vLLM."
 
 
 _CONSOLIDATED = re.compile(r"^consolidated(\.\d+)?\.(pth|pt)$")
@@ -149,12 +146,10 @@ class MetaConsolidatedFormat(_Unservable):
             evidence.append("params.json (Meta's model-args file)")
         return self._claim(listing, evidence)
 
-    def _instead(self, listing: RepoListing) -> str:
-        return _base_hint(
-            listing,
-            "Convert it with transformers' convert_llama_weights_to_hf.py, or use the repo's transformers "
-            "version (Meta publishes both; the consolidated files live under original/ there).",
-        )
+    fallback = (
+        "Convert it with transformers' convert_llama_weights_to_hf.py, or use the repo's transformers "
+        "version (Meta publishes both; the consolidated files live under original/ there)."
+    )
 
 
 class LoraAdapterFormat(_Unservable):
