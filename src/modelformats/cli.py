@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -158,9 +159,13 @@ def _cmd_download(args: argparse.Namespace) -> int:
             raise InvalidRequestError("download needs --dir DIR (where the files go), or --plan FILE.")
         args.download_root = str(_absolute(args.dir))
         plan = _make_plan(args).to_dict()
-    report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint)
+    report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint, progress=_progress)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,12 +266,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (like Ctrl-C), so partial files are closed and kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except ModelFormatsError as exc:
@@ -280,9 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for e in problems:
             print(f"  - {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        notes = " ".join(getattr(exc, "__notes__", ()))
+        print(f"interrupted{': ' + notes if notes else ''}", file=sys.stderr)
+        # The shell's convention: 128 + the signal's number.
+        return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     except BrokenPipeError:
         # `modelformats gpus | head`: the reader left; point stdout at /dev/null so the exit flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)

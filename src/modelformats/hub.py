@@ -30,6 +30,7 @@ from modelformats.listing import (
     read_one_gguf_header,
     validate_repo_id,
 )
+from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
 __all__ = ["HubSource", "hub_errors", "network_errors"]
 
@@ -50,11 +51,14 @@ class HubSource:
         token: str | bool | None = None,
         read_gguf_headers: bool = True,
         gguf_header_reader: HeaderReader | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """`read_gguf_headers`: read one GGUF header per GGUF repo (Range requests, a few MB) so the
-        architecture, expert count and shapes come from the file, not from guesses."""
+        architecture, expert count and shapes come from the file, not from guesses. `retry`: how 429s,
+        5xx answers and dropped connections are retried (every call this source makes)."""
         from huggingface_hub import HfApi
 
+        self._retry = retry
         self._api = HfApi(endpoint=endpoint, token=token)
         self._endpoint = self._api.endpoint
         self._token = token
@@ -67,15 +71,26 @@ class HubSource:
     def exists(self, repo_id: str) -> bool:
         validate_repo_id(repo_id)
         with hub_errors(repo_id, None):
-            return bool(self._api.repo_exists(repo_id))
+            return bool(call_with_retries(lambda: self._api.repo_exists(repo_id), self._retry))
 
     def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
         validate_repo_id(repo_id)
         with hub_errors(repo_id, revision):
-            info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
+            info = call_with_retries(
+                lambda: self._api.model_info(repo_id, revision=revision, files_metadata=True), self._retry
+            )
         sha = info.sha or revision
         files = tuple(
-            RepoFile(path=s.rfilename, size=s.lfs.size if s.lfs is not None else s.size, size_exact=True)
+            RepoFile(
+                path=s.rfilename,
+                size=s.lfs.size if s.lfs is not None else s.size,
+                size_exact=True,
+                digest=f"sha256:{s.lfs.sha256}"
+                if s.lfs is not None
+                else f"git-sha1:{s.blob_id}"
+                if s.blob_id
+                else None,
+            )
             for s in sorted(info.siblings or [], key=lambda s: s.rfilename)
         )
         docs = collect_documents(files, lambda path: self._read_json(repo_id, sha, path))
@@ -84,7 +99,9 @@ class HubSource:
         if self._read_header is not None:
             read = self._read_header
             headers, problem = read_one_gguf_header(
-                files, lambda path: read(self._url(repo_id, sha, path), self._auth()), also_catch=network_errors()
+                files,
+                lambda path: call_with_retries(lambda: read(self._url(repo_id, sha, path), self._auth()), self._retry),
+                also_catch=network_errors(),
             )
             notes += f"; {problem}" if problem else ""
         card = info.card_data
@@ -124,14 +141,19 @@ class HubSource:
 
     def _read_json(self, repo_id: str, revision: str | None, path: str) -> Any:
         """GET a small JSON file at the pinned revision; None if it is not valid JSON."""
+        with hub_errors(repo_id, revision):
+            body = call_with_retries(lambda: self._get_document(repo_id, revision, path), self._retry)
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def _get_document(self, repo_id: str, revision: str | None, path: str) -> bytes:
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        with (
-            hub_errors(repo_id, revision),
-            get_session().stream(
-                "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
-            ) as response,
-        ):
+        with get_session().stream(
+            "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
+        ) as response:
             hf_raise_for_status(response)
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -142,10 +164,7 @@ class HubSource:
                         source=repo_id,
                         field=path,
                     )
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
+        return bytes(body)
 
 
 @contextmanager

@@ -488,14 +488,16 @@ class _Planner:
                 bytes=sel.download_bytes,
                 bytes_estimated=sel.bytes_estimated,
                 sizes=_known_sizes(route.listing, sel.files),
+                hashes=_known_hashes(route.listing, sel.files),
             )
         ]
         tok = sel.tokenizer
         if tok is not None:
             try:
-                tok_sizes = _known_sizes(self.source.fetch(tok.repo_id), tok.files)
+                tok_listing = self.source.fetch(tok.repo_id)
+                tok_sizes, tok_hashes = _known_sizes(tok_listing, tok.files), _known_hashes(tok_listing, tok.files)
             except LISTING_UNAVAILABLE:
-                tok_sizes = {}
+                tok_sizes, tok_hashes = {}, {}
             items.append(
                 DownloadItem(
                     repo_id=tok.repo_id,
@@ -506,6 +508,7 @@ class _Planner:
                     bytes=tok.download_bytes,
                     bytes_estimated=tok.download_bytes is None,
                     sizes=tok_sizes,
+                    hashes=tok_hashes,
                 )
             )
         joins = tuple(
@@ -618,6 +621,12 @@ def _known_sizes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, int]
         if f is not None and f.size is not None:
             sizes[path] = f.size
     return sizes
+
+
+def _known_hashes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, str]:
+    """The Hub's hash of each path the listing records one for: `download` checks the bytes against it."""
+    found = (listing.get(path) for path in paths)
+    return {f.path: f.digest for f in found if f is not None and f.digest is not None}
 
 
 def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:
