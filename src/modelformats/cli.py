@@ -130,24 +130,57 @@ def _make_plan(args: argparse.Namespace) -> Any:
     return plan(_repo_for(args, source), source=source, options=options)
 
 
+def _emit(text: str) -> None:
+    """Print a result to stdout and flush it here, so a full disk or a closed pipe is reported, not lost at exit."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from modelformats.localio import local_file_error
+
+        raise local_file_error(exc, action="write the output to", path="standard output") from None
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     result = _make_plan(args)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        _emit(json.dumps(result.to_dict(), indent=2))
     else:
         from modelformats.render import render_plan
 
-        print(render_plan(result))
+        _emit(render_plan(result))
     return 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
     from modelformats.hub import HubSource
+    from modelformats.localio import local_file_error
 
+    _check_output_dir(args.output)  # before the Hub is asked: a typo in -o costs no download
     listing = HubSource(endpoint=args.endpoint).fetch(args.repo, revision=args.revision)
-    dump_listing(listing, args.output)
-    print(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
+    try:
+        dump_listing(listing, args.output)
+    except OSError as exc:
+        raise local_file_error(exc, action="write the listing to", path=args.output) from None
+    _emit(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
     return 0
+
+
+def _check_output_dir(output: str) -> None:
+    import errno
+    from pathlib import Path
+
+    from modelformats.localio import local_file_error
+
+    folder = Path(output).expanduser().parent
+    if folder.is_dir() and os.access(folder, os.W_OK):
+        return
+    code = errno.ENOTDIR if folder.exists() else errno.ENOENT
+    if folder.is_dir():
+        code = errno.EACCES
+    raise local_file_error(OSError(code, os.strerror(code)), action="write the listing to", path=output)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -160,7 +193,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
         args.download_root = str(_absolute(args.dir))
         plan = _make_plan(args).to_dict()
     report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint, progress=_progress)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    _emit(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
     return 0
 
 
@@ -176,10 +209,21 @@ def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.repo or args.listing:
         raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")
+    from modelformats.validate import check_plan_document
+
     try:
-        data = json.loads(Path(args.plan_file).read_text(encoding="utf-8"))
+        text = Path(args.plan_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(
+            f"--plan {args.plan_file!r} cannot be read ({type(exc).__name__}: {exc}); name a plan file written by "
+            "`modelformats plan ... --json > plan.json`."
+        ) from None
+    try:
+        data = check_plan_document(json.loads(text), f"--plan {args.plan_file!r}")
         root = DeploymentPlan.from_dict(data).download_root
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ModelFormatsError):
+            raise
         raise InvalidRequestError(
             f"--plan {args.plan_file!r} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
             "write one with `modelformats plan ... --json > plan.json`."
@@ -189,8 +233,7 @@ def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
             f"--dir {args.dir!r} is not the plan's download root {root!r}, where its engine command looks for "
             f"the files. Omit --dir, or re-plan with --download-root {_absolute(args.dir)}."
         )
-    plan: dict[str, Any] = data
-    return plan
+    return data
 
 
 def _absolute(path: str) -> str:
@@ -202,7 +245,7 @@ def _absolute(path: str) -> str:
 def _cmd_gpus(args: argparse.Namespace) -> int:
     from modelformats.gpu import catalogue_dicts, render_catalogue
 
-    print(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
+    _emit(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
     return 0
 
 
@@ -211,7 +254,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     header = read_header(args.file)
     data = header.to_dict()
-    print(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
+    _emit(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
     return 0
 
 

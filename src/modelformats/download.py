@@ -32,6 +32,7 @@ from typing import Any
 
 from modelformats.errors import (
     GGUFHeaderError,
+    InvalidRepoIdError,
     InvalidRequestError,
     ModelFormatsError,
     PartialDownloadError,
@@ -195,7 +196,10 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
     for i, raw in enumerate(_list(section.get("items"), "download.items")):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("repo_id"), str):
             raise InvalidRequestError(f"The plan's download.items[{i}] must be an object with a repo_id.")
-        validate_repo_id(raw["repo_id"])
+        try:
+            validate_repo_id(raw["repo_id"])
+        except InvalidRepoIdError as exc:
+            raise InvalidRequestError(f"The plan's download.items[{i}].repo_id: {exc}") from None
         local_dir = _under(root, Path(str(raw.get("local_dir", ""))), f"download.items[{i}].local_dir")
         files = _strings(raw.get("files", []), f"download.items[{i}].files")
         for path in files:
@@ -368,7 +372,9 @@ def download(
         if isinstance(exc, ModelFormatsError):
             raise
         # The Hub's errors were mapped where they happen: what is left is local (a full disk, permissions).
-        raise local_file_error(exc, action="write the download under", path=exc.filename or root) from exc
+        # A rename names the source first (`filename`); the name that failed is the target (`filename2`).
+        where = exc.filename2 or exc.filename or root
+        raise local_file_error(exc, action="write the download under", path=where) from exc
     return replace(
         report,
         verified=verified,

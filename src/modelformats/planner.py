@@ -29,6 +29,7 @@ from modelformats.listing import ListingSource, RepoListing, default_source, val
 from modelformats.plan import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
+from modelformats.validate import check_options, check_quant_honoured
 
 if TYPE_CHECKING:
     from modelformats.gpu import GpuDecision
@@ -168,6 +169,7 @@ def plan(
     `source` defaults to the Hub (or, for the default repo, to the recordings in the package).
     """
     options = options or PlanOptions()
+    check_options(options)  # every argument error, once, before any listing is read
     if repo_id is None:
         repo_id = DEFAULT_REPO
         source = source or default_source()
@@ -417,7 +419,9 @@ class _Planner:
     # --- assembly -------------------------------------------------------------------------------
 
     def _assemble(self, listing: RepoListing, detected: DetectionResult, routes: list[_Route]) -> DeploymentPlan:
-        ranked = sorted(routes, key=_Route.sort_key)
+        # An explicit --quant ranks the routes that serve it first (the rest stay as alternatives).
+        quant = (self.options.quant or "").upper()
+        ranked = sorted(routes, key=lambda r: (bool(quant) and _route_quant(r) != quant, r.sort_key()))
         loadable = [r for r in ranked if r.loads]
         if not loadable:
             errors = {(type(r.error), str(r.error)) for r in ranked}
@@ -425,12 +429,20 @@ class _Planner:
             if first is not None and len(errors) == 1:
                 raise first  # the same user error on every route (e.g. --quant names a quant that is not there)
             lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
+            opts = self.options
+            widen = opts.engine != "auto" or opts.format != "auto"
             raise EngineCannotLoadError(
-                f"No engine can load {listing.repo_id!r} as asked (--engine {self.options.engine}, --format "
-                f"{self.options.format}):\n" + "\n".join(lines) + "\nTry --engine auto --format auto.",
+                f"No engine can load {listing.repo_id!r} as asked (--engine {opts.engine}, --format "
+                f"{opts.format}):\n"
+                + "\n".join(lines)
+                + ("\nTry --engine auto --format auto." if widen else "\nNo engine and format combination loads it."),
                 reasons=[line[2:] for line in lines],
             )
         chosen = loadable[0]
+        chosen_quant = chosen.selection.quant if chosen.selection is not None else None
+        check_quant_honoured(
+            listing.repo_id, self.options.quant, chosen_quant, [r.error for r in ranked], listing.paths
+        )
         assert chosen.selection is not None and chosen.gpu is not None and chosen.command is not None
         requested = self.requested or listing
         alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
@@ -583,6 +595,11 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
         argv=route.command.argv if route.command is not None else (),
         requirements=route.command.requirements if route.command is not None else (),
     )
+
+
+def _route_quant(route: _Route) -> str | None:
+    quant = route.selection.quant if route.selection is not None else None
+    return quant.upper() if quant is not None else None
 
 
 def _route_label(fmt: str, engine: Engine, kind: str, repo_id: str) -> str:
