@@ -183,3 +183,36 @@ def test_a_file_name_too_long_for_the_file_system_is_not_a_full_disk(tmp_path):
     assert "File name too long; a name is too long for this file system (305 bytes in 'xxxx" in text
     assert "most file systems allow 255" in text
     assert "free" not in text.lower()
+
+
+def _gguf(path: Path, *, file_type: int | None = None) -> None:
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_context_length(2048)
+    if file_type is not None:
+        w.add_file_type(file_type)
+    w.add_tensor("token_embd.weight", np.ones((50, 64), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_a_gguf_whose_header_contradicts_its_name_plans_with_the_headers_quant(tmp_path):
+    import gguf
+
+    from modelformats.listing import LocalDirSource
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    _gguf(folder / "tiny-Q8_0.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    source = LocalDirSource(folder, repo_id="me/Tiny-GGUF")
+    result = plan("me/Tiny-GGUF", source=source, options=PlanOptions(engine="llamacpp"))
+    assert result.quant == "Q4_K_M"
+    assert result.warnings[0] == (
+        "tiny-Q8_0.gguf is named Q8_0, but its GGUF header says general.file_type = Q4_K_M; the plan uses the "
+        "header's Q4_K_M. Report the mislabelled file to the repo."
+    )

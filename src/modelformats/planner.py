@@ -482,7 +482,7 @@ class _Planner:
             traits=chosen.weights.traits.to_dict() if chosen.weights else {},
             alternatives=alternatives,
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
-            warnings=tuple(dict.fromkeys([*chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
             excluded=tuple(e.to_dict() for e in sel.excluded),
         )
 

@@ -101,6 +101,8 @@ class FileSelection:
     # Raw byte splits (`.gguf.partXofY`) to concatenate after download: {"output": path, "parts": [...]}
     joins: tuple[Mapping[str, Any], ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    # What the user must know about the chosen files (a name its header contradicts); reaches plan.warnings.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
