@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from modelformats.errors import InvalidRequestError, ModelFormatsError
@@ -45,7 +47,8 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     p.add_argument(
         "repo",
         nargs="?",
-        help="owner/name on the Hub; omitted: the embedded offline default (the target GGUF repo)",
+        help="owner/name on the Hub, or a local model directory (./dir, /path/to/dir); omitted: the embedded "
+        "offline default (the target GGUF repo)",
     )
     p.add_argument(
         "--listing",
@@ -81,9 +84,42 @@ def _add_endpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="a Hub mirror's URL (default: huggingface_hub's, i.e. HF_ENDPOINT)")
 
 
+def _local_dir(repo: str | None) -> Path | None:
+    """The directory `repo` names, when it names one: a path written as one (/, ./, ../, ~) or a name that
+    cannot be a repo id (no '/'). 'owner/name' always means the Hub; write './owner/name' for a folder."""
+    if repo is None:
+        return None
+    explicit = repo.startswith(("/", "./", "../", "~")) or repo in (".", "..")
+    if not explicit and repo.count("/") == 1:
+        return None
+    path = Path(repo).expanduser()
+    if path.is_dir():
+        return path
+    if explicit:
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise InvalidRequestError(
+            f"{repo!r} {what}. Name a model directory (a local snapshot of a repo), or a Hub repo as 'owner/name'."
+        )
+    return None
+
+
+def _local_repo_id(path: Path) -> str:
+    """A repo id for a local directory: 'local/<its name>', made valid for huggingface_hub's validator."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name)
+    name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-.")[:96].strip("-.")
+    return f"local/{name or 'model'}"
+
+
 def _source(args: argparse.Namespace) -> ListingSource | None:
     if args.listing:
         return RecordedSource.from_paths(args.listing)
+    folder = _local_dir(args.repo)
+    if folder is not None:
+        from modelformats.listing import LocalDirSource
+
+        args.repo = _local_repo_id(folder)
+        args.local_dir = folder
+        return LocalDirSource(folder, repo_id=args.repo)
     if args.repo is None:
         return None  # the embedded offline default
     from modelformats.hub import HubSource
@@ -130,8 +166,16 @@ def _make_plan(args: argparse.Namespace) -> Any:
     return plan(_repo_for(args, source), source=source, options=options)
 
 
-def _emit(text: str) -> None:
-    """Print a result to stdout and flush it here, so a full disk or a closed pipe is reported, not lost at exit."""
+def _emit(text: str, *, data: Any = None) -> None:
+    """Print a result to stdout and flush it here, so a full disk or a closed pipe is reported, not lost at exit.
+
+    Human text passes `data` (what it was rendered from): the strings in it that hold control characters
+    (file names, header values) are shown escaped, and no other control character reaches the terminal.
+    """
+    from modelformats.terminal import escape_values, outside_strings
+
+    if data is not None:
+        text = escape_values(text, outside_strings(data))
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -150,7 +194,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         from modelformats.render import render_plan
 
-        _emit(render_plan(result))
+        _emit(render_plan(result), data=result.to_dict())
     return 0
 
 
@@ -192,8 +236,18 @@ def _cmd_download(args: argparse.Namespace) -> int:
             raise InvalidRequestError("download needs --dir DIR (where the files go), or --plan FILE.")
         args.download_root = str(_absolute(args.dir))
         plan = _make_plan(args).to_dict()
-    report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint, progress=_progress)
-    _emit(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    local = getattr(args, "local_dir", None)
+    report = download(
+        plan,
+        dry_run=args.dry_run,
+        endpoint=args.endpoint,
+        progress=_progress,
+        local_sources={args.repo: Path(local)} if local is not None else None,
+    )
+    if args.json:
+        _emit(json.dumps(report.to_dict(), indent=2))
+    else:
+        _emit(report.render(), data=report.to_dict())
     return 0
 
 
@@ -252,10 +306,27 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from modelformats.gguf.header import read_header
 
-    header = read_header(args.file)
+    header = read_header(_gguf_to_inspect(args.file))
     data = header.to_dict()
-    _emit(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
+    if args.json:
+        _emit(json.dumps(data, indent=2, default=str))
+    else:
+        _emit(_render_header(data), data=data)
     return 0
+
+
+def _gguf_to_inspect(name: str) -> Path:
+    """The file itself; for a directory, the GGUF whose header stands for it (the smallest model file)."""
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return path
+    from modelformats.listing import LocalDirSource, representative_gguf
+
+    listing = LocalDirSource(path, repo_id=_local_repo_id(path), read_gguf_headers=False).fetch(_local_repo_id(path))
+    chosen = representative_gguf(listing.files)
+    if chosen is None:
+        raise InvalidRequestError(f"{name!r} holds no GGUF model file; name a .gguf file or a folder with one.")
+    return path / chosen
 
 
 def _render_header(data: dict[str, Any]) -> str:
@@ -309,6 +380,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _escaped(exc: BaseException) -> str:
+    from modelformats.terminal import escape_controls
+
+    return escape_controls(str(exc))
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is (like Ctrl-C), so partial files are closed and kept."""
 
@@ -334,7 +411,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except ModelFormatsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_escaped(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except ExceptionGroup as group:
         problems = [e for e in group.exceptions if isinstance(e, ModelFormatsError)]
@@ -342,7 +419,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"error: {group.message}:", file=sys.stderr)
         for e in problems:
-            print(f"  - {e}", file=sys.stderr)
+            print(f"  - {_escaped(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         notes = " ".join(getattr(exc, "__notes__", ()))

@@ -95,6 +95,8 @@ class DownloadReport:
     transferred_bytes: int = 0
     # Orphaned partial files deleted before the download.
     cleaned: tuple[str, ...] = ()
+    # Files copied from a local model directory (local paths).
+    copied: tuple[str, ...] = ()
     # Bytes of the planned (not optional) files: per repo, the sum of the file sizes when every one is
     # known, else the plan's total for that repo; None when neither is known for some repo.
     total_bytes: int | None = None
@@ -112,6 +114,7 @@ class DownloadReport:
             "hash_verified": list(self.hash_verified),
             "transferred_bytes": self.transferred_bytes,
             "cleaned": list(self.cleaned),
+            "copied": list(self.copied),
             "total_bytes": self.total_bytes,
             "total_estimated": self.total_estimated,
         }
@@ -130,11 +133,13 @@ class DownloadReport:
             lines.append("  total: unknown (some sizes are not known)")
         else:
             lines.append(f"  total: {total:,} B" + (" (estimated)" if self.total_estimated else ""))
-        if not self.dry_run:
+        if self.hash_verified:
             lines.append(
                 f"  verified: {len(self.hash_verified)} file(s) match the Hub's hashes; "
                 f"{self.transferred_bytes:,} B transferred"
             )
+        if self.copied:
+            lines.append(f"  copied: {len(self.copied)} file(s) from the local model directory")
         lines.append(f"  plan: {self.plan_path}")
         return "\n".join(lines)
 
@@ -329,13 +334,15 @@ def download(
     keep_parts: bool = False,
     retry: RetryPolicy = DEFAULT_RETRY,
     progress: Callable[[str], None] | None = None,
+    local_sources: Mapping[str, Path] | None = None,
 ) -> DownloadReport:
     """Fetch the plan's files under its download root, verified; join `.partXofY` pieces; write plan.json.
 
     `dry_run` only lists what would be fetched (no network, nothing written). The token comes from
     huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given; it is never printed.
     Byte parts are deleted once their joined file is verified, unless `keep_parts`. `progress`
-    receives one line per file fetched or resumed.
+    receives one line per file fetched or resumed. `local_sources` maps repo ids to local model
+    directories (a plan made from one): their files are copied from there (regular files only), not fetched.
     """
     root, items, joins, plan_path = _parse(plan)
     files = tuple(_planned(items))
@@ -355,8 +362,11 @@ def download(
     done = {j.output for j in joins if _joined_already(j)}
     skip = {part for j in joins if j.output in done for part in j.parts}
     state = _State(root)
+    local = dict(local_sources or {})
     try:
-        targets = [t for item in items for t in _targets(item, skip, endpoint=endpoint, token=token, retry=retry)]
+        copied = [p for item in items if item.repo_id in local for p in _copy_local(item, local[item.repo_id], skip)]
+        hub_items = [item for item in items if item.repo_id not in local]
+        targets = [t for it in hub_items for t in _targets(it, skip, endpoint=endpoint, token=token, retry=retry)]
         cleaned = state.clean_orphans(targets, items)
         transferred = 0
         headers = _auth(token)
@@ -379,9 +389,41 @@ def download(
         report,
         verified=verified,
         hash_verified=tuple(str(t.dest) for t in targets),
+        copied=tuple(copied),
         transferred_bytes=transferred,
         cleaned=cleaned,
     )
+
+
+def _copy_local(item: _Item, source: Path, skip: set[Path]) -> list[str]:
+    """Copy the item's files from a local model directory (through a temporary name) into its local_dir."""
+    from modelformats.localfs import allowed_roots, regular_file_size
+
+    roots = allowed_roots(source)
+    copied = []
+    for path in item.files:
+        dest = item.local_dir / path
+        if dest.resolve() in skip:
+            continue
+        src = source / path
+        if not (src.is_file() or src.is_symlink()):
+            raise PartialDownloadError(
+                f"{path} is not in {source} any more; the directory changed since the plan was made: re-plan it."
+            )
+        size = regular_file_size(source, src, roots)
+        if src.resolve() == dest.resolve():
+            continue  # the plan's folder is the source folder
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{hashlib.sha256(dest.name.encode()).hexdigest()[:16]}.copying")
+        try:
+            shutil.copyfile(src, tmp)
+            if tmp.stat().st_size != size:
+                raise PartialDownloadError(f"Copying {src} wrote {tmp.stat().st_size:,} of {size:,} bytes.")
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        copied.append(str(dest))
+    return copied
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

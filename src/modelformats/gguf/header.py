@@ -107,7 +107,14 @@ class LocalFileSource:
         self.name = str(path)
 
     def read(self, offset: int, size: int) -> bytes:
+        import stat
+
         try:
+            # stat never blocks; opening a FIFO would wait for a writer for ever.
+            mode = self.path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+                raise GGUFHeaderError(self.name, offset, f"it is {kind}, not a regular file; name a .gguf file")
             with self.path.open("rb") as f:
                 f.seek(offset)
                 return f.read(size)
