@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelformats.errors import GGUFHeaderError
-from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, VALUE_TYPES
+from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, GGUF_PACKAGE_VERSION, VALUE_TYPES
 
 __all__ = [
     "HEADER_SCHEMA",
@@ -83,6 +83,11 @@ class HeaderLimits:
     max_tensor_dims: int = 4
     # ggml tensor names are at most 64 bytes (GGML_MAX_NAME).
     max_tensor_name_bytes: int = 256
+    # Elements of one tensor: the largest real ones hold ~3.8e9 (DeepSeek-V3's merged experts, 256 x 2048 x
+    # 7168; Llama-3.1-405B's embedding 128,256 x 16,384 = 2.1e9), so 2**36 (6.9e10) leaves 16x headroom.
+    max_tensor_elements: int = 2**36
+    # Tensor data of one file: shards of the largest models stay under 50 GB (gguf-split's default); 16 TiB.
+    max_data_bytes: int = 2**44
     # Arrays up to this length are kept as lists; longer ones (tokens, merges) only as type + length.
     keep_array_items: int = 256
     # Strings longer than this are kept as their length only.
@@ -105,6 +110,14 @@ class LocalFileSource:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.name = str(path)
+
+    @property
+    def size(self) -> int | None:
+        """The file's length (for the tensor-data extent check); None when it cannot be read."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
 
     def read(self, offset: int, size: int) -> bytes:
         import stat
@@ -135,6 +148,8 @@ class HttpRangeSource:
         self.name = url
         self._headers = dict(headers or {})
         self._client = client
+        # The file's length, once an answer told it (Content-Range "bytes a-b/total", or a whole-file 200).
+        self.size: int | None = None
 
     def read(self, offset: int, size: int) -> bytes:
         # huggingface_hub (and its HTTP client) is loaded only for remote reads.
@@ -172,6 +187,10 @@ class HttpRangeSource:
                     )
                 if status == 206:
                     _check_content_range(self.name, offset, response.headers.get("Content-Range"))
+                    total = response.headers.get("Content-Range", "").rpartition("/")[2]
+                    self.size = int(total) if total.isdigit() else self.size
+                elif response.headers.get("Content-Length", "").isdigit():
+                    self.size = int(response.headers["Content-Length"])
                 body = bytearray()
                 # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
                 for chunk in response.iter_bytes():
@@ -443,7 +462,20 @@ class _Cursor:
 
     def string(self, what: str) -> str:
         n = self.string_length(what)
-        return self.take(n, what).decode("utf-8", errors="replace")
+        return self.text(n, what)
+
+    def text(self, n: int, what: str) -> str:
+        """The next `n` bytes as UTF-8; anything else is refused (it would be silently replaced by U+FFFD)."""
+        at = self.pos
+        raw = self.take(n, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail(
+                f"{what} is not valid UTF-8 (byte {raw[exc.start]:#04x} at byte {at + exc.start}); GGUF strings "
+                "are UTF-8, so the file is corrupt or not written by a GGUF writer",
+                at + exc.start,
+            ) from None
 
     def skip_strings(self, count: int, what: str) -> None:
         """Walk `count` length-prefixed strings, decoding none of them."""
@@ -472,8 +504,18 @@ class _Cursor:
                 count -= 1
 
 
-def read_gguf_header(source: ByteSource | str | os.PathLike[str], *, limits: HeaderLimits | None = None) -> GGUFHeader:
-    """Read the header of a GGUF file (a path or any ByteSource), bounded by `limits`."""
+def read_gguf_header(
+    source: ByteSource | str | os.PathLike[str],
+    *,
+    limits: HeaderLimits | None = None,
+    check_extent: bool = True,
+) -> GGUFHeader:
+    """Read the header of a GGUF file (a path or any ByteSource), bounded by `limits`.
+
+    When the file's length is known (a local file; over HTTP, once Content-Range tells it) and
+    `check_extent`, tensor data that would end past it is refused; pass False to read a header cut
+    from its file on purpose.
+    """
     src: ByteSource = LocalFileSource(source) if isinstance(source, (str, os.PathLike)) else source
     cur = _Cursor(src, limits or HeaderLimits())
     version, tensor_count, kv_count = _read_preamble(cur)
@@ -481,7 +523,16 @@ def read_gguf_header(source: ByteSource | str | os.PathLike[str], *, limits: Hea
     alignment = metadata.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
         raise cur.fail(f"general.alignment is {alignment!r}; it must be a power of two")
-    tensors = _read_tensor_infos(cur, tensor_count)
+    tensors = _read_tensor_infos(cur, tensor_count, alignment)
+    data_offset = -(-cur.pos // alignment) * alignment
+    size = getattr(src, "size", None)
+    end = data_offset + (tensors.data_end or 0)
+    if check_extent and isinstance(size, int) and tensor_count and end > size:
+        raise cur.fail(
+            f"the tensor data would end at byte {end:,}, but the file is {size:,} bytes: truncated, or the "
+            "header's dimensions and offsets are not this file's",
+            cur.pos,
+        )
     return GGUFHeader(
         version=version,
         byte_order="big" if cur.order == ">" else "little",
@@ -493,7 +544,7 @@ def read_gguf_header(source: ByteSource | str | os.PathLike[str], *, limits: Hea
         tensor_data_bytes=tensors.data_end,
         alignment=alignment,
         # Tensor data starts at the end of the tensor infos, padded to the alignment.
-        data_offset=-(-cur.pos // alignment) * alignment,
+        data_offset=data_offset,
         bytes_read=cur.bytes_read,
         source=src.name,
     )
@@ -555,36 +606,71 @@ class _TensorTotals:
     data_end: int | None = 0
 
 
-def _read_tensor_infos(cur: _Cursor, tensor_count: int) -> _TensorTotals:
-    """Walk the tensor infos, keeping only per-type counts, element totals and the data extent."""
+def _read_tensor_infos(cur: _Cursor, tensor_count: int, alignment: int) -> _TensorTotals:
+    """Walk the tensor infos, keeping only per-type counts, element totals and the data extent.
+
+    Each tensor must be one llama.cpp can load: 1-4 non-zero dimensions whose product is sane, a ggml
+    type gguf knows, whole blocks, and data starting exactly where the previous tensor's ends, padded to
+    the alignment (the rule gguf.c's loader enforces: "tensor has offset X, expected Y").
+    """
     lim = cur.limits
     totals = _TensorTotals(types={})
     names: set[str] = set()
+    expected = 0
     for index in range(tensor_count):
         info_at = cur.pos
         n = cur.string_length(f"the name of tensor {index}")
         if n > lim.max_tensor_name_bytes:
             raise cur.fail(f"tensor {index}'s name is {n} bytes; the limit is {lim.max_tensor_name_bytes}", info_at)
-        name = cur.take(n, f"the name of tensor {index}").decode("utf-8", errors="replace")
+        name = cur.text(n, f"the name of tensor {index}")
         if name in names:
             raise cur.fail(f"tensor {name!r} appears twice", info_at)
         names.add(name)
         n_dims = cur.u32(f"the dimension count of {name!r}")
         if not 1 <= n_dims <= lim.max_tensor_dims:
             raise cur.fail(f"tensor {name!r} declares {n_dims} dimensions; 1 to {lim.max_tensor_dims} are allowed")
-        elements = math.prod(cur.u64(f"a dimension of {name!r}") for _ in range(n_dims))
+        dims_at = cur.pos
+        dims = [cur.u64(f"a dimension of {name!r}") for _ in range(n_dims)]
+        elements = math.prod(dims)
+        if elements == 0 or elements > lim.max_tensor_elements:
+            size = "a zero dimension" if elements == 0 else f"{elements:.3g} elements"
+            raise cur.fail(
+                f"tensor {name!r} has dimensions {dims}: {size}; a tensor holds 1 to {lim.max_tensor_elements:,} "
+                "(HeaderLimits.max_tensor_elements; the largest real tensors hold ~4e9)",
+                dims_at,
+            )
+        type_at = cur.pos
         type_id = cur.u32(f"the type of {name!r}")
+        offset_at = cur.pos
         offset = cur.u64(f"the data offset of {name!r}")
+        type_name = _GGML_TYPE_NAMES.get(type_id)
+        if type_name is None:
+            raise cur.fail(
+                f"tensor {name!r} has the unknown ggml type id {type_id}; gguf {GGUF_PACKAGE_VERSION} knows "
+                f"{min(_GGML_TYPE_NAMES)}-{max(_GGML_TYPE_NAMES)} (not all used), so llama.cpp cannot load it",
+                type_at,
+            )
+        _, block, size_bytes = GGML_TYPES[type_name]
+        if elements % block:
+            raise cur.fail(f"tensor {name!r} has {elements} elements, not whole {type_name} blocks of {block}")
+        if offset != expected:
+            raise cur.fail(
+                f"tensor {name!r} says its data starts at offset {offset:,}; the tensors before it end at "
+                f"{expected:,} (llama.cpp's loader requires each tensor to start where the previous one ends, "
+                f"padded to {alignment} bytes)",
+                offset_at,
+            )
+        nbytes = elements // block * size_bytes
+        expected = offset + -(-nbytes // alignment) * alignment
+        if expected > lim.max_data_bytes:
+            raise cur.fail(
+                f"the tensor data reaches {expected:,} bytes at tensor {name!r}; the limit is "
+                f"{lim.max_data_bytes:,} (HeaderLimits.max_data_bytes; real files stay under 50 GB per shard)",
+                offset_at,
+            )
         totals.parameters += elements
-        type_name = _GGML_TYPE_NAMES.get(type_id, f"type_{type_id}")
         totals.types[type_name] = totals.types.get(type_name, 0) + 1
-        if type_name not in GGML_TYPES:
-            totals.data_end = None
-        elif totals.data_end is not None:
-            _, block, size = GGML_TYPES[type_name]
-            if elements % block:
-                raise cur.fail(f"tensor {name!r} has {elements} elements, not whole {type_name} blocks of {block}")
-            totals.data_end = max(totals.data_end, offset + elements // block * size)
+        totals.data_end = offset + nbytes
     return totals
 
 
@@ -605,7 +691,7 @@ def _read_value(cur: _Cursor, type_id: int, key: str, *, depth: int) -> Any:
         if n > cur.limits.keep_string_bytes:
             cur.skip(n, f"the value of {key!r}")
             return {"gguf_string_bytes": n}
-        return cur.take(n, f"the value of {key!r}").decode("utf-8", errors="replace")
+        return cur.text(n, f"the value of {key!r}")
     # ARRAY: item type, length, items.
     if depth >= cur.limits.max_array_depth:
         raise cur.fail(f"{key!r} nests arrays deeper than {cur.limits.max_array_depth} (HeaderLimits.max_array_depth)")
@@ -634,9 +720,11 @@ def _read_value(cur: _Cursor, type_id: int, key: str, *, depth: int) -> Any:
 # --- entry points --------------------------------------------------------------------------------
 
 
-def read_header(path: str | os.PathLike[str], *, limits: HeaderLimits | None = None) -> GGUFHeader:
-    """Read the header of a local GGUF file."""
-    return read_gguf_header(LocalFileSource(path), limits=limits)
+def read_header(
+    path: str | os.PathLike[str], *, limits: HeaderLimits | None = None, check_extent: bool = True
+) -> GGUFHeader:
+    """Read the header of a local GGUF file (see `read_gguf_header` for `check_extent`)."""
+    return read_gguf_header(LocalFileSource(path), limits=limits, check_extent=check_extent)
 
 
 def read_hub_gguf_header(
