@@ -203,7 +203,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from modelformats.localio import local_file_error
 
     _check_output_dir(args.output)  # before the Hub is asked: a typo in -o costs no download
-    listing = HubSource(endpoint=args.endpoint).fetch(args.repo, revision=args.revision)
+    from modelformats.listing import DOCUMENT_NAMES
+
+    listing = HubSource(endpoint=args.endpoint, documents=DOCUMENT_NAMES).fetch(args.repo, revision=args.revision)
     try:
         dump_listing(listing, args.output)
     except OSError as exc:

@@ -22,6 +22,7 @@ from modelformats.errors import (
     RevisionNotFoundError,
 )
 from modelformats.listing import (
+    DOCUMENT_NAMES,
     MAX_DOCUMENT_BYTES,
     RepoFile,
     RepoListing,
@@ -32,7 +33,14 @@ from modelformats.listing import (
 )
 from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
-__all__ = ["HubSource", "hub_errors", "network_errors"]
+__all__ = ["PLANNING_DOCUMENTS", "HubSource", "hub_errors", "network_errors"]
+
+# The small documents a plan decides from (detection, quantization, adapters, Mistral's params.json);
+# generation_config.json and tokenizer_config.json decide nothing, so planning does not spend a request
+# on each (`modelformats record` still keeps every DOCUMENT_NAMES file).
+PLANNING_DOCUMENTS: tuple[str, ...] = tuple(
+    n for n in DOCUMENT_NAMES if n not in ("generation_config.json", "tokenizer_config.json")
+)
 
 # Reads one GGUF header given (url, http headers) -> header dict; injected so the core stays small.
 HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
@@ -52,12 +60,15 @@ class HubSource:
         read_gguf_headers: bool = True,
         gguf_header_reader: HeaderReader | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        documents: tuple[str, ...] = PLANNING_DOCUMENTS,
     ) -> None:
         """`read_gguf_headers`: read one GGUF header per GGUF repo (Range requests, a few MB) so the
         architecture, expert count and shapes come from the file, not from guesses. `retry`: how 429s,
-        5xx answers and dropped connections are retried (every call this source makes)."""
+        5xx answers and dropped connections are retried (every call this source makes). `documents`: the
+        root JSON documents read into the listing (one request each, when the repo has them)."""
         from huggingface_hub import HfApi
 
+        self._documents = frozenset(documents)
         self._retry = retry
         self._api = HfApi(endpoint=endpoint, token=token)
         self._endpoint = self._api.endpoint
@@ -93,7 +104,9 @@ class HubSource:
             )
             for s in sorted(info.siblings or [], key=lambda s: s.rfilename)
         )
-        docs = collect_documents(files, lambda path: self._read_json(repo_id, sha, path))
+        docs = collect_documents(
+            files, lambda path: self._read_json(repo_id, sha, path) if self._wanted(path) else None
+        )
         headers: dict[str, Mapping[str, Any]] = {}
         notes = f"recorded from {self._endpoint} at commit {sha}"
         if self._read_header is not None:
@@ -128,6 +141,10 @@ class HubSource:
             gguf_headers=headers,
             notes=notes,
         )
+
+    def _wanted(self, path: str) -> bool:
+        """Root documents outside `documents` are not read; index files (shard lists) always are."""
+        return "/" in path or path not in DOCUMENT_NAMES or path in self._documents
 
     def _url(self, repo_id: str, revision: str | None, path: str) -> str:
         from huggingface_hub import hf_hub_url

@@ -15,6 +15,7 @@ Any violation raises `GGUFHeaderError` with the byte offset; nothing else escape
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import struct
@@ -138,59 +139,98 @@ class LocalFileSource:
 class HttpRangeSource:
     """A remote file read with HTTP Range requests, over huggingface_hub's HTTP client.
 
+    The first read is one bounded Range request (512 KiB holds most headers). When the header is
+    longer (a 128k-token vocabulary makes ~7 MB), the next read opens ONE more Range request up to
+    `max_span` bytes and keeps it open: later sequential reads (and skips) are served from that same
+    stream, and `close()` hangs up once the header is read. So a header costs at most 2 requests, and
+    the bytes transferred past it are what is in flight when the reader hangs up.
+
     `headers` carry authentication (build them with `huggingface_hub.utils.build_hf_headers`); they are
     never printed. Redirects are followed (the Hub redirects to its CDN; the client drops the
     Authorization header on a cross-origin redirect).
     """
 
-    def __init__(self, url: str, *, headers: Mapping[str, str] | None = None, client: Any = None) -> None:
+    # Skips shorter than this are read through on the open stream rather than starting a new request.
+    _SKIP_ON_STREAM = 16 * 1024 * 1024
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        client: Any = None,
+        max_span: int = 128 * 1024 * 1024,
+    ) -> None:
         self.url = url
         self.name = url
         self._headers = dict(headers or {})
         self._client = client
+        self._max_span = max_span
         # The file's length, once an answer told it (Content-Range "bytes a-b/total", or a whole-file 200).
         self.size: int | None = None
+        self.requests = 0
+        self._stream: Any = None  # (context manager, byte iterator) of the open streaming request
+        self._stream_pos = 0
+        self._pending = b""
 
     def read(self, offset: int, size: int) -> bytes:
+        if self._stream is not None and self._stream_pos <= offset <= self._stream_pos + self._SKIP_ON_STREAM:
+            self._pull(offset - self._stream_pos)  # read through a skip on the open stream
+            return self._pull(size)
+        self.close()
+        if self.requests == 0:
+            return self._bounded(offset, size)
+        self._open(offset)
+        return self._pull(size)
+
+    def close(self) -> None:
+        """Hang up an open streaming request (the rest of its body is not wanted)."""
+        if self._stream is not None:
+            context, _ = self._stream
+            self._stream = None
+            self._pending = b""
+            with contextlib.suppress(Exception):
+                context.__exit__(None, None, None)
+
+    def _request(self, offset: int, end: int) -> Any:
         # huggingface_hub (and its HTTP client) is loaded only for remote reads.
         from huggingface_hub import constants, get_session
 
         client = self._client if self._client is not None else get_session()
-        headers = {
-            **self._headers,
-            "Range": f"bytes={offset}-{offset + size - 1}",
-            "Accept-Encoding": "identity",
-        }
+        headers = {**self._headers, "Range": f"bytes={offset}-{end}", "Accept-Encoding": "identity"}
+        self.requests += 1
+        return client.stream(
+            "GET", self.url, headers=headers, follow_redirects=True, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT
+        )
+
+    def _check(self, response: Any, offset: int) -> bool:
+        """Whether the answer has a body to read (False: the file ends before `offset`)."""
+        status = response.status_code
+        if status == 416:  # Range Not Satisfiable: the file ends before `offset`
+            return False
+        if status == 200 and offset != 0:
+            raise GGUFHeaderError(
+                self.name, offset, "the server ignores HTTP Range requests; download the file and read it locally"
+            )
+        if status not in (200, 206):
+            raise GGUFHeaderError(
+                self.name,
+                offset,
+                f"HTTP {status} from the server (check the repo id, revision and token: HF_TOKEN or `hf auth login`)",
+            )
+        if status == 206:
+            _check_content_range(self.name, offset, response.headers.get("Content-Range"))
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            self.size = int(total) if total.isdigit() else self.size
+        elif response.headers.get("Content-Length", "").isdigit():
+            self.size = int(response.headers["Content-Length"])
+        return True
+
+    def _bounded(self, offset: int, size: int) -> bytes:
         try:
-            with client.stream(
-                "GET",
-                self.url,
-                headers=headers,
-                follow_redirects=True,
-                timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-            ) as response:
-                status = response.status_code
-                if status == 416:  # Range Not Satisfiable: the file ends before `offset`
+            with self._request(offset, offset + size - 1) as response:
+                if not self._check(response, offset):
                     return b""
-                if status == 200 and offset != 0:
-                    raise GGUFHeaderError(
-                        self.name,
-                        offset,
-                        "the server ignores HTTP Range requests; download the file and read it locally",
-                    )
-                if status not in (200, 206):
-                    raise GGUFHeaderError(
-                        self.name,
-                        offset,
-                        f"HTTP {status} from the server (check the repo id, revision and token: HF_TOKEN or "
-                        "`hf auth login`)",
-                    )
-                if status == 206:
-                    _check_content_range(self.name, offset, response.headers.get("Content-Range"))
-                    total = response.headers.get("Content-Range", "").rpartition("/")[2]
-                    self.size = int(total) if total.isdigit() else self.size
-                elif response.headers.get("Content-Length", "").isdigit():
-                    self.size = int(response.headers["Content-Length"])
                 body = bytearray()
                 # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
                 for chunk in response.iter_bytes():
@@ -202,6 +242,44 @@ class HttpRangeSource:
             raise
         except Exception as exc:  # network errors of whichever HTTP client is injected
             raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({type(exc).__name__}: {exc})") from None
+
+    def _open(self, offset: int) -> None:
+        context = self._request(offset, offset + self._max_span - 1)
+        try:
+            response = context.__enter__()
+            if not self._check(response, offset):
+                context.__exit__(None, None, None)
+                self._stream, self._stream_pos, self._pending = None, offset, b""
+                return
+        except GGUFHeaderError:
+            context.__exit__(None, None, None)
+            raise
+        except Exception as exc:
+            raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({type(exc).__name__}: {exc})") from None
+        self._stream = (context, response.iter_bytes())
+        self._stream_pos = offset
+        self._pending = b""
+
+    def _pull(self, size: int) -> bytes:
+        """Up to `size` bytes from the open stream (fewer at the end of the file)."""
+        if self._stream is None:
+            return b""
+        _, chunks = self._stream
+        out = bytearray(self._pending)
+        try:
+            while len(out) < size:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                out += chunk
+        except Exception as exc:
+            self.close()
+            raise GGUFHeaderError(
+                self.name, self._stream_pos, f"HTTP read failed ({type(exc).__name__}: {exc})"
+            ) from None
+        self._pending = bytes(out[size:])
+        self._stream_pos += min(size, len(out))
+        return bytes(out[:size])
 
 
 def _check_content_range(name: str, offset: int, value: str | None) -> None:
@@ -517,7 +595,16 @@ def read_gguf_header(
     from its file on purpose.
     """
     src: ByteSource = LocalFileSource(source) if isinstance(source, (str, os.PathLike)) else source
-    cur = _Cursor(src, limits or HeaderLimits())
+    try:
+        return _read(src, limits or HeaderLimits(), check_extent=check_extent)
+    finally:
+        close = getattr(src, "close", None)
+        if callable(close):
+            close()  # an HTTP source hangs up its open stream: the tensor data is not wanted
+
+
+def _read(src: ByteSource, limits: HeaderLimits, *, check_extent: bool) -> GGUFHeader:
+    cur = _Cursor(src, limits)
     version, tensor_count, kv_count = _read_preamble(cur)
     metadata = _read_metadata(cur, kv_count)
     alignment = metadata.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
