@@ -8,6 +8,7 @@ comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) and is nev
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -76,7 +77,7 @@ class HubSource:
         if gguf_header_reader is None and read_gguf_headers:
             from modelformats.gguf.header import read_remote_header_dict
 
-            gguf_header_reader = read_remote_header_dict
+            gguf_header_reader = functools.partial(read_remote_header_dict, retry=retry)
         self._read_header = gguf_header_reader
 
     def exists(self, repo_id: str) -> bool:

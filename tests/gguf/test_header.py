@@ -23,6 +23,7 @@ from modelformats.gguf.header import (
     read_hub_gguf_header,
     read_remote_header_dict,
 )
+from modelformats.retry import RetryPolicy
 from modelformats.traits import traits_from_gguf_header
 
 
@@ -383,8 +384,9 @@ def test_remote_errors(tiny_llama, range_server: RangeServer):
 
 def test_remote_connection_refused():
     with pytest.raises(GGUFHeaderError) as err:
-        read_gguf_header(HttpRangeSource("http://127.0.0.1:9/x.gguf"))
+        read_gguf_header(HttpRangeSource("http://127.0.0.1:9/x.gguf", retry=RetryPolicy(max_retries=1, base_wait=0)))
     assert "HTTP request failed (ConnectError" in str(err.value)
+    assert str(err.value).endswith(") after 2 tries.")
 
 
 # --- traits from headers ---------------------------------------------------------------------------------

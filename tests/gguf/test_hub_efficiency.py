@@ -69,3 +69,16 @@ def test_planning_a_gguf_repo_and_its_base_costs_at_most_5_requests(gguf_bytes):
     ]
     assert len(header_reads) == 2
     assert len(requests) == 5
+
+
+def test_header_reads_retry_a_503_and_a_429(gguf_bytes):
+    from modelformats.retry import RetryPolicy
+
+    repo = FakeRepo(repo_id="me/Model-GGUF", files={"model-Q8_0.gguf": gguf_bytes})
+    with serve_hub(repo) as hub:
+        hub.fail_next["model-Q8_0.gguf"] = [503, 429, 503]
+        source = HubSource(endpoint=hub.url, retry=RetryPolicy(base_wait=0.01, max_wait=0.05))
+        listing = source.fetch("me/Model-GGUF")
+        assert hub.fail_next["model-Q8_0.gguf"] == []
+    header = listing.gguf_headers["model-Q8_0.gguf"]
+    assert header["summary"]["architecture"] == "llama"

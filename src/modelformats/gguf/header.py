@@ -16,16 +16,19 @@ Any violation raises `GGUFHeaderError` with the byte offset; nothing else escape
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import struct
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from modelformats.errors import GGUFHeaderError
 from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, GGUF_PACKAGE_VERSION, VALUE_TYPES
+from modelformats.retry import DEFAULT_RETRY, RETRY_STATUSES, RetryPolicy
 
 __all__ = [
     "HEADER_SCHEMA",
@@ -39,6 +42,8 @@ __all__ = [
     "read_hub_gguf_header",
     "read_remote_header_dict",
 ]
+
+T = TypeVar("T")
 
 HEADER_SCHEMA = "modelformats-gguf-header/1"
 GGUF_MAGIC = b"GGUF"
@@ -160,8 +165,10 @@ class HttpRangeSource:
         headers: Mapping[str, str] | None = None,
         client: Any = None,
         max_span: int = 128 * 1024 * 1024,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.url = url
+        self._retry = retry
         self.name = url
         self._headers = dict(headers or {})
         self._client = client
@@ -212,6 +219,8 @@ class HttpRangeSource:
             raise GGUFHeaderError(
                 self.name, offset, "the server ignores HTTP Range requests; download the file and read it locally"
             )
+        if status in RETRY_STATUSES:
+            raise _RetryableStatusError(status, response.headers.get("Retry-After"))
         if status not in (200, 206):
             raise GGUFHeaderError(
                 self.name,
@@ -226,24 +235,44 @@ class HttpRangeSource:
             self.size = int(response.headers["Content-Length"])
         return True
 
+    def _retrying(self, offset: int, attempt: Callable[[], T]) -> T:
+        """`attempt()`, retried on 408/429/5xx answers and network errors as the RetryPolicy allows."""
+        waited = 0.0
+        for n in itertools.count():
+            try:
+                return attempt()
+            except GGUFHeaderError:
+                raise
+            except _RetryableStatusError as exc:
+                why, after = f"HTTP {exc.status}", exc.retry_after
+            except Exception as exc:  # network errors of whichever HTTP client is injected
+                why, after = f"{type(exc).__name__}: {exc}", None
+            wait = self._retry.backoff(n, float(after) if after is not None and after.isdigit() else None)
+            if n >= self._retry.max_retries or waited + wait > self._retry.max_total_wait:
+                raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({why}) after {n + 1} tries")
+            time.sleep(wait)
+            waited += wait
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
     def _bounded(self, offset: int, size: int) -> bytes:
-        try:
-            with self._request(offset, offset + size - 1) as response:
-                if not self._check(response, offset):
-                    return b""
-                body = bytearray()
-                # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) >= size:
-                        break
-                return bytes(body[:size])
-        except GGUFHeaderError:
-            raise
-        except Exception as exc:  # network errors of whichever HTTP client is injected
-            raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({type(exc).__name__}: {exc})") from None
+        return self._retrying(offset, lambda: self._bounded_once(offset, size))
+
+    def _bounded_once(self, offset: int, size: int) -> bytes:
+        with self._request(offset, offset + size - 1) as response:
+            if not self._check(response, offset):
+                return b""
+            body = bytearray()
+            # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= size:
+                    break
+            return bytes(body[:size])
 
     def _open(self, offset: int) -> None:
+        self._retrying(offset, lambda: self._open_once(offset))
+
+    def _open_once(self, offset: int) -> None:
         context = self._request(offset, offset + self._max_span - 1)
         try:
             response = context.__enter__()
@@ -251,11 +280,10 @@ class HttpRangeSource:
                 context.__exit__(None, None, None)
                 self._stream, self._stream_pos, self._pending = None, offset, b""
                 return
-        except GGUFHeaderError:
-            context.__exit__(None, None, None)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                context.__exit__(None, None, None)
             raise
-        except Exception as exc:
-            raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({type(exc).__name__}: {exc})") from None
         self._stream = (context, response.iter_bytes())
         self._stream_pos = offset
         self._pending = b""
@@ -280,6 +308,15 @@ class HttpRangeSource:
         self._pending = bytes(out[size:])
         self._stream_pos += min(size, len(out))
         return bytes(out[:size])
+
+
+class _RetryableStatusError(Exception):
+    """An answer worth retrying (408, 429, 5xx), with its Retry-After header."""
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
 
 
 def _check_content_range(name: str, offset: int, value: str | None) -> None:
@@ -835,9 +872,11 @@ def read_hub_gguf_header(
     return _with_source(header, f"{repo_id}/{filename}")
 
 
-def read_remote_header_dict(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
+def read_remote_header_dict(
+    url: str, headers: Mapping[str, str], *, retry: RetryPolicy = DEFAULT_RETRY
+) -> dict[str, Any]:
     """`HubSource`'s header reader: the header at `url` (auth in `headers`) as `GGUFHeader.to_dict()`."""
-    return read_gguf_header(HttpRangeSource(url, headers=headers)).to_dict()
+    return read_gguf_header(HttpRangeSource(url, headers=headers, retry=retry)).to_dict()
 
 
 def _with_source(header: GGUFHeader, source: str) -> GGUFHeader:
