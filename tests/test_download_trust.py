@@ -232,3 +232,15 @@ def test_an_online_plan_records_the_hubs_hashes_and_download_checks_them(tmp_pat
         download(made, endpoint=hub.url, retry=FAST)
     # Every file was hashed by the plan: the download asked the API nothing.
     assert not [r for r in hub.requests if r[1].startswith("/api/")]
+
+
+def test_long_transfers_report_progress(tmp_path, hub, monkeypatch):
+    import modelformats.fetch
+
+    monkeypatch.setattr(modelformats.fetch, "PROGRESS_SECONDS", 0.0)
+    lines: list[str] = []
+    download(_plan(tmp_path / "models"), endpoint=hub.url, retry=FAST, progress=lines.append)
+    assert lines[0] == f"fetching me/Big/config.json ({len(CONFIG)} B)"
+    assert f"fetching me/Big/model.safetensors ({len(WEIGHTS):,} B)" in lines
+    steps = [line for line in lines if line.startswith("  model.safetensors: ")]
+    assert steps and steps[-1].startswith("  model.safetensors: 0.01 of 0.01 GB (100%)")

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -579,7 +580,9 @@ def _fetch_one(
         progress(f"fetching {remote.repo_id}/{remote.path} ({size}{resume})")
     with hub_errors(remote.repo_id, None):
         try:
-            transferred = fetch_file(remote, dest, partial, headers=headers, policy=retry)
+            transferred = fetch_file(
+                remote, dest, partial, headers=headers, policy=retry, progress=_reporter(remote, progress)
+            )
         except Exception as exc:
             if _is_missing_entry(exc):
                 raise PartialDownloadError(
@@ -589,6 +592,25 @@ def _fetch_one(
             raise
     state.remember(dest, remote.digest)
     return transferred
+
+
+def _reporter(remote: RemoteFile, progress: Callable[[str], None] | None) -> Callable[[int, int | None], None] | None:
+    """A progress line for `fetch_file`'s periodic reports; the rate is measured from the first report."""
+    if progress is None:
+        return None
+    since: list[tuple[float, int]] = []
+
+    def report(have: int, size: int | None) -> None:
+        now = time.monotonic()
+        if not since:
+            since.append((now, have))
+        t0, h0 = since[0]
+        rate = f", {(have - h0) / (now - t0) / 1e6:.0f} MB/s" if now > t0 else ""
+        share = f" ({have / size:.0%})" if size else ""
+        of = f" of {size / 1e9:.2f} GB" if size is not None else ""
+        progress(f"  {remote.path}: {have / 1e9:.2f}{of}{share}{rate}")
+
+    return report
 
 
 def _is_missing_entry(exc: Exception) -> bool:

@@ -29,6 +29,8 @@ __all__ = ["CHUNK_BYTES", "Digest", "RemoteFile", "fetch_file", "file_digest"]
 
 # Bytes per read and write: what an interrupted transfer may have to fetch again, at most.
 CHUNK_BYTES = 1024 * 1024
+# How often a long transfer reports its progress.
+PROGRESS_SECONDS = 10.0
 # Seconds without a byte before a read counts as failed (and is retried); connecting gets the same.
 READ_TIMEOUT = 60.0
 _HASH_BUFFER = 8 * 1024 * 1024
@@ -110,15 +112,17 @@ def fetch_file(
     policy: RetryPolicy = DEFAULT_RETRY,
     chunk_bytes: int = CHUNK_BYTES,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> int:
     """Fetch `remote` into `partial` (continuing what is there), verify it, rename it to `dest`.
 
+    `progress(bytes_here, size)` is called at most every PROGRESS_SECONDS while bytes arrive.
     Returns the bytes transferred by this call. Raises ChecksumMismatchError (partial deleted),
     PartialDownloadError when the server keeps sending more or fewer bytes than the listing says,
     and, after the retries the policy allows, the Hub's own error (map it with `hub.hub_errors`).
     """
     partial.parent.mkdir(parents=True, exist_ok=True)
-    state = _Progress(partial, remote)
+    state = _Progress(partial, remote, progress)
     attempt, waited = 0, 0.0
     try:
         while True:
@@ -154,9 +158,13 @@ def fetch_file(
 class _Progress:
     """The partial file's length and the running hash of its bytes."""
 
-    def __init__(self, partial: Path, remote: RemoteFile) -> None:
+    def __init__(
+        self, partial: Path, remote: RemoteFile, progress: Callable[[int, int | None], None] | None = None
+    ) -> None:
         self.partial = partial
         self.remote = remote
+        self.progress = progress
+        self.reported = time.monotonic()
         self.transferred = 0
         self.have = 0
         self.sha256 = hashlib.sha256() if remote.digest.algorithm == "sha256" else None
@@ -184,6 +192,9 @@ class _Progress:
         self.transferred += len(block)
         if self.sha256 is not None:
             self.sha256.update(block)
+        if self.progress is not None and time.monotonic() - self.reported >= PROGRESS_SECONDS:
+            self.reported = time.monotonic()
+            self.progress(self.have, self.remote.size)
 
 
 def _transfer(remote: RemoteFile, state: _Progress, headers: Mapping[str, str], chunk_bytes: int) -> None:
