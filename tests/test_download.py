@@ -331,3 +331,14 @@ def test_a_local_write_error_is_not_reported_as_a_hub_outage(tmp_path, hub, repo
         "belongs. Move that file, or choose another path."
     )
     assert isinstance(err.value.__cause__, FileExistsError)
+
+
+def test_a_join_killed_half_way_leaves_nothing_behind_the_next_run(tmp_path, hub, repos):
+    root = tmp_path / "models"
+    joining = root / "me" / "Tiny-GGUF" / ".tiny-Q8_0.gguf.joining-4242"
+    joining.parent.mkdir(parents=True)
+    joining.write_bytes(b"half a join")
+    report = download(_plan(root), endpoint=hub.url)
+    assert str(joining) in report.cleaned
+    assert not joining.exists()
+    assert (root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf").read_bytes() == repos

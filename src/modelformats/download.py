@@ -21,6 +21,7 @@ must lie under it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -368,7 +369,7 @@ def download(
         copied = [p for item in items if item.repo_id in local for p in _copy_local(item, local[item.repo_id], skip)]
         hub_items = [item for item in items if item.repo_id not in local]
         targets = [t for it in hub_items for t in _targets(it, skip, endpoint=endpoint, token=token, retry=retry)]
-        cleaned = state.clean_orphans(targets, items)
+        cleaned = state.clean_orphans(targets, items, joins)
         transferred = 0
         headers = _auth(token)
         for target in targets:
@@ -519,13 +520,20 @@ class _State:
         key = hashlib.sha256(f"{remote.repo_id}\0{remote.path}".encode()).hexdigest()[:40]
         return self.partials / f"{key}.part"
 
-    def clean_orphans(self, targets: Sequence[_Target], items: Sequence[_Item]) -> tuple[str, ...]:
+    def clean_orphans(
+        self, targets: Sequence[_Target], items: Sequence[_Item], joins: Sequence[_Join] = ()
+    ) -> tuple[str, ...]:
+        """Delete partials no planned file owns, huggingface_hub's `.incomplete` leftovers, and the temporary
+        files of joins a killed run left (`.x.gguf.joining-<pid>`)."""
         keep = {self.partial_for(t.remote) for t in targets}
         gone = [p for p in sorted(self.partials.glob("*.part")) if p not in keep] if self.partials.is_dir() else []
         for item in items:
             legacy = item.local_dir / _HUB_INCOMPLETE
             if legacy.is_dir():
                 gone += sorted(p for p in legacy.rglob("*.incomplete") if p.is_file())
+        for join in joins:
+            if join.output.parent.is_dir():
+                gone += sorted(join.output.parent.glob(f".{glob.escape(join.output.name)}.joining-*"))
         for path in gone:
             path.unlink(missing_ok=True)
         return tuple(str(p) for p in gone)
