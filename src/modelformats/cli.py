@@ -258,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     from modelformats.smoke import add_smoke_parser
 
     add_smoke_parser(sub)
+    from modelformats.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
