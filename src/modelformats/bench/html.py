@@ -38,7 +38,9 @@ def _plot(title: str, x_label: str, y_label: str, series: Sequence[_Series], xs:
     """One line chart: concurrency levels on x (evenly spaced, as the sweep doubles), values on y."""
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     top = _nice_max(max((y for s in series for _, y in s.points), default=1.0))
-    slots = {x: _LEFT + (plot_w * i / max(len(xs) - 1, 1) if len(xs) > 1 else plot_w / 2) for i, x in enumerate(xs)}
+    # Levels evenly spaced, 20 px in from both axes so the first point does not sit on the y axis.
+    inner = plot_w - 40
+    slots = {x: _LEFT + 20 + (inner * i / (len(xs) - 1) if len(xs) > 1 else inner / 2) for i, x in enumerate(xs)}
 
     def y_at(v: float) -> float:
         return _TOP + plot_h - plot_h * v / top
