@@ -76,6 +76,10 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     _add_endpoint(p)
 
 
+def _add_explain(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--explain", action="store_true", help=what)
+
+
 def _add_endpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="a Hub mirror's URL (default: huggingface_hub's, i.e. HF_ENDPOINT)")
 
@@ -134,9 +138,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        from modelformats.render import render_plan
+        from modelformats.render import Style, render_plan, use_colour
 
-        print(render_plan(result))
+        print(render_plan(result, explain=args.explain, style=Style(colour=use_colour(sys.stdout))))
     return 0
 
 
@@ -159,7 +163,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
         args.download_root = str(_absolute(args.dir))
         plan = _make_plan(args).to_dict()
     report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        from modelformats.render import render_download
+
+        print(render_download(report, explain=args.explain))
     return 0
 
 
@@ -195,9 +204,10 @@ def _absolute(path: str) -> str:
 
 
 def _cmd_gpus(args: argparse.Namespace) -> int:
-    from modelformats.gpu import catalogue_dicts, render_catalogue
+    from modelformats.gpu import catalogue_dicts
+    from modelformats.render import render_gpus
 
-    print(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
+    print(json.dumps(catalogue_dicts(), indent=2) if args.json else render_gpus(explain=args.explain))
     return 0
 
 
@@ -206,17 +216,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     header = read_header(args.file)
     data = header.to_dict()
-    print(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        from modelformats.render import render_gguf_header
+
+        print(render_gguf_header(data))
     return 0
-
-
-def _render_header(data: dict[str, Any]) -> str:
-    lines = []
-    for key, value in data.items():
-        if key == "metadata":
-            continue
-        lines.append(f"{key:>22}: {value}")
-    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="print the deployment plan for a repo")
     _add_plan_arguments(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    _add_explain(p, "also print every file, the memory sources and formulas, the evidence and full reasoning")
     p.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
@@ -237,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--plan", dest="plan_file", metavar="FILE", help="download a plan from `plan --json` as it is")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_explain(d, "also list the local paths and the standard names fetched only if present")
     d.set_defaults(func=_cmd_download)
 
     r = sub.add_parser("record", help="record a live repo's listing as modelformats-listing/1 JSON")
@@ -248,6 +256,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gpus", help="list the GPU catalogue (Modal's GPU types, memory, prices)")
     g.add_argument("--json", action="store_true")
+    _add_explain(g, "also print the aliases and the price sources")
     g.set_defaults(func=_cmd_gpus)
 
     i = sub.add_parser("inspect", help="read a local GGUF file's header (bounded; no tensor data)")

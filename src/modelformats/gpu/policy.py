@@ -967,14 +967,19 @@ def _price_words(difference: float) -> str:
 
 def _policy_note(decision: GpuDecision, other: GpuDecision, verdict: str) -> str:
     """Why this plan's GPUs and not the other policy's, in one line a new user reads as intended."""
-    mine = decision.choice.describe()
+    mine = _name(decision.choice)
     if decision.gpu_from_override:
         why = f"{mine} as forced by --gpu"
     elif decision.policy == "seed":
         why = f"kept {mine} by rule {decision.rule.name}"
     else:
         why = f"{mine} is the cheapest that fits"
-    return f"{why}; --policy {other.policy} picks {other.choice.describe()} for {verdict}"
+    return f"{why}; --policy {other.policy} picks {_name(other.choice)} for {verdict}"
+
+
+def _name(choice: GpuChoice) -> str:
+    """`H100` for one GPU, else `describe()` (`H100 x2`, `2 nodes x H100:8`)."""
+    return choice.gpu.name if choice.total_gpus == 1 else choice.describe()
 
 
 def _note_oversized(ctx: _Context, decision: GpuDecision) -> GpuDecision:
