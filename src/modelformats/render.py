@@ -259,6 +259,9 @@ def _files(plan: DeploymentPlan, width: int, *, most: int | None) -> list[str]:
         shown = _compress_shards(item.files)
         if item.repo_id not in (plan.weights_repo_id, plan.repo_id):
             shown = [f"{n} (from {item.repo_id})" for n in shown]
+        if not item.files and item.allow_patterns:
+            # A repo whose listing is not recorded: standard names, skipped by the Hub when absent.
+            shown = [f"tokenizer/config of {item.repo_id} if present"]
         names += shown
     count = sum(len(i.files) for i in plan.downloads)
     est = " (estimated)" if plan.download_bytes_estimated else ""
@@ -412,6 +415,9 @@ def _explain_download(plan: DeploymentPlan, width: int) -> list[str]:
         for name in item.files:
             size = item.sizes.get(name)
             lines += _wrap(name + (f" ({_size(size)})" if size is not None else ""), width, first="    ")
+        if not item.files:
+            note = "no file of this repo is recorded: the names below are requested and skipped where absent"
+            lines += _wrap(note, width, first="    ", rest="    ")
         if item.allow_patterns and tuple(item.allow_patterns) != tuple(item.files):
             lines += _wrap("allow_patterns: " + ", ".join(item.allow_patterns), width, first="    ", rest="      ")
     for join in plan.joins:
@@ -490,10 +496,11 @@ def render_download(report: DownloadReport, *, width: int | None = None, explain
         by_repo.setdefault(f.repo_id, []).append(f)
     for repo, files in by_repo.items():
         lines += _wrap(repo, width)
-        name_w = min(max(len(f.path) for f in files), width - 16)
-        for f in files:
-            size = "if present" if f.optional else _size(f.bytes)
-            lines.append(_clip(f"  {f.path:<{name_w}}  {size:>12}", width))
+        sizes = ["if present" if f.optional else _size(f.bytes) for f in files]
+        size_w = max(len(size) for size in sizes)
+        for f, size in zip(files, sizes, strict=True):
+            # Size first, in a column as wide as the widest: long file names then have the room.
+            lines += _wrap(f"{size:>{size_w}}  {f.path}", width, first="  ", rest=" " * (size_w + 4))
             if explain:
                 lines += _wrap(f"-> {f.local_path}", width, first="    ", rest="      ")
     if guessed and not explain:
