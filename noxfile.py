@@ -302,12 +302,13 @@ def smoke(session):
 def bench(session):
     """`modelformats bench` against a real llama-server on CPU (concurrency 1/2/4), the report in a browser.
 
-    Reuses tools/llamacpp_server's CPU build (cached in $MODELFORMATS_CACHE, default
-    ~/.cache/modelformats; cold ~10 min on 2 cores, warm: seconds). Writes bench.json and bench.html,
-    screenshots the HTML with headless Debian chromium (apt-get installs it when missing) and fails
-    if the screenshot is missing, blank or lacks either plot. Artifacts: .cache/bench/.
+    Reuses tools/llamacpp_server's CPU build (the shared cache, as `llamacpp_e2e` and `smoke`: cold
+    ~10 min on 2 cores, warm: seconds). Writes bench.json and bench.html, screenshots the HTML with
+    headless Debian chromium (apt-get installs it when missing) and fails if the screenshot is
+    missing, blank or lacks either plot. Artifacts: .cache/bench/. Not the locked `llamacpp` venv:
+    `modelformats plan` and `bench` need the package's own dependencies (huggingface_hub).
     """
-    session.install("-e", ".", "gguf>=0.17", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
+    session.install("-e", ".", "gguf==0.19.0", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
     session.run("python", "-m", "tools.bench_e2e", *session.posargs)
 
 

@@ -30,12 +30,11 @@ import time
 import zlib
 from pathlib import Path
 
-from tools.llamacpp_server.build import ensure_llama_server
+from tools.llamacpp_server.build import ensure_llama_server, shared_cache
 from tools.llamacpp_server.server import start_llama_server
 from tools.llamacpp_server.tiny_gguf import write_tiny_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_CACHE = Path(os.environ.get("MODELFORMATS_CACHE") or Path.home() / ".cache" / "modelformats")
 SLOTS = 4
 CONTEXT_PER_SLOT = 256
 MAX_TOKENS = 24
@@ -177,7 +176,7 @@ def _run_bench(url: str, plan_file: Path, out: Path) -> tuple[subprocess.Complet
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=SHARED_CACHE, help="where llama-server is built and kept")
+    parser.add_argument("--cache", type=Path, default=None, help="build cache (default: the shared cache)")
     parser.add_argument("--binary", type=Path, help="use this llama-server instead of building one")
     parser.add_argument("--jobs", type=int, default=2, help="compile jobs (the CI machine has 2 cores)")
     parser.add_argument("--out", type=Path, default=ROOT / ".cache" / "bench", help="artifacts directory")
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    binary = args.binary or ensure_llama_server(args.cache, jobs=args.jobs)
+    binary = args.binary or ensure_llama_server(args.cache or shared_cache(), jobs=args.jobs)
     print(f"llama-server: {binary} (ready in {time.monotonic() - started:.1f} s)")
     chromium = ensure_chromium(args.chromium)
     args.out.mkdir(parents=True, exist_ok=True)
