@@ -423,8 +423,9 @@ def _explain_download(plan: DeploymentPlan, width: int) -> list[str]:
     for join in plan.joins:
         lines += _wrap(f"then join {len(join.parts)} parts -> {join.output}", width, first="  ")
     for excluded in plan.excluded:
-        paths = ", ".join(excluded.get("paths") or [str(excluded.get("path", ""))])
-        lines += _wrap(f"not fetched: {paths} ({excluded.get('reason')})", width, first="  ", rest="    ")
+        lines += _wrap(f"not fetched ({excluded.get('reason')}):", width, first="  ", rest="    ")
+        for path in excluded.get("paths") or [str(excluded.get("path", ""))]:
+            lines += _wrap(str(path), width, first="    ", rest="      ")
     return lines
 
 
@@ -436,7 +437,7 @@ def _explain_memory(plan: DeploymentPlan, width: int) -> list[str]:
             lines += _wrap(
                 f"{term.get('name')} {_gb(term.get('bytes'))}: {term.get('basis', '')}", width, first="  ", rest="    "
             )
-            if term.get("formula"):
+            if term.get("formula") and term.get("formula") != term.get("basis"):
                 lines += _wrap(f"= {term['formula']}", width, first="    ", rest="      ")
         for note in plan.memory.get("notes", ()):
             lines += _wrap(str(note), width, first="  ", rest="    ")
