@@ -37,8 +37,8 @@ from tools.llamacpp_server.tiny_gguf import write_tiny_gguf
 ROOT = Path(__file__).resolve().parents[1]
 SLOTS = 4
 CONTEXT_PER_SLOT = 256
-MAX_TOKENS = 24
-REQUESTS = 8
+MAX_TOKENS = 32
+REQUESTS = 16
 WINDOW = (1400, 900)
 # The plot colours of modelformats.bench.html: the throughput line, and the latency plot's E2E p50.
 BLUE, RED = (0x1F, 0x77, 0xB4), (0xD6, 0x27, 0x28)

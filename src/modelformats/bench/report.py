@@ -189,8 +189,8 @@ def _f(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}"
+def _ms(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value * 1000:.{digits}f}"
 
 
 def render_bench(report: BenchReport) -> str:
@@ -208,7 +208,7 @@ def render_bench(report: BenchReport) -> str:
         lat = lv.latency_stats()
         rows.append((
             str(lv.concurrency), str(len(lv.results)), f"{lv.error_rate:.0%}",
-            _ms(lat["ttft_s"]["p50"]), _ms(lat["inter_token_s"]["p50"]),
+            _ms(lat["ttft_s"]["p50"]), _ms(lat["inter_token_s"]["p50"], 1),
             _ms(lat["e2e_s"]["p50"]), _ms(lat["e2e_s"]["p90"]),
             _f(lv.output_tokens_per_s, ".1f"),
             _f(lv.cost_per_million_output_tokens, ".2f"), _f(lv.cost_per_request, ".5f"),
