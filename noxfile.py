@@ -305,10 +305,12 @@ def bench(session):
     Reuses tools/llamacpp_server's CPU build (the shared cache, as `llamacpp_e2e` and `smoke`: cold
     ~10 min on 2 cores, warm: seconds). Writes bench.json and bench.html, screenshots the HTML with
     headless Debian chromium (apt-get installs it when missing) and fails if the screenshot is
-    missing, blank or lacks either plot. Artifacts: .cache/bench/. Not the locked `llamacpp` venv:
-    `modelformats plan` and `bench` need the package's own dependencies (huggingface_hub).
+    missing, blank or lacks either plot. Artifacts: .cache/bench/. The llama.cpp tooling comes from
+    locks/llamacpp.txt (hashes checked), then the project with its own dependencies (huggingface_hub,
+    which `modelformats plan` and `bench` need and the shared locked venv does not have).
     """
-    session.install("-e", ".", "gguf==0.19.0", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
+    session.install("--require-hashes", "-r", str(LOCKS / "llamacpp.txt"))
+    session.install("-e", ".")
     session.run("python", "-m", "tools.bench_e2e", *session.posargs)
 
 
