@@ -151,9 +151,9 @@ def test_dry_run_lists_without_network(tmp_path, hub):
     ]
     assert report.plan_path == str(weights / "plan.json")
     assert report.joins == (str(weights / "tiny-Q8_0.gguf"),)
-    text = report.render()
-    assert text.splitlines()[0] == f"would fetch into {root}:"
-    assert f"  join parts -> {weights / 'tiny-Q8_0.gguf'}" in text
+    text = report.render(width=400)
+    assert text.splitlines()[0] == f"would fetch 4 file(s), unknown size, into {root}"
+    assert f"join parts -> {weights / 'tiny-Q8_0.gguf'}" in text.splitlines()
     assert report.to_dict()["total_bytes"] is None
 
 
@@ -287,13 +287,15 @@ def test_dry_run_total_falls_back_to_each_items_bytes(tmp_path, hub):
     report = download(plan, dry_run=True)
     assert (report.total_bytes, report.total_estimated) == (1_000_050, True)
     assert report.to_dict()["total_bytes"] == 1_000_050
-    lines = report.render().splitlines()
-    assert lines[-2] == "  total: 1,000,050 B (estimated)"
+    lines = report.render(width=400).splitlines()
+    assert lines[0] == f"would fetch 4 file(s), 1.00 MB (estimated), into {root}"
     # The two parts have no size of their own: each says so; the single-file total does not leak into them.
     weights = root / "me" / "Tiny-GGUF"
-    assert lines[1] == (
-        f"  me/Tiny-GGUF  tiny-Q8_0.gguf.part1of2  ->  {weights / 'tiny-Q8_0.gguf.part1of2'}  (size unknown)"
-    )
+    assert lines[1:4] == [
+        "me/Tiny-GGUF",
+        "  size unknown  tiny-Q8_0.gguf.part1of2",
+        f"    -> {weights / 'tiny-Q8_0.gguf.part1of2'}",
+    ]
 
 
 def test_dry_run_uses_per_file_sizes_when_the_plan_has_them(tmp_path, hub):
@@ -305,10 +307,13 @@ def test_dry_run_uses_per_file_sizes_when_the_plan_has_them(tmp_path, hub):
     report = download(plan, dry_run=True)
     assert [f.bytes for f in report.files if not f.optional] == [600, 400, 30, 20]
     assert (report.total_bytes, report.total_estimated) == (1050, False)
-    assert report.render().splitlines()[-2] == "  total: 1,050 B"
+    assert report.render(width=400).splitlines()[0] == f"would fetch 4 file(s), 1.05 kB, into {root}"
     # Sizes that are themselves estimates (the plan says so for the item) make the total one.
     plan["download"]["items"][0]["bytes_estimated"] = True
-    assert download(plan, dry_run=True).render().splitlines()[-2] == "  total: 1,050 B (estimated)"
+    assert (
+        download(plan, dry_run=True).render(width=400).splitlines()[0]
+        == f"would fetch 4 file(s), 1.05 kB (estimated), into {root}"
+    )
 
 
 def test_plan_json_lands_beside_the_weights_repo_of_a_base_native_plan(tmp_path, hub):

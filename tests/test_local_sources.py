@@ -47,7 +47,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_plan_a_local_directory(capsys, model_dir):
     code, out, err = run(capsys, "plan", str(model_dir))
     assert code == 0, err
-    assert out.startswith("repo            local/tiny\nserve           gguf (Q8_0) from local/tiny\n")
+    assert out.startswith("local/tiny (0.0B)\nserve   gguf Q8_0 weights of this repo\nfiles   1 file(s)")
 
 
 def test_a_missing_local_directory_is_named(capsys, tmp_path):
@@ -65,13 +65,14 @@ def test_download_a_local_directory_copies_the_planned_files(capsys, model_dir, 
     assert code == 0, err
     copied = out_dir / "local" / "tiny" / "tiny-Q8_0.gguf"
     assert copied.read_bytes() == (model_dir / "tiny-Q8_0.gguf").read_bytes()
-    assert "  copied: 1 file(s) from the local model directory" in out
+    assert "copied: 1 file(s) from the local model directory" in out
 
 
-def test_inspect_a_directory_reads_its_gguf(capsys, model_dir):
+def test_inspect_a_directory_reads_its_gguf(capsys, model_dir, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")
     code, out, _ = run(capsys, "inspect", str(model_dir))
     assert code == 0
-    assert f"source: {model_dir / 'tiny-Q8_0.gguf'}" in out
+    assert f"source             {model_dir / 'tiny-Q8_0.gguf'}" in out
 
 
 def test_a_symlink_leaving_the_directory_is_refused(model_dir, tmp_path):

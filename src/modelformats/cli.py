@@ -80,6 +80,10 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     _add_endpoint(p)
 
 
+def _add_explain(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--explain", action="store_true", help=what)
+
+
 def _add_endpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="a Hub mirror's URL (default: huggingface_hub's, i.e. HF_ENDPOINT)")
 
@@ -166,7 +170,7 @@ def _make_plan(args: argparse.Namespace) -> Any:
     return plan(_repo_for(args, source), source=source, options=options)
 
 
-def _emit(text: str, *, data: Any = None) -> None:
+def _emit(text: str, *, data: Any = None, styled: bool = False) -> None:
     """Print a result to stdout and flush it here, so a full disk or a closed pipe is reported, not lost at exit.
 
     Human text passes `data` (what it was rendered from): the strings in it that hold control characters
@@ -175,7 +179,7 @@ def _emit(text: str, *, data: Any = None) -> None:
     from modelformats.terminal import escape_values, outside_strings
 
     if data is not None:
-        text = escape_values(text, outside_strings(data))
+        text = escape_values(text, outside_strings(data), styled=styled)
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -192,9 +196,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         _emit(json.dumps(result.to_dict(), indent=2))
     else:
-        from modelformats.render import render_plan
+        from modelformats.render import Style, render_plan, use_colour
 
-        _emit(render_plan(result), data=result.to_dict())
+        colour = use_colour(sys.stdout)
+        _emit(
+            render_plan(result, explain=args.explain, style=Style(colour=colour)), data=result.to_dict(), styled=colour
+        )
     return 0
 
 
@@ -249,7 +256,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
     if args.json:
         _emit(json.dumps(report.to_dict(), indent=2))
     else:
-        _emit(report.render(), data=report.to_dict())
+        from modelformats.render import render_download
+
+        _emit(render_download(report, explain=args.explain), data=report.to_dict())
     return 0
 
 
@@ -299,9 +308,10 @@ def _absolute(path: str) -> str:
 
 
 def _cmd_gpus(args: argparse.Namespace) -> int:
-    from modelformats.gpu import catalogue_dicts, render_catalogue
+    from modelformats.gpu import catalogue_dicts
+    from modelformats.render import render_gpus
 
-    _emit(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
+    _emit(json.dumps(catalogue_dicts(), indent=2) if args.json else render_gpus(explain=args.explain))
     return 0
 
 
@@ -313,7 +323,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         _emit(json.dumps(data, indent=2, default=str))
     else:
-        _emit(_render_header(data), data=data)
+        from modelformats.render import render_gguf_header
+
+        _emit(render_gguf_header(data), data=data)
     return 0
 
 
@@ -331,15 +343,6 @@ def _gguf_to_inspect(name: str) -> Path:
     return path / chosen
 
 
-def _render_header(data: dict[str, Any]) -> str:
-    lines = []
-    for key, value in data.items():
-        if key == "metadata":
-            continue
-        lines.append(f"{key:>22}: {value}")
-    return "\n".join(lines)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelformats",
@@ -350,6 +353,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="print the deployment plan for a repo")
     _add_plan_arguments(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    _add_explain(p, "also print every file, the memory sources and formulas, the evidence and full reasoning")
     p.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
@@ -358,6 +362,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--plan", dest="plan_file", metavar="FILE", help="download a plan from `plan --json` as it is")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_explain(d, "also list the local paths and the standard names fetched only if present")
     d.set_defaults(func=_cmd_download)
 
     r = sub.add_parser("record", help="record a live repo's listing as modelformats-listing/1 JSON")
@@ -369,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gpus", help="list the GPU catalogue (Modal's GPU types, memory, prices)")
     g.add_argument("--json", action="store_true")
+    _add_explain(g, "also print the aliases and the price sources")
     g.set_defaults(func=_cmd_gpus)
 
     i = sub.add_parser("inspect", help="read a local GGUF file's header (bounded; no tensor data)")
@@ -379,6 +385,9 @@ def _parser() -> argparse.ArgumentParser:
     from modelformats.smoke import add_smoke_parser
 
     add_smoke_parser(sub)
+    from modelformats.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

@@ -121,29 +121,11 @@ class DownloadReport:
             "total_estimated": self.total_estimated,
         }
 
-    def render(self) -> str:
-        """A table: repo, file, local path, bytes; then the joins and the plan file."""
-        head = "would fetch" if self.dry_run else "fetched"
-        lines = [f"{head} into {self.root}:"]
-        for f in self.files:
-            size = "if present" if f.optional else (f"{f.bytes:,} B" if f.bytes is not None else "size unknown")
-            lines.append(f"  {f.repo_id}  {f.path}  ->  {f.local_path}  ({size})")
-        for output in self.joins:
-            lines.append(f"  {'join' if self.dry_run else 'joined'} parts -> {output}")
-        total = self.total_bytes
-        if total is None:
-            lines.append("  total: unknown (some sizes are not known)")
-        else:
-            lines.append(f"  total: {total:,} B" + (" (estimated)" if self.total_estimated else ""))
-        if self.hash_verified:
-            lines.append(
-                f"  verified: {len(self.hash_verified)} file(s) match the Hub's hashes; "
-                f"{self.transferred_bytes:,} B transferred"
-            )
-        if self.copied:
-            lines.append(f"  copied: {len(self.copied)} file(s) from the local model directory")
-        lines.append(f"  plan: {self.plan_path}")
-        return "\n".join(lines)
+    def render(self, *, explain: bool = True, width: int | None = None) -> str:
+        """The human report (modelformats.render.render_download): per repo, its files and sizes."""
+        from modelformats.render import render_download
+
+        return render_download(self, explain=explain, width=width)
 
 
 # --- the plan's download section, validated ----------------------------------------------------------

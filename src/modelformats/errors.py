@@ -31,6 +31,7 @@ __all__ = [
     "RegistrationError",
     "RepoNotFoundError",
     "RevisionNotFoundError",
+    "ServerAuthError",
     "TokenizerSourceError",
     "UnknownGpuError",
     "UnsafePathError",
@@ -275,6 +276,24 @@ class LocalFileError(ModelFormatsError, OSError):
         super().__init__(message)
         self.path = path
         self.errno_ = errno_
+
+
+# --- a running server (smoke, bench) -------------------------------------------------------------
+
+
+class ServerAuthError(ModelFormatsError, PermissionError):
+    """A running server refused our requests with 401/403: the API key is missing or wrong."""
+
+    def __init__(self, base_url: str, status: int, detail: str, *, key_given: bool) -> None:
+        fix = (
+            "the key was refused; pass the key the server was started with (--api-key KEY or OPENAI_API_KEY)"
+            if key_given
+            else "the server needs an API key; pass --api-key KEY (or set OPENAI_API_KEY)"
+        )
+        super().__init__(f"Authentication failed at {base_url}: HTTP {status} ({detail}). Fix: {fix}.")
+        self.base_url = base_url
+        self.status = status
+        self.key_given = key_given
 
 
 # --- the vLLM plugin (modelformats.vllm_plugin, raised inside vLLM) -----------------------------

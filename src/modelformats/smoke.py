@@ -21,6 +21,7 @@ import contextlib
 import http.client
 import json
 import math
+import os
 import socket
 import ssl
 import statistics
@@ -43,7 +44,9 @@ __all__ = [
     "MetricsSnapshot",
     "RequestResult",
     "SmokeReport",
+    "add_api_key_argument",
     "add_smoke_parser",
+    "discover_model",
     "load_prompts",
     "parse_prometheus",
     "read_metrics",
@@ -306,6 +309,11 @@ class _Server:
     host: str
     port: int
     prefix: str
+    # Sent as `Authorization: Bearer <key>` (vLLM's and llama-server's --api-key); never printed.
+    api_key: str | None = field(default=None, repr=False)
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {**extra, "Authorization": f"Bearer {self.api_key}"} if self.api_key else dict(extra)
 
     @property
     def url(self) -> str:
@@ -315,7 +323,7 @@ class _Server:
         return f"{self.scheme}://{host}{port}{self.prefix}"
 
 
-def _parse_base_url(base_url: str) -> _Server:
+def _parse_base_url(base_url: str, api_key: str | None = None) -> _Server:
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequestError(
@@ -332,7 +340,7 @@ def _parse_base_url(base_url: str) -> _Server:
     # OpenAI clients are configured with ".../v1"; /health and /metrics live at the server root.
     prefix = parts.path.rstrip("/")
     prefix = prefix.removesuffix("/v1")
-    return _Server(scheme=parts.scheme, host=parts.hostname, port=port, prefix=prefix)
+    return _Server(scheme=parts.scheme, host=parts.hostname, port=port, prefix=prefix, api_key=api_key or None)
 
 
 class _Deadline:
@@ -388,7 +396,7 @@ def _get(server: _Server, path: str, timeout: float) -> tuple[int, str, bytes]:
     conn = _connect(server, timeout)
     with _Deadline(conn, time.monotonic() + timeout) as guard:
         try:
-            conn.request("GET", server.prefix + path, headers={"Accept": "*/*"})
+            conn.request("GET", server.prefix + path, headers=server.headers(Accept="*/*"))
             guard.arm_read()
             response = conn.getresponse()
             body = response.read(_MAX_BODY_BYTES)
@@ -420,7 +428,11 @@ def _error_message(body: bytes) -> str:
 
 
 def wait_for_health(
-    base_url: str, *, timeout: float = DEFAULT_HEALTH_TIMEOUT_S, interval: float = _HEALTH_INTERVAL_S
+    base_url: str,
+    *,
+    timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
+    interval: float = _HEALTH_INTERVAL_S,
+    api_key: str | None = None,
 ) -> HealthResult:
     """Poll `/health` until it answers 200 or `timeout` seconds pass; never raises for a bad server.
 
@@ -428,7 +440,7 @@ def wait_for_health(
     instead. Connection refusals, 503 "Loading model" (llama.cpp) and Modal's cold-start redirects
     are all "not ready yet".
     """
-    server = _parse_base_url(base_url)
+    server = _parse_base_url(base_url, api_key)
     start = time.monotonic()
     deadline = start + timeout
     path = "/health"
@@ -448,6 +460,12 @@ def wait_for_health(
                     ready_at=time.time(), last_error=last_error,
                 )  # fmt: skip
             last_error = _error_text(status, body)
+            if status in (401, 403):
+                # A refused key does not fix itself by waiting: report it at once.
+                return HealthResult(
+                    ready=False, path=path, elapsed_s=time.monotonic() - start, attempts=attempts,
+                    last_error=last_error,
+                )  # fmt: skip
             if status == 404 and path == "/health":
                 path = "/v1/models"
                 continue
@@ -457,6 +475,13 @@ def wait_for_health(
                 last_error=f"not ready within {timeout:g} s; last answer: {last_error}",
             )  # fmt: skip
         time.sleep(interval)
+
+
+def discover_model(
+    base_url: str, *, timeout: float = _PROBE_TIMEOUT_S, api_key: str | None = None
+) -> tuple[str | None, str | None]:
+    """The first model id of `/v1/models`, or (None, why not); never raises for a bad server."""
+    return _discover_model(_parse_base_url(base_url, api_key), timeout)
 
 
 def _discover_model(server: _Server, timeout: float) -> tuple[str | None, str | None]:
@@ -514,9 +539,11 @@ def _snapshot(samples: Mapping[str, list[float]]) -> MetricsSnapshot | None:
     return None
 
 
-def read_metrics(base_url: str, *, timeout: float = _PROBE_TIMEOUT_S) -> tuple[MetricsSnapshot | None, str | None]:
+def read_metrics(
+    base_url: str, *, timeout: float = _PROBE_TIMEOUT_S, api_key: str | None = None
+) -> tuple[MetricsSnapshot | None, str | None]:
     """One `/metrics` read: (snapshot, None), or (None, why there is none); never raises for a bad server."""
-    server = _parse_base_url(base_url)
+    server = _parse_base_url(base_url, api_key)
     return _read_metrics(server, timeout)
 
 
@@ -692,9 +719,11 @@ def stream_chat(
     model: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    api_key: str | None = None,
 ) -> RequestResult:
     """Send one streamed chat completion and measure it; every failure becomes `ok=False` with an error."""
-    return _stream_chat(_parse_base_url(base_url), prompt, model=model, timeout=timeout, max_tokens=max_tokens)
+    server = _parse_base_url(base_url, api_key)
+    return _stream_chat(server, prompt, model=model, timeout=timeout, max_tokens=max_tokens)
 
 
 def _stream_chat(server: _Server, prompt: str, *, model: str | None, timeout: float, max_tokens: int) -> RequestResult:
@@ -709,7 +738,7 @@ def _stream_chat(server: _Server, prompt: str, *, model: str | None, timeout: fl
     if model is not None:
         body["model"] = model
     payload = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    headers = server.headers(**{"Content-Type": "application/json", "Accept": "text/event-stream"})
     conn = _connect(server, timeout)
     progress = _Progress(sent=time.monotonic())
     status: int | None = None
@@ -761,15 +790,17 @@ def run_smoke(
     started_at: float | None = None,
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
     gpu_memory: Callable[[], GpuMemory | None] | None = None,
+    api_key: str | None = None,
 ) -> SmokeReport:
     """Wait for the server, stream each prompt in turn, read its metrics; report, never raise for the server.
 
     `timeout` bounds each request, `health_timeout` the readiness wait. `started_at` (epoch seconds,
     when the caller started the server) turns the readiness wait into a load time. `gpu_memory` is
     called once after the prompts, by callers that can see the GPUs (the Modal example).
+    `api_key` is sent as a bearer token (servers started with --api-key).
     Raises InvalidRequestError only for bad arguments (URL, empty prompts, non-positive bounds).
     """
-    server = _parse_base_url(base_url)
+    server = _parse_base_url(base_url, api_key)
     if not prompts:
         raise InvalidRequestError("No prompts to send: pass at least one (the default is DEFAULT_PROMPTS).")
     for label, value in (
@@ -779,7 +810,7 @@ def run_smoke(
     ):
         if not value > 0:
             raise InvalidRequestError(f"{label} must be positive, got {value!r}; pass a number of seconds or tokens.")
-    health = wait_for_health(server.url, timeout=health_timeout)
+    health = wait_for_health(server.url, timeout=health_timeout, api_key=api_key)
     warnings: list[str] = []
     if not health.ready:
         return SmokeReport(
@@ -922,6 +953,16 @@ def load_prompts(path: str | Path) -> tuple[str, ...]:
     return prompts
 
 
+def add_api_key_argument(parser: argparse.ArgumentParser) -> None:
+    """`--api-key`, defaulting to $OPENAI_API_KEY (what OpenAI clients read)."""
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("OPENAI_API_KEY"),
+        metavar="KEY",
+        help="bearer token for a server started with --api-key (default: $OPENAI_API_KEY)",
+    )
+
+
 def add_smoke_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `modelformats smoke` on the CLI's subparsers (handler in `func`, returns the exit code)."""
     parser = subparsers.add_parser(
@@ -937,6 +978,7 @@ def add_smoke_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         "--base-url", required=True, help="server root, e.g. http://127.0.0.1:8000 (a /v1 suffix is ok)"
     )
     parser.add_argument("--model", help="model name to request (default: the first id of /v1/models)")
+    add_api_key_argument(parser)
     parser.add_argument("--prompts", metavar="FILE", help="one prompt per line, or a .json list of strings")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -969,6 +1011,7 @@ def _smoke_command(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             started_at=args.started_at,
             health_timeout=args.health_timeout,
+            api_key=args.api_key,
         )
     except InvalidRequestError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI reports on stderr

@@ -45,8 +45,12 @@ def outside_strings(data: Any) -> Iterator[str]:
             yield from outside_strings(value)
 
 
-def escape_values(text: str, values: Iterable[str]) -> str:
-    """`text` with each of `values` (strings from outside) escaped whole, then the rest of it escaped."""
+def escape_values(text: str, values: Iterable[str], *, styled: bool = False) -> str:
+    """`text` with each of `values` (strings from outside) escaped whole, then the rest of it escaped.
+
+    `styled` text carries our own colour sequences (render.Style on a TTY): only the outside strings
+    are escaped then, which covers every name the text was rendered from.
+    """
     for value in sorted(set(values), key=len, reverse=True):
         text = text.replace(value, escape_controls(value, keep_layout=False))
-    return escape_controls(text)
+    return text if styled else escape_controls(text)

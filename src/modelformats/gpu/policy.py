@@ -259,6 +259,8 @@ class GpuDecision:
     other: GpuDecision | None = None
     # other.price - this price, when the other policy chose different hardware.
     price_difference_per_hour: float | None = None
+    # One-line notes for people: the rule vs the other policy, a forced --gpu larger than needed.
+    notes: tuple[str, ...] = ()
 
     @property
     def price_per_hour(self) -> float:
@@ -308,6 +310,7 @@ class GpuDecision:
             "price_secondary": c.gpu.price.secondary,
             "compute_capability": format_compute_capability(c.gpu.compute_capability),
             "from_override": self.gpu_from_override,
+            "notes": list(self.notes),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -939,6 +942,8 @@ def choose_gpu(request: GpuRequest, *, policy: str = "seed", rules: RuleRegistry
         raise InvalidRequestError(f"GPU policy {policy!r} is not one of: {', '.join(POLICIES)}.")
     ctx = _resolve(request, rules if rules is not None else default_registry)
     decision = _decide(ctx, policy, use_override=True)
+    if decision.gpu_from_override:
+        decision = _note_oversized(ctx, decision)
     other_policy = POLICIES[1 - POLICIES.index(policy)]
     try:
         other = _decide(ctx, other_policy, use_override=False)
@@ -946,19 +951,16 @@ def choose_gpu(request: GpuRequest, *, policy: str = "seed", rules: RuleRegistry
         sentence = f"The {other_policy} policy finds no GPU: {exc}"
         return replace(decision, warnings=(*decision.warnings, sentence))
     difference: float | None = None
+    notes = decision.notes
     if not other.choice.same_hardware(decision.choice):
         difference = round(other.price_per_hour - decision.price_per_hour, 2)
-        if difference < 0:
-            verdict = f"${-difference:.2f}/h less"
-        elif difference > 0:
-            verdict = f"${difference:.2f}/h more"
-        else:
-            verdict = "the same price"
+        verdict = _price_words(difference)
         sentence = (
             f"The {other_policy} policy would choose {other.choice.describe()} at "
             f"${other.price_per_hour:.2f}/h "
             f"({verdict} than this plan's ${decision.price_per_hour:.2f}/h)."
         )
+        notes = (*notes, _policy_note(decision, other, verdict))
     else:
         sentence = f"The {other_policy} policy chooses the same GPUs."
     return replace(
@@ -966,6 +968,57 @@ def choose_gpu(request: GpuRequest, *, policy: str = "seed", rules: RuleRegistry
         other=other,
         price_difference_per_hour=difference,
         explanation=(*decision.explanation, sentence),
+        notes=notes,
+    )
+
+
+def _price_words(difference: float) -> str:
+    if difference < 0:
+        return f"${-difference:.2f}/h less"
+    if difference > 0:
+        return f"${difference:.2f}/h more"
+    return "the same price"
+
+
+def _policy_note(decision: GpuDecision, other: GpuDecision, verdict: str) -> str:
+    """Why this plan's GPUs and not the other policy's, in one line a new user reads as intended."""
+    mine = _name(decision.choice)
+    if decision.gpu_from_override:
+        why = f"{mine} as forced by --gpu"
+    elif decision.policy == "seed":
+        why = f"kept {mine} by rule {decision.rule.name}"
+    else:
+        why = f"{mine} is the cheapest that fits"
+    return f"{why}; --policy {other.policy} picks {_name(other.choice)} for {verdict}"
+
+
+def _name(choice: GpuChoice) -> str:
+    """`H100` for one GPU, else `describe()` (`H100 x2`, `2 nodes x H100:8`)."""
+    return choice.gpu.name if choice.total_gpus == 1 else choice.describe()
+
+
+def _note_oversized(ctx: _Context, decision: GpuDecision) -> GpuDecision:
+    """A forced --gpu costlier than what the same policy picks on its own: say so, and what would do."""
+    try:
+        needed = _decide(ctx, decision.policy, use_override=False)
+    except NoFittingGpuError:
+        return decision
+    saving = round(decision.price_per_hour - needed.price_per_hour, 2)
+    if saving <= 0 or needed.choice.same_hardware(decision.choice):
+        return decision
+    budget = decision.choice.gpu.usable_memory_bytes * decision.choice.gpu_memory_utilization
+    share = 100 * decision.memory.per_gpu_in_budget_bytes / budget if budget else 0.0
+    c, n = decision.choice, needed.choice
+    forced = c.gpu.name + (f":{c.count}" if c.count > 1 else "") + (f" x {c.nodes} nodes" if c.nodes > 1 else "")
+    if n.gpu.name != c.gpu.name:
+        enough = f"{n.describe()} is enough"
+    elif n.total_gpus == 1:
+        enough = f"one {n.gpu.name} is enough"
+    else:
+        enough = f"{n.total_gpus} x {n.gpu.name} are enough"
+    note = f"--gpu {forced} is larger than needed: each GPU is {share:.0f} % full; {enough} (${saving:.2f}/h less)"
+    return replace(
+        decision, notes=(*decision.notes, note), explanation=(*decision.explanation, note[0].upper() + note[1:] + ".")
     )
 
 
