@@ -13,10 +13,13 @@ from modelformats.engines.base import Engine, EvidenceLevel, LoadVerdict, Runtim
 from modelformats.errors import ModelFormatsError
 from modelformats.formats.base import (
     BaseFormat,
+    CapabilityFloor,
     Detection,
     FileSelection,
+    JoinPlan,
     ModelFormat,
     SelectionContext,
+    ServingFacts,
     TokenizerSource,
 )
 from modelformats.formats.gguf import GGUFFormat
@@ -52,6 +55,7 @@ __all__ = [
     "AWQFormat",
     "BaseFormat",
     "BitsAndBytesFormat",
+    "CapabilityFloor",
     "CompressedTensorsFormat",
     "DeploymentPlan",
     "Detection",
@@ -64,6 +68,7 @@ __all__ = [
     "GGUFFormat",
     "GPTQFormat",
     "HubSource",
+    "JoinPlan",
     "ListingSource",
     "LoadVerdict",
     "LocalDirSource",
@@ -78,6 +83,7 @@ __all__ = [
     "RuntimeSpec",
     "SafeTensorsFormat",
     "SelectionContext",
+    "ServingFacts",
     "TokenizerSource",
     "WeightsSpec",
     "__version__",

@@ -24,7 +24,7 @@ from modelformats.errors import (
     NoWeightsError,
     UnservableFormatError,
 )
-from modelformats.formats.base import FileSelection, SelectionContext
+from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
 from modelformats.listing import ListingSource, RepoListing, default_source, validate_repo_id
 from modelformats.plan import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
@@ -207,6 +207,10 @@ class _Planner:
         self.disabled = disabled
         self.notes: list[str] = []
         self.requested: RepoListing | None = None
+        # Facts computed once per plan and shared by every route that needs them.
+        self._engine_cache: dict[str, Engine] = {}
+        self._selections: dict[tuple[str, str, str, bool], FileSelection | ModelFormatsError] = {}
+        self._traits_cache: dict[tuple[str, str | None, str | None, bool], ModelTraits] = {}
 
     def run(self, listing: RepoListing) -> DeploymentPlan:
         self.requested = self.requested or listing
@@ -258,37 +262,36 @@ class _Planner:
 
     # --- routes ---------------------------------------------------------------------------------
 
-    def _engines(self, fmt: str) -> list[Engine]:
-        from modelformats.engines.llamacpp import LlamaCppEngine
-        from modelformats.engines.vllm import vllm_engine
-
+    def _engines(self, facts: ServingFacts) -> list[Engine]:
+        """The engines the format names (its strategy's facts), narrowed by --engine; built once per plan."""
         want = self.options.engine
         engines: list[Engine] = []
-        if want in ("auto", "vllm"):
-            engines.append(vllm_engine(self.options.vllm_version))
-            if fmt == "gguf":
-                engines.append(vllm_engine(self.options.vllm_version, modelformats_plugin=True))
-        if want in ("auto", "llamacpp") and fmt == "gguf":
-            engines.append(LlamaCppEngine())
+        for kind in facts.engines:
+            if kind not in self._engine_cache:
+                self._engine_cache[kind] = _build_engine(kind, self.options.vllm_version)
+            engine = self._engine_cache[kind]
+            if want in ("auto", engine.name):
+                engines.append(engine)
         return engines
 
     def _routes(self, listing: RepoListing, detected: DetectionResult) -> list[_Route]:
         fmt = detected.detection.format
+        facts = detected.strategy.serving
         opts = self.options
-        if fmt != "gguf" and opts.format == "gguf":
+        if opts.format not in ("auto", "native") and opts.format != fmt:
             raise InvalidRequestError(
-                f"--format gguf: {listing.repo_id!r} holds {fmt} weights, not GGUF. Use --format auto, "
-                "or plan a GGUF repo."
+                f"--format {opts.format}: {listing.repo_id!r} holds {fmt} weights, not {opts.format.upper()}. "
+                f"Use --format auto, or plan a {opts.format.upper()} repo."
             )
-        if fmt != "gguf" and opts.engine == "llamacpp":
+        if opts.engine != "auto" and not self._engines(facts) and not facts.base_model_routes:
             raise InvalidRequestError(
-                f"--engine llamacpp serves GGUF files only and {listing.repo_id!r} holds {fmt} weights. "
-                "Use --engine vllm or auto."
+                f"--engine {opts.engine} {_ENGINE_SERVES.get(opts.engine, 'cannot serve these weights')} and "
+                f"{listing.repo_id!r} holds {fmt} weights. Use --engine {_other_engine(opts.engine)} or auto."
             )
         routes: list[_Route] = []
-        if fmt != "gguf" or opts.format in ("auto", "gguf"):
-            routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(fmt)]
-        if fmt == "gguf" and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
+        if not (facts.base_model_routes and opts.format == "native"):
+            routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(facts)]
+        if facts.base_model_routes and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
             routes += self._base_routes(listing)
         if not routes:
             raise InvalidRequestError(
@@ -310,32 +313,46 @@ class _Planner:
         except NoWeightsError:
             self.notes.append(f"The base model {base.repo_id} has no weights vLLM can load.")
             return []
-        if not detected.detection.servable or detected.detection.format == "gguf":
+        facts = detected.strategy.serving
+        if not detected.detection.servable or facts.base_model_routes:
             self.notes.append(
                 f"The base model {base.repo_id} holds {detected.detection.format} weights: no native route."
             )
             return []
-        return [self._route(base, detected, engine, kind="base-native") for engine in self._engines("native")]
+        return [self._route(base, detected, engine, kind="base-native") for engine in self._engines(facts)]
+
+    def _select(self, listing: RepoListing, detected: DetectionResult, engine: Engine) -> FileSelection:
+        """The strategy's selection, once per repo and engine filter (engines of one name and version share
+        their quant filter and tokenizer needs, so vLLM with and without the plugin select once)."""
+        key = (listing.repo_id.lower(), engine.name, engine.version, engine.needs_tokenizer_files)
+        if key not in self._selections:
+            context = SelectionContext(
+                source=self.source,
+                quant=self.options.quant,
+                quant_order=self.options.quant_order,
+                tokenizer_from=self.options.tokenizer_from,
+                refuse_quant=engine.refuse_gguf_quant,
+                needs_tokenizer=engine.needs_tokenizer_files,
+            )
+            try:
+                self._selections[key] = detected.strategy.select_files(listing, detected.detection, context)
+            except ModelFormatsError as exc:
+                self._selections[key] = exc
+        found = self._selections[key]
+        if isinstance(found, ModelFormatsError):
+            raise found
+        return found
 
     def _route(self, listing: RepoListing, detected: DetectionResult, engine: Engine, *, kind: str) -> _Route:
         fmt = detected.detection.format
         label = _route_label(fmt, engine, kind, listing.repo_id)
         base = _Route(label=label, kind=kind, listing=listing, detection=detected, engine=engine,
                       verdict=LoadVerdict(loads=False, level=EvidenceLevel.REFUSED))  # fmt: skip
-        context = SelectionContext(
-            source=self.source,
-            quant=self.options.quant,
-            quant_order=self.options.quant_order,
-            tokenizer_from=self.options.tokenizer_from,
-            refuse_quant=getattr(engine, "refuse_gguf_quant", None),
-            needs_tokenizer=engine.needs_tokenizer_files,
-        )
         try:
-            selection = detected.strategy.select_files(listing, detected.detection, context)
+            selection = self._select(listing, detected, engine)
         except ModelFormatsError as exc:
-            if fmt != "gguf":
-                raise  # an incomplete upload or an unservable repo is an error, not an alternative
-            # A GGUF quant this engine refuses everywhere is a refused route; other engines may still take it.
+            # A quant this engine refuses everywhere is a refused route; other engines may still take it.
+            # The same error on every route (an incomplete upload, a --quant not there) is raised as itself.
             return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), error=exc)
         traits = self._traits(listing, selection)
         weights = self._weights_spec(listing, detected, selection, traits)
@@ -344,22 +361,27 @@ class _Planner:
         if not verdict.loads:
             return routed
         try:
-            gpu = self._choose_gpu(engine, weights, selection, traits)
+            gpu = self._choose_gpu(engine, weights, selection, traits, detected.strategy.serving)
         except (NoFittingGpuError, InvalidRequestError) as exc:
             return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
         runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
-        return replace(routed, gpu=gpu, command=engine.command(weights, runtime))
+        return replace(routed, gpu=gpu, command=engine.command(weights, runtime, verdict))
 
     def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
+        key = (listing.repo_id.lower(), selection.model_file, selection.base_repo, selection.quant is not None)
+        if key in self._traits_cache:
+            return self._traits_cache[key]
         layers = [traits_from_listing(listing, prefer=selection.model_file)]
         # A GGUF's base repo (its tokenizer/config source, or the repo found for sizes) knows the model.
-        base = selection.details.get("base_repo")
+        base = selection.base_repo
         if base is not None and base.lower() != listing.repo_id.lower():
             with contextlib.suppress(*LISTING_UNAVAILABLE):
                 layers.append(traits_from_listing(self.source.fetch(base)))
         traits = merge_traits(*layers)
-        return _infer_gguf_architecture(traits) if selection.quant is not None else traits
+        traits = _infer_gguf_architecture(traits) if selection.quant is not None else traits
+        self._traits_cache[key] = traits
+        return traits
 
     def _local_dir(self, repo_id: str) -> str:
         return f"{self.options.download_root.rstrip('/')}/{repo_id}"
@@ -368,7 +390,9 @@ class _Planner:
         self, listing: RepoListing, detected: DetectionResult, selection: FileSelection, traits: ModelTraits
     ) -> WeightsSpec:
         root = self._local_dir(listing.repo_id)
-        is_gguf = detected.detection.format == "gguf"
+        facts = detected.strategy.serving
+        # A single-file container carries no config.json: the tokenizer repo's stands in for it.
+        single_file = facts.container != "hf"
         tokenizer = self._local_dir(selection.tokenizer.repo_id) if selection.tokenizer is not None else None
         config = listing.config or {}
         return WeightsSpec(
@@ -376,20 +400,22 @@ class _Planner:
             repo_id=listing.repo_id,
             revision=listing.revision,
             model=f"{root}/{selection.model_file}" if selection.model_file else root,
-            quantization="gguf" if is_gguf else detected.detection.quantization,
+            container=facts.container,
+            quantization=detected.detection.quantization or facts.vllm_quantization,
+            quantization_flag=facts.quantization_flag,
             tokenizer=tokenizer,
-            hf_config_path=tokenizer if is_gguf else None,
+            hf_config_path=tokenizer if single_file else None,
             # Custom modelling code is needed only when config.json names it (auto_map).
             trust_remote_code="auto_map" in config,
             gguf_quant=selection.quant,
-            gguf_layout=selection.details.get("unit") if is_gguf else None,
+            gguf_layout=selection.layout,
             gguf_tensor_types=_tensor_types(listing, selection),
-            needs_projector=bool(selection.details.get("needs_projector", False)),
+            needs_projector=selection.needs_projector,
             traits=traits,
         )
 
     def _choose_gpu(
-        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits
+        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits, facts: ServingFacts
     ) -> GpuDecision:
         from modelformats.gpu import GpuPolicy, GpuRequest
 
@@ -399,7 +425,6 @@ class _Planner:
                 "parameter count, so no GPU can be chosen. Record it from the Hub (`modelformats record "
                 f"{weights.repo_id} -o FILE` reads the file sizes) and plan with --listing FILE, or plan online."
             )
-        min_cc = getattr(engine, "min_compute_capability", None)
         request = GpuRequest(
             traits=traits,
             weights_bytes=selection.download_bytes,
@@ -407,7 +432,9 @@ class _Planner:
             engine=engine.name,
             format=weights.format,
             quantization=weights.quantization,
-            min_compute_capability=min_cc(weights) if callable(min_cc) else None,
+            capability_floor=facts.capability_floor,
+            weights_in_torch_dtype=facts.weights_in_torch_dtype,
+            min_compute_capability=engine.min_compute_capability(weights),
             gpu=self.options.gpu,
             max_model_len=self.options.max_model_len,
             max_num_seqs=self.options.max_num_seqs,
@@ -510,9 +537,9 @@ class _Planner:
             )
         joins = tuple(
             JoinStep(
-                output=f"{local}/{j['output']}",
-                parts=tuple(f"{local}/{p}" for p in j["parts"]),
-                expected_bytes=j.get("expected_bytes"),
+                output=f"{local}/{j.output}",
+                parts=tuple(f"{local}/{p}" for p in j.parts),
+                expected_bytes=j.expected_bytes,
             )
             for j in sel.joins
         )
@@ -583,9 +610,26 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
 
 
 def _route_label(fmt: str, engine: Engine, kind: str, repo_id: str) -> str:
-    plugin = " + modelformats plugin" if getattr(engine, "modelformats_plugin", False) else ""
     what = f"native {fmt} weights of {repo_id}" if kind == "base-native" else f"{fmt} weights"
-    return f"{what} on {engine.name} {engine.version}{plugin}"
+    return f"{what} on {engine.label}"
+
+
+# What an engine named by --engine serves, for the error when the repo's format does not name it.
+_ENGINE_SERVES: Mapping[str, str] = {"llamacpp": "serves GGUF files only", "vllm": "cannot serve these weights"}
+
+
+def _other_engine(engine: str) -> str:
+    return "vllm" if engine != "vllm" else "llamacpp"
+
+
+def _build_engine(kind: str, vllm_version: str | None) -> Engine:
+    """The engine behind an `ENGINE_KINDS` name (formats name engines; the planner builds them)."""
+    from modelformats.engines.llamacpp import LlamaCppEngine
+    from modelformats.engines.vllm import vllm_engine
+
+    if kind == "llamacpp":
+        return LlamaCppEngine()
+    return vllm_engine(vllm_version, modelformats_plugin=kind == "vllm+modelformats-plugin")
 
 
 def _evidence_suffix(verdict: LoadVerdict) -> str:

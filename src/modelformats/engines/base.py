@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from modelformats.formats.base import Container
 from modelformats.traits import ModelTraits
 
 __all__ = [
@@ -67,10 +68,13 @@ class WeightsSpec:
     format: str
     repo_id: str
     revision: str | None
-    # What the engine loads: a repo id for HF formats, a local file path for GGUF.
+    # What the engine loads: a repo directory for "hf" containers, a local file path for "gguf".
     model: str
+    container: Container = "hf"
     # The checkpoint's quantization method in vLLM's vocabulary ("awq", "gptq", "fp8", "gguf", ...).
     quantization: str | None = None
+    # Name the method in argv (the format's `serving.quantization_flag`).
+    quantization_flag: bool = False
     # Repo id or local directory with tokenizer files, when not `model`.
     tokenizer: str | None = None
     # Repo id or local directory with config.json, when not `model`.
@@ -154,7 +158,7 @@ class EngineCommand:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A serving engine at one version."""
+    """A serving engine at one version: everything the planner asks of it."""
 
     @property
     def name(self) -> str: ...
@@ -162,10 +166,24 @@ class Engine(Protocol):
     @property
     def version(self) -> str: ...
 
+    # How a route names the engine: "vllm 0.33.0", "vllm 0.33.0 + modelformats plugin".
+    @property
+    def label(self) -> str: ...
+
     # False when the engine reads the tokenizer and chat template embedded in a GGUF (llama.cpp).
     @property
     def needs_tokenizer_files(self) -> bool: ...
 
+    def refuse_gguf_quant(self, name: str) -> str | None:
+        """Why the engine cannot load GGUF tensors of quant `name`, or None (file selection skips those)."""
+        ...
+
+    def min_compute_capability(self, weights: WeightsSpec) -> tuple[int, int] | None:
+        """The engine's own compute-capability floor for the weights, or None."""
+        ...
+
     def check(self, weights: WeightsSpec) -> LoadVerdict: ...
 
-    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand: ...
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec, verdict: LoadVerdict) -> EngineCommand:
+        """The argv for weights `check` said load (`verdict`, passed on rather than recomputed)."""
+        ...

@@ -11,7 +11,7 @@ See docs/gpu-policy.md.
 from __future__ import annotations
 
 from modelformats.gpu.capability import (
-    COMPUTE_CAPABILITY_FLOORS,
+    DTYPE_CAPABILITY_FLOORS,
     CapabilityFloor,
     CapabilityRequirement,
     required_compute_capability,
@@ -62,7 +62,7 @@ from modelformats.gpu.rules import (
 )
 
 __all__ = [
-    "COMPUTE_CAPABILITY_FLOORS",
+    "DTYPE_CAPABILITY_FLOORS",
     "GPU_CATALOGUE",
     "MAX_NODES",
     "OVERHEAD_CONSTANTS",

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelformats.engines.base import RuntimeSpec
 from modelformats.errors import InvalidRequestError, NoFittingGpuError
-from modelformats.gpu.capability import CapabilityRequirement, required_compute_capability
+from modelformats.gpu.capability import CapabilityFloor, CapabilityRequirement, required_compute_capability
 from modelformats.gpu.catalogue import (
     GPU_CATALOGUE,
     GpuSelection,
@@ -57,7 +57,6 @@ ENGINES = ("vllm", "llamacpp")
 MAX_NODES = 4
 # Bytes per weight of unquantized checkpoints, by torch_dtype.
 _DTYPE_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
-_UNQUANTIZED_FORMATS = frozenset({"safetensors", "pytorch"})
 # Without any size: assume 16-bit weights, the largest any serving format here stores (except F32).
 _ASSUMED_BYTES_PER_WEIGHT = 2.0
 # Without a parameter count either, the KV bound is sized for this many parameters per weight byte
@@ -77,9 +76,12 @@ class GpuRequest:
     bytes_per_weight: float | None = None
     bytes_per_weight_basis: str = ""
     engine: str = "vllm"
+    # The format's name (for rules and messages) and its facts (its strategy's `serving`).
     format: str | None = None
     quantization: str | None = None
-    # "8.9", 8.9 or (8, 9); None = from the format/quantization table (capability.py).
+    capability_floor: CapabilityFloor | None = None
+    weights_in_torch_dtype: bool = True
+    # The engine's own floor: "8.9", 8.9 or (8, 9); both this and the format's apply.
     min_compute_capability: tuple[int, int] | str | float | None = None
     # User overrides.
     gpu: str | None = None
@@ -393,7 +395,7 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
         return WeightsSize(bytes=request.weights_bytes, basis=request.weights_basis or "size given by the caller")
     bpw = request.bytes_per_weight
     basis = request.bytes_per_weight_basis
-    if bpw is None and (request.format is None or request.format in _UNQUANTIZED_FORMATS):
+    if bpw is None and request.weights_in_torch_dtype:
         bpw = _dtype_bytes(request.traits)
         basis = f"torch_dtype {request.traits.torch_dtype}"
     if params is None:
@@ -519,8 +521,8 @@ def _resolve(request: GpuRequest, registry: RuleRegistry) -> _Context:
     # the table's (what its native kernels need, e.g. FP8 tensor cores at 8.9 where vLLM would fall back).
     capability = required_compute_capability(
         engine=request.engine,
-        format=request.format,
-        quantization=request.quantization,
+        floor=request.capability_floor,
+        weights_in_torch_dtype=request.weights_in_torch_dtype,
         torch_dtype=traits.torch_dtype,
     )
     if request.min_compute_capability is not None:
