@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modelformats.deployment import DeploymentPlan
 from modelformats.errors import (
     EngineCannotLoadError,
     GatedRepoError,
@@ -21,7 +22,6 @@ from modelformats.errors import (
     UnservableFormatError,
 )
 from modelformats.listing import RecordedSource
-from modelformats.plan import DeploymentPlan
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
 
 LISTINGS = Path(__file__).parent / "data" / "listings"

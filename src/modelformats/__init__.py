@@ -9,6 +9,7 @@ Re-exports only; every name lives in the module its docstring points to.
 
 from __future__ import annotations
 
+from modelformats.deployment import DeploymentPlan
 from modelformats.engines.base import Engine, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import ModelFormatsError
 from modelformats.formats.base import (
@@ -32,6 +33,17 @@ from modelformats.formats.hf import (
     PyTorchBinFormat,
     SafeTensorsFormat,
 )
+from modelformats.gpu import (
+    GpuPolicy,
+    GpuRequest,
+    GpuRule,
+    PolicyRegistry,
+    RuleMatch,
+    RuleRegistry,
+    RuleSettings,
+    default_policies,
+    default_rules,
+)
 from modelformats.hub import HubSource
 from modelformats.listing import (
     ListingSource,
@@ -43,7 +55,6 @@ from modelformats.listing import (
     dump_listing,
     load_listing,
 )
-from modelformats.plan import DeploymentPlan
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry
 from modelformats.traits import ModelTraits
@@ -67,6 +78,9 @@ __all__ = [
     "FormatRegistry",
     "GGUFFormat",
     "GPTQFormat",
+    "GpuPolicy",
+    "GpuRequest",
+    "GpuRule",
     "HubSource",
     "JoinPlan",
     "ListingSource",
@@ -76,10 +90,14 @@ __all__ = [
     "ModelFormatsError",
     "ModelTraits",
     "PlanOptions",
+    "PolicyRegistry",
     "PyTorchBinFormat",
     "RecordedSource",
     "RepoFile",
     "RepoListing",
+    "RuleMatch",
+    "RuleRegistry",
+    "RuleSettings",
     "RuntimeSpec",
     "SafeTensorsFormat",
     "SelectionContext",
@@ -87,7 +105,9 @@ __all__ = [
     "TokenizerSource",
     "WeightsSpec",
     "__version__",
+    "default_policies",
     "default_registry",
+    "default_rules",
     "default_source",
     "dump_listing",
     "load_listing",

@@ -167,7 +167,7 @@ def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
     """A plan written by `modelformats plan --json`, checked; --dir may only repeat its download root."""
     from pathlib import Path
 
-    from modelformats.plan import DeploymentPlan
+    from modelformats.deployment import DeploymentPlan
 
     if args.repo or args.listing:
         raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from modelformats.deployment import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
@@ -26,12 +27,11 @@ from modelformats.errors import (
 )
 from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
 from modelformats.listing import ListingSource, RepoListing, default_source, validate_repo_id
-from modelformats.plan import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
 
 if TYPE_CHECKING:
-    from modelformats.gpu import GpuDecision
+    from modelformats.gpu import GpuDecision, GpuPolicy, PolicyRegistry
 
 __all__ = ["DEFAULT_REPO", "ENGINE_CHOICES", "FORMAT_CHOICES", "PlanOptions", "plan"]
 
@@ -52,7 +52,8 @@ class PlanOptions:
     engine: EngineChoice = "auto"
     format: FormatChoice = "auto"
     vllm_version: str | None = None
-    policy: str = "seed"
+    # A policy's name in the plan's PolicyRegistry (default: `default_policies()`), or a GpuPolicy itself.
+    policy: str | GpuPolicy = "seed"
     quant: str | None = None
     quant_order: tuple[str, ...] | None = None
     tokenizer_from: str | None = None
@@ -162,10 +163,13 @@ def plan(
     source: ListingSource | None = None,
     options: PlanOptions | None = None,
     registry: FormatRegistry | None = None,
+    policies: PolicyRegistry | None = None,
 ) -> DeploymentPlan:
     """Plan the deployment of `repo_id` (None: the embedded offline default, the target GGUF repo).
 
-    `source` defaults to the Hub (or, for the default repo, to the recordings in the package).
+    `source` defaults to the Hub (or, for the default repo, to the recordings in the package);
+    `registry` to `default_registry()`; `policies` (where `options.policy` is looked up by name) to
+    `default_policies()`.
     """
     options = options or PlanOptions()
     if repo_id is None:
@@ -185,9 +189,19 @@ def plan(
             f"{', '.join(registry.formats)}. Fix the name (e.g. MODELFORMATS_DISABLE=gguf)."
         )
     active = registry.copy(without=disabled)
+    policy = _resolve_policy(options.policy, policies)
     source = _OncePerPlan(source)
     listing = source.fetch(repo_id, revision=options.revision)
-    return _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled).run(listing)
+    planner = _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled, policy=policy)
+    return planner.run(listing)
+
+
+def _resolve_policy(policy: str | GpuPolicy, policies: PolicyRegistry | None) -> GpuPolicy:
+    from modelformats.gpu import GpuPolicy, default_policies
+
+    if isinstance(policy, GpuPolicy):
+        return policy
+    return (policies if policies is not None else default_policies()).get(policy)
 
 
 class _Planner:
@@ -199,8 +213,10 @@ class _Planner:
         registry: FormatRegistry,
         full: FormatRegistry,
         disabled: tuple[str, ...],
+        policy: GpuPolicy,
     ) -> None:
         self.source = source
+        self.policy = policy
         self.options = options
         self.registry = registry
         self.full = full
@@ -417,7 +433,7 @@ class _Planner:
     def _choose_gpu(
         self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits, facts: ServingFacts
     ) -> GpuDecision:
-        from modelformats.gpu import GpuPolicy, GpuRequest
+        from modelformats.gpu import GpuRequest
 
         if selection.download_bytes is None and traits.params_total is None:
             raise InvalidRequestError(
@@ -439,7 +455,7 @@ class _Planner:
             max_model_len=self.options.max_model_len,
             max_num_seqs=self.options.max_num_seqs,
         )
-        return GpuPolicy(name=self.options.policy).choose(request)
+        return self.policy.choose(request)
 
     # --- assembly -------------------------------------------------------------------------------
 

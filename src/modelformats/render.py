@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from modelformats.plan import DeploymentPlan
+from modelformats.deployment import DeploymentPlan
 
 __all__ = ["render_plan"]
 
