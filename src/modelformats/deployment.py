@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from modelformats.errors import InvalidListingError
+from modelformats.gpu.capability import CapabilityRequirement
+from modelformats.gpu.decision import LaunchFacts, ParallelOption, PolicyComparison
 
 __all__ = ["PLAN_SCHEMA", "Alternative", "DeploymentPlan", "DownloadItem", "EnginePlan", "JoinStep"]
 
@@ -193,6 +195,12 @@ class DeploymentPlan:
     explanation: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     excluded: tuple[Mapping[str, Any], ...] = ()
+    # What the GPU policy computed beyond the GPUs and limits: the compute-capability floor it applied,
+    # the parallel layouts (the first is the planned one), multi-node launch facts, the other policy's answer.
+    compute_capability: CapabilityRequirement | None = None
+    parallel_options: tuple[ParallelOption, ...] = ()
+    launch: LaunchFacts | None = None
+    other_policy: PolicyComparison | None = None
 
     @property
     def vllm_argv(self) -> tuple[str, ...] | None:
@@ -229,6 +237,10 @@ class DeploymentPlan:
             "explanation": list(self.explanation),
             "warnings": list(self.warnings),
             "excluded": [dict(e) for e in self.excluded],
+            "compute_capability": self.compute_capability.to_dict() if self.compute_capability else None,
+            "parallel_options": [p.to_dict() for p in self.parallel_options],
+            "launch": self.launch.to_dict() if self.launch is not None else None,
+            "other_policy": self.other_policy.to_dict() if self.other_policy is not None else None,
         }
 
     @classmethod
@@ -265,4 +277,10 @@ class DeploymentPlan:
             explanation=_tuple(d.get("explanation")),
             warnings=_tuple(d.get("warnings")),
             excluded=tuple(dict(e) for e in d.get("excluded", ())),
+            compute_capability=(
+                CapabilityRequirement.from_dict(d["compute_capability"]) if d.get("compute_capability") else None
+            ),
+            parallel_options=tuple(ParallelOption.from_dict(p) for p in d.get("parallel_options", ())),
+            launch=LaunchFacts.from_dict(d["launch"]) if d.get("launch") else None,
+            other_policy=PolicyComparison.from_dict(d["other_policy"]) if d.get("other_policy") else None,
         )

@@ -231,7 +231,8 @@ class _Planner:
     def run(self, listing: RepoListing) -> DeploymentPlan:
         self.requested = self.requested or listing
         try:
-            detected = self.registry.detect(listing)
+            # The formats switched off are named in the plan's detection, whatever they would have claimed.
+            detected = replace(self.registry.detect(listing), disabled=self.disabled)
         except NoWeightsError:
             fallback = self._rollback_fallback(listing)
             if fallback is None:
@@ -515,6 +516,10 @@ class _Planner:
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
             warnings=tuple(dict.fromkeys([*chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
             excluded=tuple(e.to_dict() for e in sel.excluded),
+            compute_capability=chosen.gpu.compute_capability,
+            parallel_options=chosen.gpu.parallel_options,
+            launch=chosen.gpu.launch,
+            other_policy=chosen.gpu.comparison,
         )
 
     def _downloads(self, route: _Route) -> tuple[tuple[DownloadItem, ...], tuple[JoinStep, ...]]:

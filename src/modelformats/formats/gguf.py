@@ -105,11 +105,13 @@ class GGUFFormat(BaseFormat):
             format=self.name,
             evidence=tuple(evidence),
             quantization="gguf",
-            details={"units": len(inv.units), "quants": labels},
+            # The inventory travels with the claim, so selecting files does not take it again.
+            details={"units": len(inv.units), "quants": labels, "inventory": inv},
         )
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
-        inv = _tags_from_headers(listing, inventory_gguf(listing.paths))
+        found = detection.details.get("inventory")
+        inv = _tags_from_headers(listing, found if isinstance(found, GGUFInventory) else inventory_gguf(listing.paths))
         notes: list[str] = []
         refusals = _refusals(listing, inv, context.refuse_quant)
         choice = select_unit(listing, inv, context, refusals)

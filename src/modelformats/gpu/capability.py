@@ -32,6 +32,11 @@ class CapabilityRequirement:
     def to_dict(self) -> dict[str, Any]:
         return {"minimum": f"{self.minimum[0]}.{self.minimum[1]}", "reasons": list(self.reasons)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CapabilityRequirement:
+        major, _, minor = str(d["minimum"]).partition(".")
+        return cls(minimum=(int(major), int(minor or 0)), reasons=tuple(d.get("reasons", ())))
+
 
 _DTYPE_FLOORS = (
     CapabilityFloor(

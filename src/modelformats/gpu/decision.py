@@ -7,6 +7,7 @@ the parallel layouts offered and multi-node launch facts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "GpuRequest",
     "LaunchFacts",
     "ParallelOption",
+    "PolicyComparison",
     "RuntimeLimits",
 ]
 
@@ -178,6 +180,16 @@ class ParallelOption:
             "reason": self.reason,
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ParallelOption:
+        return cls(
+            label=str(d["label"]),
+            tensor_parallel_size=int(d["tensor_parallel_size"]),
+            pipeline_parallel_size=int(d["pipeline_parallel_size"]),
+            enable_expert_parallel=bool(d.get("enable_expert_parallel", False)),
+            reason=str(d["reason"]),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LaunchFacts:
@@ -216,6 +228,61 @@ class LaunchFacts:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LaunchFacts:
+        mp, ray = d.get("mp") or {}, d.get("ray") or {}
+        return cls(
+            nodes=int(d["nodes"]),
+            gpus_per_node=int(d["gpus_per_node"]),
+            modal_gpu=str(d["modal_gpu"]),
+            mp_head_args=tuple(mp.get("head_args", ())),
+            mp_worker_args=tuple(mp.get("worker_args", ())),
+            ray_head_command=tuple(ray.get("head_command", ())),
+            ray_worker_command=tuple(ray.get("worker_command", ())),
+            ray_serve_args=tuple(ray.get("serve_args", ())),
+            ray_requirements=tuple(ray.get("requirements", ())),
+            modal_cluster=dict(d.get("modal_cluster") or {}),
+            notes=tuple(d.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyComparison:
+    """The other policy's answer for the same request, as a plan reports it."""
+
+    policy: str
+    rule: str
+    gpu: str
+    modal_gpu: str
+    price_per_hour: float
+    # other - this, when the hardware differs; None when both chose the same GPUs.
+    price_difference_per_hour: float | None
+    memory_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "gpu": self.gpu,
+            "modal_gpu": self.modal_gpu,
+            "price_per_hour": self.price_per_hour,
+            "price_difference_per_hour": self.price_difference_per_hour,
+            "memory_bytes": self.memory_bytes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PolicyComparison:
+        diff = d.get("price_difference_per_hour")
+        return cls(
+            policy=str(d["policy"]),
+            rule=str(d["rule"]),
+            gpu=str(d["gpu"]),
+            modal_gpu=str(d["modal_gpu"]),
+            price_per_hour=float(d["price_per_hour"]),
+            price_difference_per_hour=float(diff) if diff is not None else None,
+            memory_bytes=int(d["memory_bytes"]),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GpuDecision:
@@ -241,6 +308,22 @@ class GpuDecision:
     @property
     def price_per_hour(self) -> float:
         return self.choice.price_per_hour
+
+    @property
+    def comparison(self) -> PolicyComparison | None:
+        """The other policy's answer, as the plan reports it."""
+        o = self.other
+        if o is None:
+            return None
+        return PolicyComparison(
+            policy=o.policy,
+            rule=o.rule.name,
+            gpu=o.choice.describe(),
+            modal_gpu=o.choice.modal_gpu,
+            price_per_hour=o.price_per_hour,
+            price_difference_per_hour=self.price_difference_per_hour,
+            memory_bytes=o.memory.total_bytes,
+        )
 
     @property
     def gpu_name(self) -> str:
