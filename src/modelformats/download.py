@@ -206,7 +206,7 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
 
 
 def _escape(path: str) -> str:
-    from modelformats.formats._files import escape_pattern
+    from modelformats.naming import escape_pattern
 
     return escape_pattern(path)
 

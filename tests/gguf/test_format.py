@@ -523,7 +523,7 @@ def test_an_engine_that_reads_the_gguf_tokenizer_needs_no_tokenizer_source(sourc
 
 
 def test_standard_tokenizer_names_are_the_shared_ones():
-    from modelformats.formats._files import CONFIG_FILES, TOKENIZER_FILES
+    from modelformats.naming import CONFIG_FILES, TOKENIZER_FILES
 
     assert (*CONFIG_FILES, *TOKENIZER_FILES) == STANDARD_TOKENIZER_FILES
     assert {"vocab.json", "merges.txt"} <= set(STANDARD_TOKENIZER_FILES)

@@ -23,8 +23,8 @@ from typing import Any
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import InvalidRequestError
-from modelformats.formats._files import parse_shard_name
 from modelformats.gguf.files import is_byte_part
+from modelformats.naming import parse_shard_name
 
 __all__ = [
     "FILE_LAYOUTS",

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from modelformats.errors import InvalidRequestError, QuantNotFoundError, TokenizerSourceError
-from modelformats.formats._files import escape_pattern
 from modelformats.formats.base import (
     BaseFormat,
     CapabilityFloor,
@@ -42,6 +41,7 @@ from modelformats.gguf.quant import (
 )
 from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
 from modelformats.listing import ListingSource, RepoListing
+from modelformats.naming import escape_pattern
 
 __all__ = ["GGUFFormat", "UnitChoice", "select_unit"]
 

@@ -11,16 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from modelformats.formats._files import (
-    CONFIG_FILES,
-    MISTRAL_TOKENIZER,
-    TOKENIZER_FILES,
-    check_shards_complete,
-    escape_pattern,
-    has_tokenizer,
-    support_files,
-    unique,
-)
+from modelformats.formats._files import check_shards_complete
 from modelformats.formats.base import (
     BaseFormat,
     CapabilityFloor,
@@ -31,6 +22,15 @@ from modelformats.formats.base import (
     ServingFacts,
 )
 from modelformats.listing import RepoFile, RepoListing
+from modelformats.naming import (
+    CONFIG_FILES,
+    MISTRAL_TOKENIZER,
+    TOKENIZER_FILES,
+    escape_pattern,
+    has_tokenizer,
+    support_files,
+    unique,
+)
 
 __all__ = [
     "AWQFormat",
