@@ -49,6 +49,20 @@ class FormatContract:
         assert isinstance(self.fmt.priority, int)
         assert self.fmt.description
 
+    def test_serving_facts(self) -> None:
+        """What the planner, engines and GPU policy read: engines for servable claims, a vLLM method vLLM has."""
+        from modelformats.engines.vllm import PROFILES
+        from modelformats.formats.base import ServingFacts
+
+        facts = self.fmt.serving
+        assert isinstance(facts, ServingFacts)
+        servable = any(d is not None and d.servable for d in map(self.fmt.detect, self.claims))
+        assert bool(facts.engines) == servable, "servable formats name their engines, unservable ones none"
+        method = facts.vllm_quantization
+        if method is not None and facts.container == "hf-directory" and "vllm" in facts.engines:
+            assert any(method in p.quantization_methods for p in PROFILES), f"no verified vLLM has {method!r}"
+        assert not (facts.quantization_flag and method is None), "--quantization needs a method to name"
+
     # --- detection ------------------------------------------------------------------------------
 
     def test_claims(self) -> None:

@@ -83,6 +83,21 @@ def test_the_cli_finds_the_format_through_the_installed_entry_point(tmp_path):
     assert data["vllm"]["argv"][3:5] == ["--quantization", "quark"]
 
 
+def test_the_format_passes_the_contract(registry):
+    from contract import FormatContract
+
+    fmt = registry.formats["quark"]
+    quark = load_listing(LISTING)
+    vicuna = load_listing(HERE / "data" / "listings" / "lmsys__vicuna-7b-v1.5.json")
+    contract = type("QuarkContract", (FormatContract,), {"fmt": fmt, "claims": (quark,), "rejects": (vicuna,)})()
+    contract.test_registers_in_a_fresh_registry()
+    contract.test_protocol_members()
+    contract.test_serving_facts()
+    contract.test_claims()
+    contract.test_rejects()
+    contract.test_selection_is_exact_safe_and_pattern_matched()
+
+
 def test_quark_is_a_method_of_every_verified_vllm():
     assert all("quark" in profile.quantization_methods for profile in PROFILES)
 

@@ -409,7 +409,7 @@ class _Planner:
         root = self._local_dir(listing.repo_id)
         facts = detected.strategy.serving
         # A single-file container carries no config.json: the tokenizer repo's stands in for it.
-        single_file = facts.container != "hf"
+        single_file = facts.container != "hf-directory"
         tokenizer = self._local_dir(selection.tokenizer.repo_id) if selection.tokenizer is not None else None
         config = listing.config or {}
         return WeightsSpec(

@@ -34,7 +34,7 @@ def weights(**changes: object) -> WeightsSpec:
         repo_id=TARGET_REPO,
         revision=None,
         model=TARGET_FILE,
-        container="gguf",
+        container="gguf-file",
         quantization="gguf",
         gguf_quant="Q8_0",
         gguf_layout="single",
@@ -229,7 +229,7 @@ def test_loadable_or_unknown_names_are_not_refused(engine, name):
 
 
 def test_non_gguf_is_refused(engine):
-    verdict = engine.check(weights(format="safetensors", container="hf", gguf_quant=None))
+    verdict = engine.check(weights(format="safetensors", container="hf-directory", gguf_quant=None))
     assert not verdict.loads and verdict.level is EvidenceLevel.REFUSED
     assert verdict.reasons == (
         f"llama-server loads GGUF files only; {TARGET_REPO!r} is served as safetensors weights. Use vLLM, "

@@ -39,7 +39,7 @@ def gguf(**changes: object) -> WeightsSpec:
         repo_id=TARGET,
         revision=None,
         model=TARGET_FILE,
-        container="gguf",
+        container="gguf-file",
         quantization="gguf",
         tokenizer=BASE,
         hf_config_path=BASE,

@@ -220,7 +220,7 @@ def _serve_case(
         repo_id=f"tiny/{case.layout}",
         revision=None,
         model=str(files.model),
-        container="gguf",
+        container="gguf-file",
         quantization="gguf",
         gguf_quant=case.quant,
         gguf_layout=case.files,
@@ -348,7 +348,7 @@ def run_matrix(
     work.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([str(binaries.server), "--version"], capture_output=True, text=True, check=False)
     version_line = next((ln for ln in (version.stdout + version.stderr).splitlines() if ln.startswith("version:")), "")
-    probe_weights = WeightsSpec(format="gguf", repo_id="tiny/x", revision=None, model="x.gguf", container="gguf")
+    probe_weights = WeightsSpec(format="gguf", repo_id="tiny/x", revision=None, model="x.gguf", container="gguf-file")
     probe = engine.command(
         probe_weights,
         RuntimeSpec(served_model_name="x", max_model_len=MAX_MODEL_LEN, max_num_seqs=SLOTS, gpu_memory_utilization=0.9),

@@ -45,7 +45,7 @@ class Spec:
 
 
 def _w(fmt: str, repo: str, model: str, traits: ModelTraits, **kw: Any) -> WeightsSpec:
-    container = "gguf" if kw.get("quantization") == "gguf" else "hf"
+    container = "gguf-file" if kw.get("quantization") == "gguf" else "hf-directory"
     return WeightsSpec(format=fmt, repo_id=repo, revision=None, model=model, traits=traits, container=container, **kw)
 
 
@@ -201,7 +201,7 @@ def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
                     "label": f"engine:{spec.label}" + (" (modelformats plugin)" if engine.modelformats_plugin else ""),
                     "argv": list(command.argv),
                     "env": dict(command.env),
-                    "gguf": spec.weights.container == "gguf",
+                    "gguf": spec.weights.container == "gguf-file",
                     "expect": _expect(spec.weights, spec.runtime),
                     "expect_extra": _expect_extra(spec.weights, spec.runtime),
                     "expect_args": {"host": spec.runtime.host, "port": spec.runtime.port},

@@ -68,9 +68,9 @@ class WeightsSpec:
     format: str
     repo_id: str
     revision: str | None
-    # What the engine loads: a repo directory for "hf" containers, a local file path for "gguf".
+    # What the engine loads: a repo directory ("hf-directory"), or a local file path ("gguf-file").
     model: str
-    container: Container = "hf"
+    container: Container = "hf-directory"
     # The checkpoint's quantization method in vLLM's vocabulary ("awq", "gptq", "fp8", "gguf", ...).
     quantization: str | None = None
     # Name the method in argv (the format's `serving.quantization_flag`).

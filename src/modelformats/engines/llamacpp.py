@@ -171,7 +171,7 @@ class LlamaCppEngine:
     # --- check ---------------------------------------------------------------------------------
 
     def check(self, weights: WeightsSpec) -> LoadVerdict:
-        if weights.container != "gguf":
+        if weights.container != "gguf-file":
             return LoadVerdict(
                 loads=False,
                 level=EvidenceLevel.REFUSED,

@@ -290,7 +290,7 @@ class VllmEngine:
     # --- check -----------------------------------------------------------------------------------
 
     def check(self, weights: WeightsSpec) -> LoadVerdict:
-        if weights.container == "gguf":
+        if weights.container == "gguf-file":
             return self._check_gguf(weights)
         return self._check_hf(weights)
 
@@ -551,7 +551,7 @@ class VllmEngine:
                 f"{self._who} cannot load {weights.repo_id!r}: {'; '.join(verdict.reasons)}",
                 reasons=verdict.reasons,
             )
-        is_gguf = weights.container == "gguf"
+        is_gguf = weights.container == "gguf-file"
         argv = ["vllm", "serve", weights.model]
         # GGUF: a local .gguf makes vLLM set quantization and load format to gguf itself (0.23:
         # vllm/engine/arg_utils.py:1553-1554; plugin: vllm_gguf_plugin/plugin.py:59-66). Other formats:
@@ -637,7 +637,7 @@ class VllmEngine:
         return {"VLLM_PLUGINS": ",".join(names)}
 
     def _gguf_notes(self, weights: WeightsSpec, runtime: RuntimeSpec) -> list[str]:
-        if weights.container != "gguf":
+        if weights.container != "gguf-file":
             return []
         notes = []
         if self.profile.gguf_refuses_bf16_on_blackwell and runtime.dtype in ("auto", "bfloat16"):

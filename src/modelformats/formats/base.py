@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # What an engine is pointed at: a transformers-style repo directory (config.json + weights), or one GGUF file.
-Container = Literal["hf", "gguf"]
+Container = Literal["hf-directory", "gguf-file"]
 # The engines a format may name in `ServingFacts.engines`, in the planner's order. The plugin variant is
 # vLLM with modelformats' own vLLM plugin in the image (GGUF layouts vLLM's loader gets wrong).
 ENGINE_KINDS = ("vllm", "vllm+modelformats-plugin", "llamacpp")
@@ -56,7 +56,7 @@ class ServingFacts:
 
     # Engines that can serve the format (ENGINE_KINDS), in the planner's order; () = not servable.
     engines: tuple[str, ...] = ()
-    container: Container = "hf"
+    container: Container = "hf-directory"
     # The method name in vLLM's QUANTIZATION_METHODS; None = unquantized, or whatever config.json says.
     vllm_quantization: str | None = None
     # Name the method in argv (--quantization). Off for methods vLLM upgrades when left to config.json

@@ -79,7 +79,7 @@ class GGUFFormat(BaseFormat):
     description: ClassVar[str] = "GGUF (llama.cpp) quantized weights"
     serving: ClassVar[ServingFacts] = ServingFacts(
         engines=("vllm", "vllm+modelformats-plugin", "llamacpp"),
-        container="gguf",
+        container="gguf-file",
         vllm_quantization="gguf",
         capability_floor=CapabilityFloor(
             key="gguf",
