@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from modelformats.errors import UnservableFormatError
 from modelformats.formats.base import Detection, FileSelection, ModelFormat, SelectionContext
-from modelformats.listing import RecordedSource, RepoListing, check_repo_path
+from modelformats.listing import RepoListing, check_repo_path
 from modelformats.registry import FormatRegistry
+from modelformats.sources.recorded import RecordedSource
 
 _OWNER = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)
 _NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,10}(-(GGUF|AWQ|GPTQ|8x3b|mlx|exl2|bnb-4bit|18b)){0,2}", fullmatch=True)

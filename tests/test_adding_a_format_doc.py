@@ -11,8 +11,9 @@ from pathlib import Path
 
 import modelformats
 from modelformats import FormatRegistry, PlanOptions, plan
-from modelformats.listing import RecordedSource, load_listing
+from modelformats.listing import load_listing
 from modelformats.registry import builtin_formats
+from modelformats.sources.recorded import RecordedSource
 
 ROOT = Path(__file__).parents[1]
 DOC = (ROOT / "docs" / "adding-a-format.md").read_text()

@@ -17,8 +17,8 @@ from modelformats.deployment import DeploymentPlan
 from modelformats.engines.llamacpp import LlamaCppEngine
 from modelformats.engines.vllm import VllmEngine
 from modelformats.gpu import GpuRequest, choose_gpu
-from modelformats.listing import RecordedSource
 from modelformats.planner import PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
 from modelformats.traits import ModelTraits
 
 LISTINGS = Path(__file__).parent / "data" / "listings"

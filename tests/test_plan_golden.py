@@ -21,8 +21,8 @@ from modelformats.errors import (
     ModelFormatsError,
     UnservableFormatError,
 )
-from modelformats.listing import RecordedSource
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).parent / "data" / "listings"
 SOURCE = RecordedSource.from_paths([LISTINGS])

@@ -18,9 +18,10 @@ import pytest
 import modelformats
 from modelformats import FormatRegistry, PlanOptions
 from modelformats.engines.vllm import PROFILES
-from modelformats.listing import RecordedSource, load_listing
+from modelformats.listing import load_listing
 from modelformats.planner import plan
 from modelformats.registry import builtin_formats
+from modelformats.sources.recorded import RecordedSource
 
 HERE = Path(__file__).parent
 THIRDPARTY = HERE / "thirdparty"

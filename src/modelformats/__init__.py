@@ -44,19 +44,12 @@ from modelformats.gpu import (
     default_policies,
     default_rules,
 )
-from modelformats.hub import HubSource
-from modelformats.listing import (
-    ListingSource,
-    LocalDirSource,
-    RecordedSource,
-    RepoFile,
-    RepoListing,
-    default_source,
-    dump_listing,
-    load_listing,
-)
+from modelformats.listing import ListingSource, RepoFile, RepoListing, dump_listing, load_listing
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry
+from modelformats.sources.hub import HubSource
+from modelformats.sources.local import LocalDirSource
+from modelformats.sources.recorded import RecordedSource, default_source
 from modelformats.traits import ModelTraits
 
 __version__ = "0.1.0"

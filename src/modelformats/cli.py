@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelformats.errors import InvalidRequestError, ModelFormatsError
-from modelformats.listing import ListingSource, RecordedSource, dump_listing
+from modelformats.listing import ListingSource, dump_listing
+from modelformats.sources.recorded import RecordedSource
 
 __all__ = ["main"]
 
@@ -85,7 +86,7 @@ def _source(args: argparse.Namespace) -> ListingSource | None:
         return RecordedSource.from_paths(args.listing)
     if args.repo is None:
         return None  # the embedded offline default
-    from modelformats.hub import HubSource
+    from modelformats.sources.hub import HubSource
 
     return HubSource(endpoint=args.endpoint)
 
@@ -141,7 +142,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from modelformats.hub import HubSource
+    from modelformats.sources.hub import HubSource
 
     listing = HubSource(endpoint=args.endpoint).fetch(args.repo, revision=args.revision)
     dump_listing(listing, args.output)

@@ -27,8 +27,8 @@ from modelformats.errors import (
     PartialDownloadError,
     UnsafePathError,
 )
-from modelformats.hub import hub_errors
 from modelformats.listing import check_repo_path, write_json_atomic
+from modelformats.sources.hub import hub_errors
 
 __all__ = ["DownloadReport", "PlannedFile", "download"]
 

@@ -26,8 +26,9 @@ from modelformats.errors import (
     UnservableFormatError,
 )
 from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
-from modelformats.listing import ListingSource, RepoListing, default_source, validate_repo_id
+from modelformats.listing import ListingSource, RepoListing, validate_repo_id
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
+from modelformats.sources.recorded import default_source
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def plan(
         repo_id = DEFAULT_REPO
         source = source or default_source()
     if source is None:
-        from modelformats.hub import HubSource
+        from modelformats.sources.hub import HubSource
 
         source = HubSource()
     validate_repo_id(repo_id)

@@ -12,7 +12,8 @@ from modelformats.formats.base import JoinPlan, SelectionContext
 from modelformats.formats.gguf import GGUFFormat
 from modelformats.gguf.header import read_header
 from modelformats.gguf.source import STANDARD_TOKENIZER_FILES, sibling_candidates
-from modelformats.listing import RecordedSource, RepoFile, RepoListing, load_listing
+from modelformats.listing import RepoFile, RepoListing, load_listing
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).resolve().parents[1] / "data" / "listings"
 FMT = GGUFFormat()

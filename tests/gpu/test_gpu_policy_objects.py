@@ -18,8 +18,8 @@ from modelformats.gpu import (
     default_policies,
     default_rules,
 )
-from modelformats.listing import RecordedSource
 from modelformats.planner import PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).parents[1] / "data" / "listings"
 SOURCE = RecordedSource.from_paths([LISTINGS])

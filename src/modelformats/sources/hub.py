@@ -21,15 +21,8 @@ from modelformats.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
-from modelformats.listing import (
-    MAX_DOCUMENT_BYTES,
-    RepoFile,
-    RepoListing,
-    SafetensorsSummary,
-    collect_documents,
-    read_one_gguf_header,
-    validate_repo_id,
-)
+from modelformats.listing import MAX_DOCUMENT_BYTES, RepoFile, RepoListing, SafetensorsSummary, validate_repo_id
+from modelformats.sources.documents import collect_documents, read_one_gguf_header
 
 __all__ = ["HubSource", "hub_errors", "network_errors"]
 
