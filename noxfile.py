@@ -1,7 +1,10 @@
 """Developer and CI sessions. `nox -s tests` is the test command the README gives.
 
-Heavy sessions (real vLLM parsers, engine probes, llama.cpp) run in cached virtualenvs under
-`.cache/venvs/`, keyed by their requirement list, so a second run reuses them.
+Heavy sessions (real vLLM parsers, engine probes, llama.cpp) run in virtualenvs installed from the
+committed lock files in `locks/` (`uv pip sync`, hashes checked). They are cached outside the clone,
+under `$MODELFORMATS_CACHE` (default `~/.cache/modelformats`), keyed by the lock file's sha256, so a
+second run on the same machine - CI included - reuses them, and a changed lock builds a fresh one.
+`nox -s locks` recompiles the lock files from their `.in` files.
 """
 
 from __future__ import annotations
@@ -9,14 +12,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
+# Per-checkout scratch space (probe outputs, fresh results for review).
 CACHE = ROOT / ".cache"
-VENVS = CACHE / "venvs"
+# Expensive artifacts shared by every checkout on this machine: locked venvs, llama.cpp builds, sdists.
+SHARED_CACHE = Path(os.environ.get("MODELFORMATS_CACHE") or Path.home() / ".cache" / "modelformats")
+VENVS = SHARED_CACHE / "venvs"
+LOCKS = ROOT / "locks"
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = ["tests", "lint"]
@@ -26,18 +34,10 @@ PYTHON = "3.11"
 # pyproject.toml's [dependency-groups].dev: pytest, hypothesis, nox, ruff, mypy, gguf (pinned), numpy.
 DEV = nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "dev")
 
-# Requirement sets of the heavy environments, shared by every session that needs them.
-# vLLM installs without a GPU; VLLM_TARGET_DEVICE=cpu lets its CLI parser and loaders run on CPU.
-HEAVY_ENVS: dict[str, list[str]] = {
-    "vllm-0.23.0": ["vllm==0.23.0"],
-    # The newest vLLM with the GGUF plugin, plus llama.cpp (converter, CPU runtime, server) for the proofs.
-    "vllm-0.33.0": [
-        "vllm==0.33.0",
-        "vllm-gguf-plugin==0.0.5",
-        "llama-cpp-python[server]==0.3.36",
-        "sentencepiece>=0.2",
-    ],
-}
+# The heavy environments: one lock file each (locks/<name>.txt, compiled from locks/<name>.in).
+HEAVY_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "llamacpp")
+# Where the compiled locks must run: CI and developer machines are x86-64 Linux with CPython 3.11.
+LOCK_PLATFORM = ("--python-version", PYTHON, "--python-platform", "x86_64-manylinux_2_28")
 
 
 @nox.session(python=PYTHON)
@@ -56,41 +56,72 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
-def cached_venv(session: nox.Session, name: str, extra: list[str] | None = None) -> Path:
-    """Create (once) the heavy virtualenv `name`; return its python. Reused while its requirements match."""
-    requirements = [*HEAVY_ENVS[name], *(extra or [])]
-    key = hashlib.sha256(json.dumps(requirements).encode()).hexdigest()[:16]
-    venv = VENVS / name
-    VENVS.mkdir(parents=True, exist_ok=True)
-    # Sessions may share an environment; a lock keeps two of them from building it at once.
-    with (VENVS / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return _build_venv(session, venv, requirements, key)
+def _uv(session: nox.Session) -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        session.install("uv")
+        uv = str(Path(session.bin) / "uv")
+    return uv
 
 
-def _build_venv(session: nox.Session, venv: Path, requirements: list[str], key: str) -> Path:
+@nox.session(python=PYTHON, venv_backend="none")
+def locks(session: nox.Session) -> None:
+    """Recompile locks/<env>.txt from locks/<env>.in (all, or the names given after --)."""
+    uv = _uv(session)
+    for name in session.posargs or HEAVY_ENVS:
+        source, lock = LOCKS / f"{name}.in", LOCKS / f"{name}.txt"
+        session.run(
+            uv, "pip", "compile", "--quiet", *LOCK_PLATFORM, "--generate-hashes",
+            "--custom-compile-command", "nox -s locks", "-o", str(lock), str(source),
+            external=True,
+        )  # fmt: skip
+
+
+def locked_venv(session: nox.Session, name: str) -> Path:
+    """The virtualenv for locks/<name>.txt (built once per lock hash); return its python.
+
+    The project itself is (re)installed editable, without dependencies, on every call: the venv is
+    shared between checkouts, and each session must import the checkout it runs from.
+    """
+    lock = LOCKS / f"{name}.txt"
+    key = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    venv = VENVS / f"{name}-{key}"
     python = venv / "bin" / "python"
-    stamp = venv / ".modelformats-stamp"
-    if not (python.exists() and stamp.exists() and stamp.read_text() == key):
-        uv = shutil.which("uv")
-        if uv is None:
-            session.install("uv")
-            uv = str(Path(session.bin) / "uv")
-        shutil.rmtree(venv, ignore_errors=True)
-        session.run(uv, "venv", "--python", PYTHON, str(venv), external=True)
-        # Resolution is pinned by the requirement strings; the project goes in without deps so
-        # vLLM's own pins of huggingface_hub/transformers stay as vLLM wants them.
-        session.run(uv, "pip", "install", "--python", str(python), *requirements, external=True)
-        session.run(uv, "pip", "install", "--python", str(python), "--no-deps", "-e", str(ROOT), external=True)
-        stamp.write_text(key)
-    else:
-        session.log(f"reusing {venv} ({key})")
+    VENVS.mkdir(parents=True, exist_ok=True)
+    uv = _uv(session)
+    # Sessions (and checkouts) may share an environment; a lock keeps two of them from building it at once.
+    with (VENVS / f"{name}-{key}.lock").open("w") as flock:
+        fcntl.flock(flock, fcntl.LOCK_EX)
+        stamp = venv / ".modelformats-lock"
+        if python.exists() and stamp.exists() and stamp.read_text() == key:
+            session.log(f"reusing {venv}")
+        else:
+            shutil.rmtree(venv, ignore_errors=True)
+            session.run(uv, "venv", "--quiet", "--python", PYTHON, str(venv), external=True)
+            # Exactly the locked set, hashes verified; nothing is resolved here.
+            session.run(uv, "pip", "sync", "--python", str(python), "--require-hashes", str(lock), external=True)
+            stamp.write_text(key)
+        session.run(
+            uv, "pip", "install", "--quiet", "--python", str(python), "--no-deps", "-e", str(ROOT), external=True
+        )
     return python
 
 
+@nox.session(python=PYTHON, venv_backend="none")
+def heavy_envs(session: nox.Session) -> None:
+    """Build (or reuse) the locked heavy virtualenvs: all, or the names given after --."""
+    for name in session.posargs or HEAVY_ENVS:
+        session.log(f"{name}: {locked_venv(session, name)}")
+
+
 def run_in(session: nox.Session, python: Path, *args: str, env: dict[str, str] | None = None) -> None:
-    """Run `python args...` from a cached venv with a CPU-only vLLM environment."""
-    full_env = {"VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    """Run `python args...` from a locked venv (its bin/ first on PATH) with a CPU-only vLLM environment."""
+    full_env = {
+        "VLLM_TARGET_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     full_env.update(env or {})
     session.run(str(python), *args, env=full_env, external=True)
 
@@ -113,7 +144,7 @@ def vllm_compat(session: nox.Session) -> None:
     work = CACHE / "vllm_compat"
     for name in VLLM_ENVS:
         version = name.removeprefix("vllm-")
-        python = cached_venv(session, name)
+        python = locked_venv(session, name)
         cases, bad = work / f"cases-{version}.json", work / f"bad-{version}.json"
         session.run("python", "-m", "tools.vllm_compat.cases", "--vllm-version", version, "--output", str(cases))
         session.run("python", "-m", "tools.vllm_compat.cases", "--vllm-version", version, "--output", str(bad), "--bad")
@@ -135,10 +166,10 @@ def vllm_compat(session: nox.Session) -> None:
 def engine_probe(session: nox.Session) -> None:
     """CPU probe of vLLM's own GGUF config/name-map/loader code; fails if the committed data changed.
 
-    `nox -s engine_probe -- --write` regenerates src/modelformats/engines/data/vllm_gguf_probe.json.
+    `nox -s engine_probe -- --update` regenerates src/modelformats/engines/data/vllm_gguf_probe.json.
     """
-    envs = {name: {"python": str(cached_venv(session, name)), "requirements": HEAVY_ENVS[name]} for name in VLLM_ENVS}
-    python = Path(envs[VLLM_ENVS[-1]]["python"])
+    envs = {name: str(locked_venv(session, name)) for name in VLLM_ENVS}
+    python = Path(envs[VLLM_ENVS[-1]])
     run_in(session, python, "-m", "tools.engine_probe", "--envs", json.dumps(envs), *session.posargs)
 
 
@@ -146,8 +177,7 @@ def engine_probe(session: nox.Session) -> None:
 
 LLAMA_CPP_SDIST = "llama-cpp-python==0.3.36"
 # Keyed by version, so bumping LLAMA_CPP_SDIST unpacks a fresh converter.
-CONVERTER_DIR = CACHE / "gguf_proof" / f"converter-{LLAMA_CPP_SDIST.partition('==')[2]}"
-PLUGIN_PROOF_JSON = ROOT / "src" / "modelformats" / "engines" / "data" / "modelformats_plugin_proof.json"
+CONVERTER_DIR = SHARED_CACHE / "gguf_proof" / f"converter-{LLAMA_CPP_SDIST.partition('==')[2]}"
 
 
 @nox.session(python=PYTHON)
@@ -156,10 +186,13 @@ def gguf_plugin_proof(session):
 
     Tiny HF checkpoints -> llama.cpp's own converter (from the llama-cpp-python sdist on PyPI) ->
     F32/Q8_0 GGUFs -> logits in llama.cpp vs transformers, and every vLLM parameter vs the HF tensor
-    through vllm-gguf-plugin's loader with and without our adapter. Writes PLUGIN_PROOF_JSON; also
-    fails if src/modelformats/data/gguf_arch_map.json is stale against the same converter.
+    through vllm-gguf-plugin's loader with and without our adapter. Fails when the results differ from
+    src/modelformats/engines/data/modelformats_plugin_proof.json (`-- --update` writes it, with the
+    hashes of the plugin and proof sources: tools/evidence.py); also fails if
+    src/modelformats/data/gguf_arch_map.json is stale against the same converter.
     """
-    python = cached_venv(session, "vllm-0.33.0")
+    update = "--update" in session.posargs
+    python = locked_venv(session, "vllm-0.33.0")
     work = CACHE / "gguf_proof"
     converter = _llama_cpp_converter(session, CONVERTER_DIR)
     run_in(
@@ -170,6 +203,8 @@ def gguf_plugin_proof(session):
         str(converter.parent),
         "--check",
     )
+    fresh = work / "modelformats_plugin_proof.fresh.json"
+    fresh.unlink(missing_ok=True)
     run_in(
         session,
         python,
@@ -179,15 +214,21 @@ def gguf_plugin_proof(session):
         "--work",
         str(work),
         "--output",
-        str(PLUGIN_PROOF_JSON),
-        *session.posargs,
+        str(fresh),
     )
+    _finish_evidence(session, "modelformats_plugin_proof", fresh, update=update)
+
+
+def _finish_evidence(session: nox.Session, name: str, fresh: Path, *, update: bool) -> None:
+    """Compare a fresh result with the committed evidence file (tools/evidence.py); write it with --update."""
+    mode = ["--update"] if update else []
+    session.run("python", "-m", "tools.evidence", "finish", name, "--fresh", str(fresh), *mode, external=True)
 
 
 @nox.session(python=PYTHON)
 def gguf_arch_map(session):
     """Regenerate src/modelformats/data/gguf_arch_map.json from llama.cpp's converter and transformers."""
-    python = cached_venv(session, "vllm-0.33.0")
+    python = locked_venv(session, "vllm-0.33.0")
     converter = _llama_cpp_converter(session, CONVERTER_DIR)
     run_in(
         session,
@@ -227,36 +268,34 @@ def _llama_cpp_converter(session: nox.Session, dest: Path) -> Path:
 # --- issue 8: llama.cpp's server, built from the llama-cpp-python sdist and proven on CPU ---------
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, venv_backend="none")
 def llamacpp_e2e(session):
-    """Build llama-server + llama-quantize (CPU) from the llama-cpp-python sdist (cached in .cache/llamacpp),
-    check llamacpp_facts.json against those sources, then serve tiny GGUFs of every layout x quant through
-    the argv LlamaCppEngine plans (OpenAI API, stream and non-stream, /metrics, clean shutdown).
+    """Build llama-server + llama-quantize (CPU) from the llama-cpp-python sdist (cached in the shared
+    cache), check llamacpp_facts.json against those sources, then serve tiny GGUFs of every layout x
+    quant through the argv LlamaCppEngine plans (OpenAI API, stream and non-stream, /metrics, shutdown).
 
-    Fails when either committed data file differs from what this run finds; `-- --update` rewrites both.
-    Cold about 10 min on 2 cores (the compile), warm about 1 min.
+    Fails when either committed evidence file differs from what this run finds; `-- --update` rewrites
+    both (with their provenance). Cold about 10 min on 2 cores (the compile), warm about 1 min.
     """
-    # pip fetches the sdist; cmake/ninja from PyPI so a machine without them still builds.
-    session.install("-e", ".", "gguf>=0.17", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
-    update = "--update" in session.posargs
+    python = locked_venv(session, "llamacpp")
+    update = ["--update"] if "--update" in session.posargs else []
     rest = [a for a in session.posargs if a != "--update"]
-    mode = [] if update else ["--check"]
-    session.run("python", "-m", "tools.llamacpp_facts", *mode)
-    session.run("python", "-m", "tools.llamacpp_server", *mode, *rest)
+    run_in(session, python, "-m", "tools.llamacpp_facts", *update)
+    run_in(session, python, "-m", "tools.llamacpp_server", *update, *rest)
 
 
 # --- issue 7: the smoke/benchmark client against a real OpenAI-compatible server on CPU -----------
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON, venv_backend="none")
 def smoke(session):
     """`modelformats smoke` (library and CLI) against a real llama-server serving a tiny MoE GGUF on CPU.
 
     Reuses tools/llamacpp_server: the same cached CPU build as `llamacpp_e2e` (cold ~9 min on 2 cores,
     shared with that session; warm: seconds) and its tiny GGUF writer. Prints TTFT, latency, tokens/s.
     """
-    session.install("-e", ".", "gguf>=0.17", "numpy>=1.26", "pip", "cmake>=3.18", "ninja")
-    session.run("python", "-m", "tools.smoke_e2e", "--cache", str(CACHE), *session.posargs)
+    python = locked_venv(session, "llamacpp")
+    run_in(session, python, "-m", "tools.smoke_e2e", *session.posargs)
 
 
 # --- issue 5: the GPU catalogue checked against the installed modal client -------------------------
@@ -283,4 +322,4 @@ def bench_gguf(session):
 def gguf_multifile_probe(session):
     """vLLM's own shard discovery and GGUF checks on CPU, per vLLM env (docs/formats/gguf.md)."""
     for name in VLLM_ENVS:
-        run_in(session, cached_venv(session, name), str(ROOT / "tests" / "gguf" / "vllm_multifile_probe.py"))
+        run_in(session, locked_venv(session, name), str(ROOT / "tests" / "gguf" / "vllm_multifile_probe.py"))

@@ -19,6 +19,7 @@ from modelformats.errors import GGUFLayoutMismatchError
 from modelformats.vllm_plugin._layout import (
     MODEL_LAYOUTS,
     TensorForm,
+    check_heads,
     check_layout,
     mixtral_name_map,
     permute_qk,
@@ -152,6 +153,38 @@ def test_module_forms():
 
 _MIXTRAL_MAP = mixtral_name_map(1, gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 1).get_name)
 _MIXTRAL_FILE = dict.fromkeys(_MIXTRAL_MAP, "Q8_0")
+
+
+def test_check_heads_accepts_matching_counts_and_defaults_kv_heads_to_heads():
+    check_heads(
+        path="m.gguf",
+        gguf_head_counts={"attention.head_count": 8, "attention.head_count_kv": 2},
+        num_attention_heads=8,
+        num_key_value_heads=2,
+    )
+    check_heads(
+        path="m.gguf",
+        gguf_head_counts={"attention.head_count": 4, "attention.head_count_kv": 4},
+        num_attention_heads=4,
+        num_key_value_heads=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("gguf_counts", "heads", "kv_heads"),
+    [
+        ({"attention.head_count": 8, "attention.head_count_kv": 2}, 8, 8),  # GQA file, MHA config
+        ({"attention.head_count": 8, "attention.head_count_kv": 2}, 16, 2),  # other head count
+        ({"attention.head_count": 8}, 8, 2),  # kv count missing from the file
+    ],
+)
+def test_check_heads_refuses_any_mismatch_before_unpermuting(gguf_counts, heads, kv_heads):
+    # The un-permute splits rows by head count: a wrong count would scramble attention silently.
+    with pytest.raises(GGUFLayoutMismatchError) as info:
+        check_heads(
+            path="m.gguf", gguf_head_counts=gguf_counts, num_attention_heads=heads, num_key_value_heads=kv_heads
+        )
+    assert "head counts" in str(info.value) and "--hf-config-path" in str(info.value)
 
 
 def test_check_layout_accepts_a_complete_mixtral():

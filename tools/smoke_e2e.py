@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.llamacpp_server.build import ensure_llama_server
+from tools.llamacpp_server.build import ensure_llama_server, shared_cache
 from tools.llamacpp_server.server import start_llama_server
 from tools.llamacpp_server.tiny_gguf import write_tiny_gguf
 
@@ -65,13 +65,13 @@ def _check_main_run(report: SmokeReport, checks: list[tuple[str, bool]]) -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=ROOT / ".cache")
+    parser.add_argument("--cache", type=Path, default=None, help="build cache (default: the shared cache)")
     parser.add_argument("--binary", type=Path, help="use this llama-server instead of building one")
     parser.add_argument("--jobs", type=int, default=2, help="compile jobs (the CI machine has 2 cores)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    binary = args.binary or ensure_llama_server(args.cache, jobs=args.jobs)
+    binary = args.binary or ensure_llama_server(args.cache or shared_cache(), jobs=args.jobs)
     build_s = time.monotonic() - started
     checks: list[tuple[str, bool]] = []
     with tempfile.TemporaryDirectory(prefix="modelformats-smoke-") as tmp:

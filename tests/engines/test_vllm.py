@@ -195,6 +195,26 @@ def test_plugin_with_a_failed_result_is_refused():
     )
 
 
+def test_plugin_whose_negative_control_did_not_fail_is_refused():
+    # A proof whose negative control (no modelformats plugin) also "passed" proves nothing about the plugin.
+    proof = passing_proof()
+    proof["results"][2]["negative_control_failed_as_predicted"] = False
+    verdict = with_proof(proof).check(gguf())
+    assert not verdict.loads
+    assert verdict.level is EvidenceLevel.REFUSED
+    assert verdict.reasons[0].startswith("modelformats' vLLM plugin proof does not pass for 'llama+experts'")
+
+
+def test_plugin_proven_with_another_config_type_is_refused():
+    # The plugin was proven with the layout's own config (mixtral for llama+experts); a llama config
+    # behind --hf-config-path is a different case, even when vLLM builds it.
+    verdict = with_proof(passing_proof()).check(gguf(traits=replace(MOE, model_type="llama")))
+    assert not verdict.loads
+    assert verdict.reasons == (
+        "modelformats' vLLM plugin was proven with a 'mixtral' config.json for the 'llama+experts' layout, not 'llama'",
+    )
+
+
 def test_plugin_still_needs_the_config_json_vllm_builds_first():
     verdict = with_proof(passing_proof()).check(gguf(tokenizer=None, hf_config_path=None))
     assert not verdict.loads
@@ -228,7 +248,9 @@ def test_committed_plugin_proof_decides_the_target_route():
 
 def test_dense_llama_loads_on_0_23_from_the_probe():
     verdict = vllm_engine("0.23.0").check(gguf(traits=DENSE))
-    assert (verdict.loads, verdict.level) == (True, EvidenceLevel.CPU_NAME_MAP)
+    assert (verdict.loads, verdict.level) == (True, EvidenceLevel.CPU_LOAD)
+    # The output order is known from vLLM 0.23's source only, and the verdict says so.
+    assert any("read in source, not run" in w and "llama.py:240-243" in w for w in verdict.warnings)
     assert verdict.evidence == (
         "CPU probe of vLLM 0.23.0 (transformers 4.57.6, gguf 0.19.0) on a tiny 'llama' GGUF with a 'llama' "
         "--hf-config-path (data/vllm_gguf_probe.json, nox -s engine_probe): config llama (LlamaForCausalLM), "
@@ -270,14 +292,15 @@ def test_an_unprobed_config_model_type_is_refused():
 def test_unknown_config_model_type_uses_the_layouts_own_case_with_a_warning():
     verdict = vllm_engine("0.23.0").check(gguf(traits=replace(DENSE, model_type=None)))
     assert verdict.loads
-    assert verdict.warnings == (
+    assert verdict.warnings[0] == (
         "the model_type of the config.json behind --hf-config-path is unknown; this verdict is for 'llama' "
-        "(probed with this GGUF layout: llama, mistral)",
+        "(probed with this GGUF layout: llama, mistral)"
     )
+    assert len(verdict.warnings) == 2 and "read in source, not run" in verdict.warnings[1]
 
 
 def test_qwen2moe_loads_on_0_23_and_is_refused_on_0_33():
-    assert vllm_engine("0.23.0").check(gguf(traits=QWEN2MOE)).level is EvidenceLevel.CPU_NAME_MAP
+    assert vllm_engine("0.23.0").check(gguf(traits=QWEN2MOE)).level is EvidenceLevel.CPU_LOAD
     verdict = vllm_engine("0.33.0").check(gguf(traits=QWEN2MOE))
     assert verdict.reasons == (
         f"{V33} fails while mapping GGUF tensor names (RuntimeError: Failed to map GGUF parameters (2): "
@@ -300,9 +323,12 @@ def test_deepseek2_is_refused_on_both():
     assert not vllm_engine("0.33.0").check(gguf(traits=traits)).loads
 
 
-def test_gemma3_loads_by_name_on_0_23_with_the_cpu_limit_stated():
+def test_gemma3_maps_by_name_on_0_23_with_the_cpu_limit_stated():
     verdict = vllm_engine("0.23.0").check(gguf(traits=GEMMA, gguf_layout="split"))
+    # load_model crashed on CPU: the verdict is the weaker name-map level, never described as "loads".
     assert (verdict.loads, verdict.level) == (True, EvidenceLevel.CPU_NAME_MAP)
+    assert not verdict.level.description.startswith("loads")
+    assert EvidenceLevel.CPU_NAME_MAP.rank > EvidenceLevel.CPU_LOAD.rank
     assert verdict.warnings == (
         "split GGUF files were probed only for other layouts than 'gemma3'",
         "load_model could not run on CPU ('_OpNamespace' '_C' object has no attribute 'gelu_tanh_and_mul'); "
@@ -423,10 +449,11 @@ def test_gguf_argv_on_0_23():
     )  # fmt: skip
     assert command.requirements == ("vllm==0.23.0", "gguf==0.19.0", "transformers==4.57.6")
     assert dict(command.env) == {}
-    assert command.notes == (
+    assert command.notes[0] == (
         "On Blackwell (compute capability >= 10.0) vLLM 0.23's GGUF path refuses bfloat16 "
-        "(vllm/model_executor/layers/quantization/gguf.py:62-68): use --dtype half there.",
+        "(vllm/model_executor/layers/quantization/gguf.py:62-68): use --dtype half there."
     )
+    assert command.notes[1].startswith("output order for 'llama' GGUFs is read in source, not run")
 
 
 def test_gguf_requirements_and_plugins_on_0_33():

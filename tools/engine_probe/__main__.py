@@ -1,6 +1,6 @@
 """Run the GGUF engine probe in every vLLM environment and compare with the committed data file.
 
-    python -m tools.engine_probe --envs '{"vllm-0.23.0": {"python": ..., "requirements": [...]}, ...}' [--write]
+    python -m tools.engine_probe --envs '{"vllm-0.23.0": "<python>", "vllm-0.33.0": "<python>"}' [--update]
 
 Writes the tiny GGUF files once (tools/engine_probe/fixtures.py), runs tools/engine_probe/engine.py
 in each environment (in parallel: each is one CPU-bound process), and assembles
@@ -14,15 +14,15 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tools.engine_probe.fixtures import write_all
-from tools.engine_probe.inputs import DATA_FILE, LISTINGS_DIR, PROBED_ENVS, ROOT, SCHEMA, inputs_digest
+from tools.engine_probe.inputs import LISTINGS_DIR, PROBED_ENVS, ROOT, SCHEMA, lock_file, locked_versions
 from tools.engine_probe.layouts import LAYOUTS, layout_tensors
+from tools.evidence import BY_NAME, finish
 
 WORK = ROOT / ".cache" / "engine_probe"
 
@@ -42,13 +42,13 @@ def _engine_env() -> dict[str, str]:
     return env
 
 
-def run_engines(envs: dict[str, dict[str, Any]], root: Path, fixtures_json: Path) -> dict[str, Any]:
+def run_engines(envs: dict[str, str], root: Path, fixtures_json: Path) -> dict[str, Any]:
     procs = {}
     for name in PROBED_ENVS:
         out = WORK / f"{name}.json"
         log = (WORK / f"{name}.log").open("w")
         cmd = [
-            envs[name]["python"],
+            envs[name],
             "-m",
             "tools.engine_probe.engine",
             "--fixtures",
@@ -72,16 +72,28 @@ def run_engines(envs: dict[str, dict[str, Any]], root: Path, fixtures_json: Path
         if code != 0:
             tail = (WORK / f"{name}.log").read_text()[-4000:]
             raise SystemExit(f"engine probe failed in {name} (exit {code}); log tail:\n{tail}")
-        results[name] = json.loads(out.read_text()) | {"requirements": envs[name]["requirements"]}
+        result = json.loads(out.read_text())
+        _check_versions(name, result["versions"])
+        results[name] = result | {"lock": lock_file(name).relative_to(ROOT).as_posix()}
     return results
 
 
-def assemble(envs: dict[str, dict[str, Any]], engines: dict[str, Any]) -> dict[str, Any]:
-    requirements = {name: envs[name]["requirements"] for name in PROBED_ENVS}
+def _check_versions(name: str, versions: dict[str, str | None]) -> None:
+    """The environment that ran must be the locked one: a drifted venv proves nothing."""
+    locked = locked_versions(name)
+    drift = {k: (v, versions.get(k)) for k, v in locked.items() if versions.get(k) != v}
+    if drift:
+        raise SystemExit(
+            f"engine probe: {name} does not match {lock_file(name).name}: "
+            + ", ".join(f"{k} locked {a}, installed {b}" for k, (a, b) in drift.items())
+            + ". Rebuild it with `nox -s heavy_envs`."
+        )
+
+
+def assemble(engines: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
-        "generated_by": "nox -s engine_probe -- --write (tools/engine_probe)",
-        "inputs_sha256": inputs_digest(requirements),
+        "generated_by": "nox -s engine_probe -- --update (tools/engine_probe)",
         "depth": (
             "Per case: EngineArgs(...).create_engine_config() (the HF config vLLM ends with), the GGUF -> HF "
             "name map, then the loader's whole load_model on the CPU device (initialize_model with the GGUF "
@@ -106,8 +118,8 @@ def assemble(envs: dict[str, dict[str, Any]], engines: dict[str, Any]) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", required=True, help="JSON {env: {python, requirements}}")
-    parser.add_argument("--write", action="store_true", help="update the committed data file")
+    parser.add_argument("--envs", required=True, help="JSON {env: python of its locked venv}")
+    parser.add_argument("--update", "--write", action="store_true", help="update the committed data file")
     args = parser.parse_args(argv)
     envs = json.loads(args.envs)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -117,27 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         fixtures_json = root / "fixtures.json"
         fixtures_json.write_text(json.dumps(write_all(root)))
         engines = run_engines(envs, root, fixtures_json)
-    data = assemble(envs, engines)
-    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     print(f"engine probe: {len(PROBED_ENVS)} environments in {time.monotonic() - started:.0f} s")
-    if args.write:
-        DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
-        DATA_FILE.write_text(text)
-        print(f"wrote {DATA_FILE.relative_to(ROOT)}")
-        return 0
-    fresh = WORK / DATA_FILE.name
-    fresh.write_text(text)
-    committed = json.loads(DATA_FILE.read_text()) if DATA_FILE.exists() else None
-    if committed == data:
-        print(f"{DATA_FILE.relative_to(ROOT)} is up to date")
-        return 0
-    print(
-        f"{DATA_FILE.relative_to(ROOT)} differs from a fresh probe (written to {fresh.relative_to(ROOT)}).\n"
-        f"Review with: diff {DATA_FILE.relative_to(ROOT)} {fresh.relative_to(ROOT)}\n"
-        "then accept with: nox -s engine_probe -- --write",
-        file=sys.stderr,
-    )
-    return 1
+    code = finish(BY_NAME["vllm_gguf_probe"], assemble(engines), update=args.update)
+    if args.update:
+        # The docs tables are regenerated from the same data (the default tests check they match).
+        from tools.engine_probe import table
+
+        table.write_doc(table.render(json.loads(table.DATA.read_text())))
+    return code
 
 
 if __name__ == "__main__":

@@ -368,6 +368,37 @@ def _init_distributed() -> None:
     ensure_model_parallel_initialized(1, 1)
 
 
+class BrokenEnvironmentError(RuntimeError):
+    """The probe's environment cannot import what vLLM needs: not a verdict about any GGUF."""
+
+
+def _raised_while_importing(exc: BaseException) -> bool:
+    """True when `exc` (or what it chains from) came out of an import, not out of vLLM's logic."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ImportError):  # ModuleNotFoundError included
+            return True
+        tb = current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename.startswith("<frozen importlib"):
+                return True
+            tb = tb.tb_next
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _guard(exc: BaseException, stage: str, layout: str) -> None:
+    """Environment errors (a module that does not import, a CUDA-bindings clash) stop the probe."""
+    if _raised_while_importing(exc):
+        raise BrokenEnvironmentError(
+            f"the probe environment is broken, not the GGUF: {type(exc).__name__}: {exc} "
+            f"(raised while importing, at stage {stage!r} of layout {layout!r}). Rebuild the locked venv "
+            "(`nox -s heavy_envs`, locks/*.txt) and re-run; no verdict was recorded."
+        ) from exc
+
+
 def run_case(
     *, layout: str, gguf_paths: list[str], hf_dir: str | None, expected: dict[str, Any], norm: Normalizer
 ) -> dict[str, Any]:
@@ -386,6 +417,7 @@ def run_case(
         args = EngineArgs(model=gguf_paths[0], max_model_len=512, dtype="float32", enforce_eager=True, **kwargs)
         vllm_config = args.create_engine_config()
     except Exception as exc:
+        _guard(exc, "config", layout)
         return case | {"stopped_at": "config", "error": norm.exception(exc)}
     model_config = vllm_config.model_config
     case["config"] = _config_facts(model_config.hf_config, expected)
@@ -396,6 +428,7 @@ def run_case(
         try:
             name_map, kind = _name_map(model_config, gguf_paths[0], in_file)
         except Exception as exc:
+            _guard(exc, "names", layout)
             return case | {"stopped_at": "names", "error": norm.exception(exc)}
         case["names"] = {
             "by": kind,
@@ -406,6 +439,7 @@ def run_case(
         try:
             case["load"] = _load(vllm_config)
         except Exception as exc:
+            _guard(exc, "load", layout)
             error = norm.exception(exc)
             cpu_limit = any(p.search(error["message"]) for p in CPU_LIMIT_PATTERNS)
             return case | {"stopped_at": "load", "error": error, "cpu_limit": cpu_limit}

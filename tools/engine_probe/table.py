@@ -45,7 +45,8 @@ def _cell(case: dict[str, Any]) -> str:
         problems.append(f"{len(names['unmapped_gguf_tensors'])} GGUF tensors unmapped")
     if load is not None and load["unloaded"]:
         problems.append(f"{len(load['unloaded'])} params never loaded")
-    mark = "✗" if problems else "✓"
+    # ✓ only for a completed load_model; a name map alone (load_model stopped on CPU) is "~".
+    mark = "✗" if problems else ("✓" if load is not None else "~")
     return f"{mark} " + ", ".join(parts + problems)
 
 
@@ -102,8 +103,19 @@ def render(data: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
+def write_doc(text: str) -> None:
+    """Replace what lies between the probe-tables markers of docs/compatibility.md."""
+    doc = DOC.read_text()
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + text + tail)  # `text` carries both markers
+
+
 def main(argv: list[str]) -> int:
     text = render(json.loads(DATA.read_text()))
+    if "--write" in argv:
+        write_doc(text)
+        return 0
     if "--check" in argv:
         if text not in DOC.read_text():
             print(f"{DOC.relative_to(ROOT)} does not contain the current probe tables; paste the output of "

@@ -204,11 +204,19 @@ class Evidence:
             model_neg = neg.get("model", {})
             outcome = _error(model_neg) or f"{len(model_neg.get('mismatched', {}))} tensors permuted"
             permuted = len(neg.get("stream", {}).get("mismatched", {}))
-            scrambled = neg.get("rotary", {}).get("relative_max_diff", -1)
+            rotary = neg.get("rotary", {})
+            scrambled = rotary.get("relative_max_diff", -1)
+            # When the stock model does not load, the figure comes from the plugin's weight stream run
+            # through a rotary module built the way llama.py builds it - not from a loaded vLLM model.
+            source = (
+                "in the loaded vLLM model"
+                if rotary.get("source") == "loaded vLLM model"
+                else "recomputed from the streamed Q/K with get_rope (the model did not load)"
+            )
             parts.append(
                 f"Negative control (VLLM_PLUGINS=gguf): stream {permuted} q_proj/k_proj tensors equal "
                 f"llama.cpp's permutation of HF, not HF; model: {outcome}; attention logits rel diff "
-                f"{scrambled:.2g}."
+                f"{scrambled:.2g} ({source})."
             )
         failed = [name for name, ok in {**checks, **negative}.items() if not ok]
         if failed:

@@ -3,9 +3,10 @@
 The sdist is fetched from PyPI with pip (CI installs nothing from outside the repo's own files),
 only `vendor/llama.cpp/` is unpacked, and only two targets are built: `llama-server`, and
 `llama-quantize` (one more source file on the same libraries) so the end-to-end run can test the
-target's K-quants, which the `gguf` package cannot write. The binaries are cached under
-`.cache/llamacpp/<version>/bin/` with a stamp of the exact configure flags, so a warm run skips the
-compile (about 8 minutes on 2 cores).
+target's K-quants, which the `gguf` package cannot write. The binaries are cached outside the clone,
+under `$MODELFORMATS_CACHE/llamacpp/<version>/bin/` (default `~/.cache/modelformats`), with a stamp of
+the exact configure flags, so every checkout on the machine (CI included) and every session that
+needs llama-server (llamacpp_e2e, smoke, bench) share one compile (about 8 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "ensure_llama_binaries",
     "ensure_llama_server",
     "extract_llama_cpp",
+    "shared_cache",
 ]
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -69,6 +71,11 @@ class LlamaBinaries:
 
     server: Path
     quantize: Path
+
+
+def shared_cache() -> Path:
+    """Expensive artifacts shared by every checkout on this machine (noxfile.SHARED_CACHE)."""
+    return Path(os.environ.get("MODELFORMATS_CACHE") or Path.home() / ".cache" / "modelformats")
 
 
 def _log(message: str) -> None:

@@ -34,7 +34,10 @@ class EvidenceLevel(enum.Enum):
     CPU_END_TO_END = "cpu-end-to-end"
     # Every engine parameter received the right tensor on CPU (meta device / weight iterator); GPU unverified.
     CPU_WEIGHT_PROOF = "cpu-weight-proof"
-    # The engine's own config resolution and name map ran on CPU with nothing left unmapped.
+    # The engine's own load_model completed on CPU with every parameter loaded; kernels unverified.
+    CPU_LOAD = "cpu-load"
+    # Only the engine's own config resolution and name map ran on CPU (nothing left unmapped); its
+    # load_model did not complete there, so loading itself is unverified. Never called "loads".
     CPU_NAME_MAP = "cpu-name-map"
     # Read in the engine's source, not run.
     SOURCE_READ = "source-read"
@@ -55,7 +58,10 @@ _EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
     EvidenceLevel.ENGINE_NATIVE: "loads — the engine's own loader for a supported architecture",
     EvidenceLevel.CPU_END_TO_END: "loads — run end to end on CPU with a tiny model of the same layout",
     EvidenceLevel.CPU_WEIGHT_PROOF: "loads — CPU weight-level proof, GPU unverified",
-    EvidenceLevel.CPU_NAME_MAP: "loads — the engine's config and weight-name map checked on CPU, kernels unverified",
+    EvidenceLevel.CPU_LOAD: "loads — the engine's own load_model completed on CPU, kernels unverified",
+    EvidenceLevel.CPU_NAME_MAP: (
+        "maps — config and weight names checked on CPU; load_model did not complete there, loading unverified"
+    ),
     EvidenceLevel.SOURCE_READ: "expected to load — read in the engine's source, not run",
     EvidenceLevel.REFUSED: "does not load",
 }

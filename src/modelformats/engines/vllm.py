@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -55,6 +55,9 @@ class VllmProfile:
     # Where GGUF support lives and what the serving image needs for it beyond vLLM.
     gguf_support: str
     gguf_requirements: tuple[str, ...]
+    # GGUF architectures whose output order is known only from reading this version's source (a
+    # warning on the verdict, so a CPU load result is never read as proof of correct output).
+    gguf_output_source_read: Mapping[str, str] = field(default_factory=dict)
     # vLLM's built-in QUANTIZATION_METHODS, in the wheel's order (checked by tools/vllm_compat).
     quantization_methods: tuple[str, ...]
     quantization_methods_source: str
@@ -113,8 +116,13 @@ PROFILES: tuple[VllmProfile, ...] = (
             "--host": "vllm/entrypoints/openai/cli_args.py:228",
             "--port": "vllm/entrypoints/openai/cli_args.py:230",
         },
-        # llama.py:240-243 turns rotary to GPT-J style for GGUF llama: llama.cpp's Q/K order is right here.
         gguf_wrong_output={},
+        gguf_output_source_read={
+            "llama": (
+                "vllm/model_executor/models/llama.py:240-243 (vLLM 0.23.0) turns rotary to GPT-J style for "
+                "GGUF llama, which matches llama.cpp's Q/K row order; no forward pass ran"
+            ),
+        },
         modelformats_plugin=False,
         gguf_refuses_bf16_on_blackwell=True,
     ),
@@ -500,7 +508,16 @@ class VllmEngine:
             )
             return _verdict(False, EvidenceLevel.REFUSED, [reason], evidence=facts, warnings=warnings)
         warnings = [*warnings, *self._kernel_warnings(weights, layout)]
-        return _verdict(True, EvidenceLevel.CPU_NAME_MAP, evidence=facts, warnings=warnings)
+        source_read = self.profile.gguf_output_source_read.get(info_arch := self._gguf_arch(layout))
+        if source_read:
+            warnings = [*warnings, f"output order for '{info_arch}' GGUFs is read in source, not run: {source_read}"]
+        # "loads" only from a completed load_model; a name map alone is a weaker level of its own.
+        level = EvidenceLevel.CPU_LOAD if load is not None else EvidenceLevel.CPU_NAME_MAP
+        return _verdict(True, level, evidence=facts, warnings=warnings)
+
+    @staticmethod
+    def _gguf_arch(layout: str) -> str:
+        return str(load_probe()["layouts"][layout]["gguf_architecture"])
 
     def _kernel_warnings(self, weights: WeightsSpec, layout: str) -> list[str]:
         if not load_probe()["layouts"][layout]["experts"]:

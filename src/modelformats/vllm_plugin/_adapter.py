@@ -22,13 +22,13 @@ from vllm_gguf_plugin import weights_adapter
 from vllm_gguf_plugin.weight_utils import gguf_quant_weights_iterator_multi
 from vllm_gguf_plugin.weights_adapter.default import GGUFWeightsAdapter
 
-from modelformats.errors import GGUFLayoutMismatchError
 from modelformats.vllm_plugin._layout import (
     GGUF_ARCHITECTURE,
     MODEL_LAYOUTS,
     QK_PERMUTED_MODULES,
     ModelLayout,
     TensorForm,
+    check_heads,
     check_layout,
     mixtral_name_map,
     split_tensor_name,
@@ -133,18 +133,12 @@ class LlamaArchGGUFAdapter(GGUFWeightsAdapter):  # type: ignore[misc]  # vllm_gg
 
     @staticmethod
     def _check_heads(path: str, header: GGUFHeader, hf_config: Any) -> None:
-        expected = {
-            "attention.head_count": int(hf_config.num_attention_heads),
-            "attention.head_count_kv": int(
-                getattr(hf_config, "num_key_value_heads", None) or hf_config.num_attention_heads
-            ),
-        }
-        if header.head_counts != expected:
-            raise GGUFLayoutMismatchError(
-                path,
-                f"the GGUF's head counts {header.head_counts} differ from the HF config's {expected}",
-                "Pass --hf-config-path with the config.json of the model this GGUF was converted from.",
-            )
+        check_heads(
+            path=path,
+            gguf_head_counts=header.head_counts,
+            num_attention_heads=int(hf_config.num_attention_heads),
+            num_key_value_heads=getattr(hf_config, "num_key_value_heads", None),
+        )
 
     def build_name_map(self, model_config: Any) -> dict[str, str]:
         if self._layout is None or not self._layout.has_experts:

@@ -238,3 +238,20 @@ def check_layout(
             f"{len(unmapped)} GGUF tensor(s) have no parameter in the {layout.model_type!r} model: {shown}",
             "Check that --hf-config-path names the model this GGUF was converted from.",
         )
+
+
+def check_heads(
+    *, path: str, gguf_head_counts: Mapping[str, int], num_attention_heads: int, num_key_value_heads: int | None
+) -> None:
+    """Refuse a GGUF whose attention head counts differ from the HF config's: the Q/K un-permute
+    splits rows by head, so a wrong count would silently scramble every attention layer."""
+    expected = {
+        "attention.head_count": int(num_attention_heads),
+        "attention.head_count_kv": int(num_key_value_heads or num_attention_heads),
+    }
+    if dict(gguf_head_counts) != expected:
+        raise GGUFLayoutMismatchError(
+            path,
+            f"the GGUF's head counts {dict(gguf_head_counts)} differ from the HF config's {expected}",
+            "Pass --hf-config-path with the config.json of the model this GGUF was converted from.",
+        )

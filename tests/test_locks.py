@@ -1,0 +1,88 @@
+"""The heavy environments are installed from committed lock files, and the plans pin what was proven.
+
+A plan's requirements (vllm, vllm-gguf-plugin, gguf, transformers) must be the versions the probe and
+the plugin proof ran with, which are the versions the lock files install.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+from tools.locks import LOCKS, normalize, pins, top_level
+
+from modelformats.engines.vllm import PROFILES, VllmEngine, load_probe
+from modelformats.vllm_plugin._versions import SUPPORTED_VERSIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _heavy_envs() -> tuple[str, ...]:
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "HEAVY_ENVS":
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError("noxfile.py has no HEAVY_ENVS")
+
+
+HEAVY = _heavy_envs()
+
+
+def test_every_heavy_environment_has_a_source_and_a_hashed_lock():
+    assert set(HEAVY) == {p.stem for p in LOCKS.glob("*.txt")} == {p.stem for p in LOCKS.glob("*.in")}
+    for env in HEAVY:
+        text = (LOCKS / f"{env}.txt").read_text()
+        assert "--hash=sha256:" in text, f"locks/{env}.txt is not compiled with --generate-hashes"
+
+
+@pytest.mark.parametrize("env", HEAVY)
+def test_each_lock_satisfies_its_source(env):
+    locked = pins(env)
+    for line in top_level(env):
+        req = Requirement(line)
+        name = normalize(req.name)
+        assert name in locked, f"locks/{env}.txt lacks {req.name}: recompile with `nox -s locks`"
+        assert Version(locked[name]) in req.specifier, f"locks/{env}.txt pins {name}=={locked[name]}, not {req}"
+
+
+def test_the_cuda_python_clash_is_resolved():
+    # cuda-python 12.6.x ships the cuda/bindings files that cuda-bindings 13.x also writes.
+    locked = pins("vllm-0.33.0")
+    assert Version(locked["cuda-python"]).major == Version(locked["cuda-bindings"]).major
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.probe_env)
+def test_profile_pins_equal_the_lock(profile):
+    locked = pins(profile.probe_env)
+    assert profile.verified == (locked["vllm"],)
+    for req in profile.gguf_requirements:
+        parsed = Requirement(req)
+        assert Version(locked[normalize(parsed.name)]) in parsed.specifier, (profile.probe_env, req)
+    recorded = load_probe()["engines"][profile.probe_env]["versions"]
+    for name, version in recorded.items():
+        assert locked.get(normalize(name)) == version, f"{profile.probe_env}: probe ran {name} {version}"
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.probe_env)
+def test_gguf_plan_requirements_are_the_locked_versions(profile):
+    locked = pins(profile.probe_env)
+    engine = VllmEngine(profile, profile.verified[0], modelformats_plugin=profile.modelformats_plugin)
+    reqs = [Requirement(r) for r in engine._requirements(is_gguf=True)]
+    checked = 0
+    for req in reqs:
+        name = normalize(req.name)
+        if name in locked:
+            assert Version(locked[name]) in req.specifier, (
+                f"plan pins {req}, locks/{profile.probe_env}.txt {locked[name]}"
+            )
+            checked += 1
+    assert checked >= 3
+
+
+def test_the_plugin_supports_exactly_the_locked_pair():
+    locked = pins("vllm-0.33.0")
+    for name, spec in SUPPORTED_VERSIONS.items():
+        assert Version(locked[name]) in spec, (name, locked[name], spec)
