@@ -56,8 +56,8 @@ def test_an_entry_point_format_gets_a_vllm_plan_with_its_quantization(registry):
     assert p.detection["rule"] == "'quark' has the highest priority among ['quark', 'safetensors']"
     argv = p.engine.argv
     assert argv[:5] == ("vllm", "serve", f"/models/{REPO}", "--quantization", "quark")
-    assert p.engine.verdict["level"] == "engine-native"
-    evidence = p.engine.verdict["evidence"]
+    assert p.engine.verdict.level.value == "engine-native"
+    evidence = p.engine.verdict.evidence
     assert "checkpoint quantization 'quark', named by --quantization, which vLLM checks against config.json" in evidence
     # The strategy's floor reaches the GPU policy (vLLM's QuarkConfig.get_min_capability() = 70).
     assert any(re.search(r"compute capability \d+\.\d >= 7\.0\.$", line) for line in p.explanation)

@@ -38,11 +38,11 @@ def render_plan(plan: DeploymentPlan) -> str:
         + (f", quantization {plan.quantization}" if plan.quantization and plan.quantization != "gguf" else "")
     )
     add(f"serve           {fmt} from {plan.weights_repo_id}")
-    add(f"engine          {plan.engine.name} {plan.engine.version} — {plan.engine.verdict.get('level_text', '')}")
+    verdict = plan.engine.verdict.level.description if plan.engine.verdict is not None else ""
+    add(f"engine          {plan.engine.name} {plan.engine.version} — {verdict}")
     add(f"gpu             {_gpu(plan.gpu)}  {_price((plan.gpu or {}).get('price_per_hour'))}")
     rt = plan.runtime
-    if rt:
-        add(f"limits          max_model_len {rt.get('max_model_len')}, max_num_seqs {rt.get('max_num_seqs')}")
+    add(f"limits          max_model_len {rt.max_model_len}, max_num_seqs {rt.max_num_seqs}")
     est = " (estimated)" if plan.download_bytes_estimated else ""
     add(f"download        {_gb(plan.download_bytes)}{est} to {plan.download_root}")
     for item in plan.downloads:

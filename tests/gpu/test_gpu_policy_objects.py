@@ -53,7 +53,7 @@ def test_a_rule_and_a_third_policy_need_no_global_state():
     mine = plan(VICUNA, source=SOURCE, options=PlanOptions(policy=third))
     assert mine.gpu["policy"] == "most-memory" and mine.gpu["rule"] == "small"
     assert mine.gpu["name"] == "H200"  # the largest of the rule's preferred GPUs
-    assert mine.runtime["max_num_seqs"] == 8
+    assert mine.runtime.max_num_seqs == 8
     # Nothing shared changed: the shipped rules and policies, and a default plan made after it.
     assert default_rules().names == ("moe-18b-h100", "llamacpp", "moe", "default")
     assert default_policies().names == ("seed", "cost")

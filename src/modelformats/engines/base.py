@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from modelformats.formats.base import Container
@@ -20,6 +20,7 @@ __all__ = [
     "EngineCommand",
     "EvidenceLevel",
     "LoadVerdict",
+    "RuntimeLimits",
     "RuntimeSpec",
     "WeightsSpec",
 ]
@@ -98,26 +99,55 @@ class WeightsSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RuntimeSpec:
-    """Memory-bound settings chosen by the GPU policy, and how the server listens."""
+class RuntimeLimits:
+    """The memory-bound engine settings the GPU policy owns; `RuntimeSpec` adds how the server listens."""
 
-    served_model_name: str
     max_model_len: int
     max_num_seqs: int
     gpu_memory_utilization: float
-    dtype: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     enable_expert_parallel: bool = False
-    # None: leave the engine default.
     enable_chunked_prefill: bool | None = None
     max_num_batched_tokens: int | None = None
     block_size: int | None = None
     enforce_eager: bool = False
+    nnodes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "enable_expert_parallel": self.enable_expert_parallel,
+            "enable_chunked_prefill": self.enable_chunked_prefill,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "block_size": self.block_size,
+            "enforce_eager": self.enforce_eager,
+            "nnodes": self.nnodes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RuntimeLimits:
+        names = {f.name for f in fields(RuntimeLimits)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuntimeSpec(RuntimeLimits):
+    """The limits, and how the server listens: what `Engine.command` is given."""
+
+    served_model_name: str
+    dtype: str = "auto"
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8000
-    # Multi-node (pipeline parallel across nodes): node count; rank/address are filled at launch.
-    nnodes: int = 1
+
+    @classmethod
+    def from_limits(cls, limits: RuntimeLimits, **listen: Any) -> RuntimeSpec:
+        """`limits` as they are (one record, not copied field by field), plus `served_model_name`, port, ..."""
+        return cls(**{f.name: getattr(limits, f.name) for f in fields(RuntimeLimits)}, **listen)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,6 +169,16 @@ class LoadVerdict:
             "evidence": list(self.evidence),
             "warnings": list(self.warnings),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LoadVerdict:
+        return cls(
+            loads=bool(d["loads"]),
+            level=EvidenceLevel(d["level"]),
+            reasons=tuple(d.get("reasons", ())),
+            evidence=tuple(d.get("evidence", ())),
+            warnings=tuple(d.get("warnings", ())),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

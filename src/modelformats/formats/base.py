@@ -108,6 +108,10 @@ class Exclusion:
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "paths": list(self.paths)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Exclusion:
+        return cls(reason=str(d["reason"]), paths=tuple(d.get("paths", ())))
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TokenizerSource:
@@ -129,6 +133,18 @@ class TokenizerSource:
             "allow_patterns": list(self.allow_patterns),
             "reason": self.reason,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, download_bytes: int | None = None) -> TokenizerSource:
+        """The JSON form carries no size (the plan's download item does): pass it as `download_bytes`."""
+        return cls(
+            repo_id=str(d["repo_id"]),
+            revision=d.get("revision"),
+            files=tuple(d.get("files", ())),
+            allow_patterns=tuple(d.get("allow_patterns", ())),
+            reason=str(d.get("reason", "")),
+            download_bytes=download_bytes,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

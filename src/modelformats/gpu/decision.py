@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelformats.engines.base import RuntimeSpec
+from modelformats.engines.base import RuntimeLimits, RuntimeSpec
 from modelformats.errors import InvalidRequestError
 from modelformats.gpu.capability import CapabilityFloor, CapabilityRequirement
 from modelformats.gpu.catalogue import (
@@ -127,38 +127,6 @@ class GpuChoice:
 
     def same_hardware(self, other: GpuChoice) -> bool:
         return (self.gpu.name, self.count, self.nodes) == (other.gpu.name, other.count, other.nodes)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RuntimeLimits:
-    """The memory-bound engine settings (the fields of `RuntimeSpec` the GPU policy owns)."""
-
-    max_model_len: int
-    max_num_seqs: int
-    gpu_memory_utilization: float
-    tensor_parallel_size: int = 1
-    pipeline_parallel_size: int = 1
-    enable_expert_parallel: bool = False
-    enable_chunked_prefill: bool | None = None
-    max_num_batched_tokens: int | None = None
-    block_size: int | None = None
-    enforce_eager: bool = False
-    nnodes: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_model_len": self.max_model_len,
-            "max_num_seqs": self.max_num_seqs,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "pipeline_parallel_size": self.pipeline_parallel_size,
-            "enable_expert_parallel": self.enable_expert_parallel,
-            "enable_chunked_prefill": self.enable_chunked_prefill,
-            "max_num_batched_tokens": self.max_num_batched_tokens,
-            "block_size": self.block_size,
-            "enforce_eager": self.enforce_eager,
-            "nnodes": self.nnodes,
-        }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -330,25 +298,10 @@ class GpuDecision:
         return self.choice.gpu.name
 
     def runtime_spec(self, *, served_model_name: str, port: int = 8000, host: str | None = None) -> RuntimeSpec:
-        """The engine's `RuntimeSpec`; llama.cpp ignores the utilization (it is only our fit budget there)."""
-        lim = self.limits
+        """The engine's `RuntimeSpec`: these limits plus how the server listens (llama.cpp ignores the
+        utilization; it is only our fit budget there)."""
         extra = {"host": host} if host is not None else {}
-        return RuntimeSpec(
-            served_model_name=served_model_name,
-            max_model_len=lim.max_model_len,
-            max_num_seqs=lim.max_num_seqs,
-            gpu_memory_utilization=lim.gpu_memory_utilization,
-            tensor_parallel_size=lim.tensor_parallel_size,
-            pipeline_parallel_size=lim.pipeline_parallel_size,
-            enable_expert_parallel=lim.enable_expert_parallel,
-            enable_chunked_prefill=lim.enable_chunked_prefill,
-            max_num_batched_tokens=lim.max_num_batched_tokens,
-            block_size=lim.block_size,
-            enforce_eager=lim.enforce_eager,
-            port=port,
-            nnodes=lim.nnodes,
-            **extra,
-        )
+        return RuntimeSpec.from_limits(self.limits, served_model_name=served_model_name, port=port, **extra)
 
     def gpu_dict(self) -> dict[str, Any]:
         """The plan's `gpu` object."""
