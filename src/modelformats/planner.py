@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from modelformats.deployment import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
@@ -27,7 +27,9 @@ from modelformats.errors import (
 )
 from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
 from modelformats.listing import ListingSource, RepoListing, validate_repo_id
+from modelformats.options import ENGINE_CHOICES, FORMAT_CHOICES, PlanOptions
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
+from modelformats.sources.once import OncePerPlanSource
 from modelformats.sources.recorded import default_source
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
 
@@ -38,56 +40,6 @@ __all__ = ["DEFAULT_REPO", "ENGINE_CHOICES", "FORMAT_CHOICES", "PlanOptions", "p
 
 # The embedded offline default: the repo this product was built for.
 DEFAULT_REPO = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
-
-EngineChoice = Literal["auto", "vllm", "llamacpp"]
-FormatChoice = Literal["auto", "gguf", "native"]
-ENGINE_CHOICES = ("auto", "vllm", "llamacpp")
-FORMAT_CHOICES = ("auto", "gguf", "native")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlanOptions:
-    """What the caller asks for; each field is the CLI flag of the same name."""
-
-    revision: str | None = None
-    engine: EngineChoice = "auto"
-    format: FormatChoice = "auto"
-    vllm_version: str | None = None
-    # A policy's name in the plan's PolicyRegistry (default: `default_policies()`), or a GpuPolicy itself.
-    policy: str | GpuPolicy = "seed"
-    quant: str | None = None
-    quant_order: tuple[str, ...] | None = None
-    tokenizer_from: str | None = None
-    gpu: str | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    download_root: str = "/models"
-    port: int = 8000
-    # Formats switched off for this plan, on top of MODELFORMATS_DISABLE.
-    disable: tuple[str, ...] = ()
-    environ: Mapping[str, str] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINE_CHOICES:
-            raise InvalidRequestError(f"--engine {self.engine!r} is not one of: {', '.join(ENGINE_CHOICES)}.")
-        if self.format not in FORMAT_CHOICES:
-            raise InvalidRequestError(f"--format {self.format!r} is not one of: {', '.join(FORMAT_CHOICES)}.")
-        if not self.download_root.startswith("/"):
-            raise InvalidRequestError(
-                f"--download-root {self.download_root!r} must be an absolute path: the engine reads the files "
-                "from its own working directory."
-            )
-        if not 0 < self.port < 65536:
-            raise InvalidRequestError(f"--port {self.port} is not a TCP port (1-65535).")
-        # Every --quant-order entry is checked up front, not only those before the first match.
-        from modelformats.gguf.quant import parse_quant, vocabulary_note
-
-        for text in self.quant_order or ():
-            if parse_quant(text) is None:
-                raise InvalidRequestError(
-                    f"--quant-order entry {text!r} is not a GGUF quant name: not in {vocabulary_note()} (with an "
-                    "optional UD-/i1- prefix or _L/_XL suffix). Use names such as Q8_0, Q4_K_M, IQ4_XS or UD-Q4_K_XL."
-                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,37 +79,6 @@ class _Route:
         )
 
 
-class _OncePerPlan:
-    """The source, asked at most once per repo during one plan (the Hub costs a round trip per call).
-
-    Routes, tokenizer sources and traits all ask about the same base repo; failures are remembered too.
-    """
-
-    def __init__(self, source: ListingSource) -> None:
-        self._source = source
-        self._fetched: dict[tuple[str, str | None], RepoListing | ModelFormatsError] = {}
-        self._exists: dict[str, bool] = {}
-
-    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
-        key = (repo_id.lower(), revision)
-        if key not in self._fetched:
-            try:
-                self._fetched[key] = self._source.fetch(repo_id, revision=revision)
-            except LISTING_UNAVAILABLE as exc:
-                self._fetched[key] = exc
-        found = self._fetched[key]
-        if isinstance(found, ModelFormatsError):
-            raise found
-        return found
-
-    def exists(self, repo_id: str) -> bool:
-        key = repo_id.lower()
-        if key not in self._exists:
-            fetched = [v for (k, _), v in self._fetched.items() if k == key and isinstance(v, RepoListing)]
-            self._exists[key] = bool(fetched) or self._source.exists(repo_id)
-        return self._exists[key]
-
-
 def plan(
     repo_id: str | None = None,
     *,
@@ -191,7 +112,7 @@ def plan(
         )
     active = registry.copy(without=disabled)
     policy = _resolve_policy(options.policy, policies)
-    source = _OncePerPlan(source)
+    source = OncePerPlanSource(source)
     listing = source.fetch(repo_id, revision=options.revision)
     planner = _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled, policy=policy)
     return planner.run(listing)
