@@ -113,6 +113,9 @@ GOLDEN: dict[str, Row | tuple[type[ModelFormatsError], str]] = {
             "tokenizer_config.json",
             "special_tokens_map.json",
             "tokenizer.model",
+            # Detection relied on it (config.json unread) and vLLM reads it when config.json has no
+            # quantization_config: fetched, or the download may load as unquantized.
+            "quantize_config.json",
         ),
     ),
     # Mistral stored as llama: vLLM refuses (probe); llama.cpp serves Q4_K_M (Q8_0..Q5_K_M not uploaded yet).

@@ -42,6 +42,8 @@ class DownloadItem:
     bytes_estimated: bool
     # Sizes of the files whose size the listing records (repo path -> bytes).
     sizes: Mapping[str, int] = field(default_factory=dict)
+    # The Hub's hash of each file whose hash the listing records (repo path -> 'sha256:<hex>' / 'git-sha1:<hex>').
+    hashes: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class DownloadItem:
             "bytes": self.bytes,
             "bytes_estimated": self.bytes_estimated,
             "sizes": dict(self.sizes),
+            "hashes": dict(self.hashes),
         }
 
     @classmethod
@@ -66,6 +69,7 @@ class DownloadItem:
             bytes=d.get("bytes"),
             bytes_estimated=bool(d.get("bytes_estimated", False)),
             sizes=dict(d.get("sizes") or {}),
+            hashes=dict(d.get("hashes") or {}),
         )
 
 

@@ -57,6 +57,7 @@ INDEX_SUFFIX = ".index.json"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40}")
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -97,9 +98,17 @@ class RepoFile:
     size: int | None = None
     # False when the size was rounded from the Hub's display (±0.5 %).
     size_exact: bool = True
+    # The hash the Hub records: 'sha256:<hex>' (LFS files) or 'git-sha1:<hex>' (git blob id); None if unknown.
+    digest: str | None = None
 
     def __post_init__(self) -> None:
         check_repo_path(self.path)
+        if self.digest is not None and not _DIGEST.fullmatch(str(self.digest)):
+            raise InvalidListingError(
+                f"File {self.path!r} has digest {self.digest!r}; a digest is 'sha256:' and 64 hex digits, or "
+                "'git-sha1:' and 40 (record the listing again with `modelformats record`).",
+                field="files[].digest",
+            )
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
             raise InvalidListingError(
                 f"File {self.path!r} has size {self.size!r}; a size is a non-negative integer or null.",
@@ -122,7 +131,10 @@ class RepoFile:
         return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "size_exact": self.size_exact}
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "size_exact": self.size_exact}
+        if self.digest is not None:
+            out["digest"] = self.digest
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -352,7 +364,7 @@ def _parse_files(p: _Problems, raw: Any) -> list[RepoFile]:
             p.bad(f"files[{i}].size_exact", f"must be true or false, got {size_exact!r}")
             continue
         try:
-            f = RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact)
+            f = RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact, digest=item.get("digest"))
         except InvalidListingError as exc:
             p.bad(f"files[{i}]", str(exc))
             continue

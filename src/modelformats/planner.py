@@ -32,6 +32,7 @@ from modelformats.registry import DetectionResult, FormatRegistry, default_regis
 from modelformats.sources.once import OncePerPlanSource
 from modelformats.sources.recorded import default_source
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
+from modelformats.validate import check_options, check_quant_honoured
 
 if TYPE_CHECKING:
     from modelformats.gpu import GpuDecision, GpuPolicy, PolicyRegistry
@@ -94,6 +95,7 @@ def plan(
     `default_policies()`.
     """
     options = options or PlanOptions()
+    check_options(options, policies)  # every argument error, once, before any listing is read
     if repo_id is None:
         repo_id = DEFAULT_REPO
         source = source or default_source()
@@ -383,7 +385,9 @@ class _Planner:
     # --- assembly -------------------------------------------------------------------------------
 
     def _assemble(self, listing: RepoListing, detected: DetectionResult, routes: list[_Route]) -> DeploymentPlan:
-        ranked = sorted(routes, key=_Route.sort_key)
+        # An explicit --quant ranks the routes that serve it first (the rest stay as alternatives).
+        quant = (self.options.quant or "").upper()
+        ranked = sorted(routes, key=lambda r: (bool(quant) and _route_quant(r) != quant, r.sort_key()))
         loadable = [r for r in ranked if r.loads]
         if not loadable:
             errors = {(type(r.error), str(r.error)) for r in ranked}
@@ -391,12 +395,20 @@ class _Planner:
             if first is not None and len(errors) == 1:
                 raise first  # the same user error on every route (e.g. --quant names a quant that is not there)
             lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
+            opts = self.options
+            widen = opts.engine != "auto" or opts.format != "auto"
             raise EngineCannotLoadError(
-                f"No engine can load {listing.repo_id!r} as asked (--engine {self.options.engine}, --format "
-                f"{self.options.format}):\n" + "\n".join(lines) + "\nTry --engine auto --format auto.",
+                f"No engine can load {listing.repo_id!r} as asked (--engine {opts.engine}, --format "
+                f"{opts.format}):\n"
+                + "\n".join(lines)
+                + ("\nTry --engine auto --format auto." if widen else "\nNo engine and format combination loads it."),
                 reasons=[line[2:] for line in lines],
             )
         chosen = loadable[0]
+        chosen_quant = chosen.selection.quant if chosen.selection is not None else None
+        check_quant_honoured(
+            listing.repo_id, self.options.quant, chosen_quant, [r.error for r in ranked], listing.paths
+        )
         assert chosen.selection is not None and chosen.gpu is not None and chosen.command is not None
         requested = self.requested or listing
         alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
@@ -436,7 +448,7 @@ class _Planner:
             traits=chosen.weights.traits.to_dict() if chosen.weights else {},
             alternatives=alternatives,
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
-            warnings=tuple(dict.fromkeys([*chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
             excluded=sel.excluded,
             compute_capability=chosen.gpu.compute_capability,
             parallel_options=chosen.gpu.parallel_options,
@@ -458,14 +470,16 @@ class _Planner:
                 bytes=sel.download_bytes,
                 bytes_estimated=sel.bytes_estimated,
                 sizes=_known_sizes(route.listing, sel.files),
+                hashes=_known_hashes(route.listing, sel.files),
             )
         ]
         tok = sel.tokenizer
         if tok is not None:
             try:
-                tok_sizes = _known_sizes(self.source.fetch(tok.repo_id), tok.files)
+                tok_listing = self.source.fetch(tok.repo_id)
+                tok_sizes, tok_hashes = _known_sizes(tok_listing, tok.files), _known_hashes(tok_listing, tok.files)
             except LISTING_UNAVAILABLE:
-                tok_sizes = {}
+                tok_sizes, tok_hashes = {}, {}
             items.append(
                 DownloadItem(
                     repo_id=tok.repo_id,
@@ -476,6 +490,7 @@ class _Planner:
                     bytes=tok.download_bytes,
                     bytes_estimated=tok.download_bytes is None,
                     sizes=tok_sizes,
+                    hashes=tok_hashes,
                 )
             )
         joins = tuple(
@@ -552,6 +567,11 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
     )
 
 
+def _route_quant(route: _Route) -> str | None:
+    quant = route.selection.quant if route.selection is not None else None
+    return quant.upper() if quant is not None else None
+
+
 def _route_label(fmt: str, engine: Engine, kind: str, repo_id: str) -> str:
     what = f"native {fmt} weights of {repo_id}" if kind == "base-native" else f"{fmt} weights"
     return f"{what} on {engine.label}"
@@ -605,6 +625,12 @@ def _known_sizes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, int]
         if f is not None and f.size is not None:
             sizes[path] = f.size
     return sizes
+
+
+def _known_hashes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, str]:
+    """The Hub's hash of each path the listing records one for: `download` checks the bytes against it."""
+    found = (listing.get(path) for path in paths)
+    return {f.path: f.digest for f in found if f is not None and f.digest is not None}
 
 
 def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:

@@ -72,7 +72,7 @@ def test_two_policies_in_one_process_do_not_influence_each_other():
     assert [by_name[n].gpu["policy"] for n in ("seed", "most-memory", "cost")] == ["seed", "most-memory", "cost"]
     assert by_name["seed"].gpu["name"] != by_name["most-memory"].gpu["name"]
     # A policy registered in one registry is unknown to a fresh one.
-    with pytest.raises(InvalidRequestError, match=r"GPU policy 'most-memory' is not one of: seed, cost\."):
+    with pytest.raises(InvalidRequestError, match=r"--policy 'most-memory' is not one of: seed, cost\."):
         plan(VICUNA, source=SOURCE, options=PlanOptions(policy="most-memory"))
 
 

@@ -183,6 +183,8 @@ class FileSelection:
     needs_projector: bool = False
     # Further facts for people and tests (quant name, shard count, ...); the planner never reads them.
     details: Mapping[str, Any] = field(default_factory=dict)
+    # What the user must know about the chosen files (a name its header contradicts); reaches plan.warnings.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -111,7 +111,9 @@ class GGUFFormat(BaseFormat):
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
         found = detection.details.get("inventory")
-        inv = _tags_from_headers(listing, found if isinstance(found, GGUFInventory) else inventory_gguf(listing.paths))
+        inv, warnings = _tags_from_headers(
+            listing, found if isinstance(found, GGUFInventory) else inventory_gguf(listing.paths)
+        )
         notes: list[str] = []
         refusals = _refusals(listing, inv, context.refuse_quant)
         choice = select_unit(listing, inv, context, refusals)
@@ -176,6 +178,7 @@ class GGUFFormat(BaseFormat):
             layout=unit.kind,
             base_repo=base_repo,
             needs_projector=_needs_projector(inv, base),
+            warnings=tuple(w for w in warnings if w.startswith(f"{unit.model_file} ")),
             details={
                 "quant_name": tag.name,
                 "tensor_type": tag.tensor_type,
@@ -190,18 +193,28 @@ class GGUFFormat(BaseFormat):
 # --- choice ----------------------------------------------------------------------------------------
 
 
-def _tags_from_headers(listing: RepoListing, inv: GGUFInventory) -> GGUFInventory:
-    """Units whose name carries no quant tag take it from their GGUF header's general.file_type."""
+def _tags_from_headers(listing: RepoListing, inv: GGUFInventory) -> tuple[GGUFInventory, tuple[str, ...]]:
+    """Units whose name carries no quant tag take it from their GGUF header's general.file_type; so do units
+    whose name says a plain quant the header contradicts (the header describes the bytes), with a warning."""
     units = []
+    warnings: list[str] = []
     for unit in inv.units:
         header = listing.gguf_headers.get(unit.model_file)
+        summary = header.get("summary") if header is not None else None
+        name = summary.get("file_type_name") if isinstance(summary, Mapping) else None
+        said = parse_quant(name) if isinstance(name, str) else None
         tag = None
-        if unit.quant is None and header is not None and not looks_like_quant(unit.tag_text):
-            summary = header.get("summary")
-            name = summary.get("file_type_name") if isinstance(summary, Mapping) else None
-            tag = parse_quant(name) if isinstance(name, str) else None
+        if unit.quant is None and said is not None and not looks_like_quant(unit.tag_text):
+            tag = said
+        elif unit.quant is not None and said is not None and unit.quant.label == unit.quant.name != said.name:
+            # Only plain names are compared: UD-/i1- prefixes and _XL suffixes name mixes the header does not.
+            tag = said
+            warnings.append(
+                f"{unit.model_file} is named {unit.quant.label}, but its GGUF header says general.file_type = "
+                f"{said.label}; the plan uses the header's {said.label}. Report the mislabelled file to the repo."
+            )
         units.append(unit if tag is None else replace(unit, quant=tag, tag_text=tag.label))
-    return replace(inv, units=tuple(units))
+    return replace(inv, units=tuple(units)), tuple(warnings)
 
 
 def _refusals(listing: RepoListing, inv: GGUFInventory, refuse: Callable[[str], str | None] | None) -> dict[str, str]:

@@ -112,7 +112,9 @@ class _HFFormat(BaseFormat):
 
     weights_kind: ClassVar[str] = "safetensors"
 
-    def _detection(self, listing: RepoListing, extra: list[str], quantization: str | None) -> Detection | None:
+    def _detection(
+        self, listing: RepoListing, extra: list[str], quantization: str | None, side_files: tuple[str, ...] = ()
+    ) -> Detection | None:
         weights = _find_weights(listing, self.weights_kind)
         if weights is None:
             return None
@@ -120,7 +122,8 @@ class _HFFormat(BaseFormat):
             format=self.name,
             evidence=(*extra, *weights.evidence),
             quantization=quantization,
-            details={"weights": weights.paths, "index": weights.index},
+            # Side files detection relied on (quantize_config.json): the engine reads them too, so they are fetched.
+            details={"weights": weights.paths, "index": weights.index, "side_files": side_files},
         )
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
@@ -141,7 +144,8 @@ class _HFFormat(BaseFormat):
                     "(only an auto_map seen in config.json turns it on). If config.json has an auto_map, "
                     "re-plan online, or from a recording that includes config.json, to get it."
                 )
-        files = unique([*weights, *([index] if index else []), *support, *code])
+        side = tuple(detection.details.get("side_files", ()))
+        files = unique([*weights, *([index] if index else []), *support, *side, *code])
         patterns = [escape_pattern(p) for p in files]
         if not listing.complete:
             extra = [n for n in (*CONFIG_FILES, *TOKENIZER_FILES) if n not in files]
@@ -284,7 +288,9 @@ class _QuantizedFormat(_HFFormat):
             evidence += [f"Hub tag {t!r} (derived by the Hub from config.json)" for t in tags]
             if not evidence:
                 return None
-        return self._detection(listing, evidence, method if method else self.serving.vllm_quantization)
+        # vLLM reads quantize_config.json (and kin) when config.json has no quantization_config: fetch what is there.
+        side = tuple(name for name in self.signals.files if listing.has(name))
+        return self._detection(listing, evidence, method if method else self.serving.vllm_quantization, side)
 
 
 class GPTQFormat(_QuantizedFormat):

@@ -5,6 +5,7 @@ memory of one layout of GPUs (`build_option`): what every policy's search is bui
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelformats.errors import InvalidRequestError
@@ -128,6 +129,13 @@ def _shape_params(request: GpuRequest, params: int | None, params_basis: str, we
     )
 
 
+# What each engine does with a context longer than the model's own (the reason --max-model-len is capped).
+_LONGER_CONTEXT: Mapping[str, str] = {
+    "vllm": "vLLM refuses a longer one",
+    "llamacpp": "llama.cpp accepts it but the model was never trained past its own length, so output degrades",
+}
+
+
 def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[str], list[str]]:
     s = rule.settings
     native = request.traits.max_position_embeddings
@@ -137,9 +145,11 @@ def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[
     if request.max_model_len is not None:
         length = request.max_model_len
         if native is not None and length > native:
+            why = _LONGER_CONTEXT.get(request.engine, "the engine refuses it")
             raise InvalidRequestError(
                 f"--max-model-len {length:,} exceeds the model's context of {native:,} tokens "
-                f"(max_position_embeddings, {native_src}); vLLM refuses a longer one. Use at most {native:,}."
+                f"(max_position_embeddings, {native_src}); {why}. "
+                f"Use at most {native:,}."
             )
         notes.append(f"max_model_len {length:,} as requested")
         if length > s.max_model_len:
@@ -153,6 +163,12 @@ def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[
     else:
         length = s.max_model_len
         notes.append(f"max_model_len {length:,}: the rule's cap (the model's own context length is not recorded)")
+        warnings.append(
+            f"max_model_len {length:,} is unverified: the model's own context length is not known here (no "
+            "max_position_embeddings in config.json, no GGUF context_length), and an engine refuses or degrades "
+            "past it. Pass --max-model-len with the model's limit (its config.json max_position_embeddings), or "
+            "plan online so config.json is read."
+        )
     if request.max_num_seqs is not None:
         seqs = request.max_num_seqs
         notes.append(f"max_num_seqs {seqs} as requested")

@@ -38,15 +38,21 @@ class LocalDirSource:
     def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
         if not self.exists(repo_id):
             raise RepoNotFoundError(repo_id, hint=f"This local source only holds {self.repo_id!r}.")
+        from modelformats.localfs import allowed_roots, regular_file_size
+
         files: list[RepoFile] = []
+        roots = allowed_roots(self.root)
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
+            # os.walk lists a symlinked folder among dirnames without entering it: check it like a file.
+            entries = [*filenames, *(d for d in dirnames if (Path(dirpath) / d).is_symlink())]
+            for name in sorted(entries):
                 if name.startswith("."):
                     continue
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
-                files.append(RepoFile(path=rel, size=full.stat().st_size, size_exact=True))
+                size = regular_file_size(self.root, full, roots)  # lstat first: a FIFO is refused, never opened
+                files.append(RepoFile(path=rel, size=size, size_exact=True))
         files.sort(key=lambda f: f.path)
         docs = collect_documents(files, lambda path: _read_json(self.root / path))
         headers: dict[str, Mapping[str, Any]] = {}
