@@ -24,8 +24,8 @@ from hubserver import FakeRepo, HubServer, git_blob_sha1, serve_hub
 from modelformats.download import download
 from modelformats.errors import ChecksumMismatchError, HubUnavailableError, PartialDownloadError
 from modelformats.fetch import CHUNK_BYTES
-from modelformats.hub import HubSource
 from modelformats.retry import RetryPolicy
+from modelformats.sources.hub import HubSource
 
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
 FAST = RetryPolicy(max_retries=3, base_wait=0.01, max_wait=0.05, max_total_wait=1.0)

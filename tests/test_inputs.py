@@ -204,7 +204,7 @@ def _gguf(path: Path, *, file_type: int | None = None) -> None:
 def test_a_gguf_whose_header_contradicts_its_name_plans_with_the_headers_quant(tmp_path):
     import gguf
 
-    from modelformats.listing import LocalDirSource
+    from modelformats.sources.local import LocalDirSource
 
     folder = tmp_path / "repo"
     folder.mkdir()

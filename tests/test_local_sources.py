@@ -16,7 +16,7 @@ import pytest
 from modelformats.cli import main
 from modelformats.errors import GGUFHeaderError, InvalidListingError
 from modelformats.gguf.header import read_header
-from modelformats.listing import LocalDirSource
+from modelformats.sources.local import LocalDirSource
 
 
 def _gguf(path: Path) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from modelformats.cli import main
+from modelformats.deployment import DeploymentPlan
 from modelformats.errors import ModelFormatsError
-from modelformats.listing import RecordedSource
-from modelformats.plan import DeploymentPlan
 from modelformats.planner import PlanOptions, plan
 from modelformats.render import Style, command_block, render_gpus, render_plan, use_colour
+from modelformats.sources import RecordedSource
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "data" / "golden"
@@ -104,7 +104,7 @@ def test_explain_shows_everything_the_old_view_showed(case):
         p.repo_id,
         p.engine.name,
         p.engine.version,
-        str(p.engine.verdict.get("level_text", "")),
+        p.engine.verdict.level.description if p.engine.verdict else "",
         *p.engine.requirements,
         *p.explanation,
         *p.warnings,
@@ -113,7 +113,7 @@ def test_explain_shows_everything_the_old_view_showed(case):
         *(str(t.get("basis", "")) for t in (p.memory or {}).get("terms", ())),
         *(alt.reason for alt in p.alternatives),
         *(alt.label for alt in p.alternatives),
-        f"max_num_seqs{p.runtime.get('max_num_seqs')}",
+        f"max_num_seqs{p.runtime.max_num_seqs}",
     ]
     missing = [f for f in facts if _squash(f) not in text]
     assert missing == []

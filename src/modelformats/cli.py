@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from modelformats.errors import InvalidRequestError, ModelFormatsError
-from modelformats.listing import ListingSource, RecordedSource, dump_listing
+from modelformats.listing import ListingSource, dump_listing
+from modelformats.sources.recorded import RecordedSource
 
 __all__ = ["main"]
 
@@ -119,14 +120,14 @@ def _source(args: argparse.Namespace) -> ListingSource | None:
         return RecordedSource.from_paths(args.listing)
     folder = _local_dir(args.repo)
     if folder is not None:
-        from modelformats.listing import LocalDirSource
+        from modelformats.sources.local import LocalDirSource
 
         args.repo = _local_repo_id(folder)
         args.local_dir = folder
         return LocalDirSource(folder, repo_id=args.repo)
     if args.repo is None:
         return None  # the embedded offline default
-    from modelformats.hub import HubSource
+    from modelformats.sources.hub import HubSource
 
     return HubSource(endpoint=args.endpoint)
 
@@ -206,8 +207,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from modelformats.hub import HubSource
     from modelformats.localio import local_file_error
+    from modelformats.sources.hub import HubSource
 
     _check_output_dir(args.output)  # before the Hub is asked: a typo in -o costs no download
     from modelformats.listing import DOCUMENT_NAMES
@@ -270,7 +271,7 @@ def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
     """A plan written by `modelformats plan --json`, checked; --dir may only repeat its download root."""
     from pathlib import Path
 
-    from modelformats.plan import DeploymentPlan
+    from modelformats.deployment import DeploymentPlan
 
     if args.repo or args.listing:
         raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")
@@ -334,7 +335,8 @@ def _gguf_to_inspect(name: str) -> Path:
     path = Path(name).expanduser()
     if not path.is_dir():
         return path
-    from modelformats.listing import LocalDirSource, representative_gguf
+    from modelformats.sources.documents import representative_gguf
+    from modelformats.sources.local import LocalDirSource
 
     listing = LocalDirSource(path, repo_id=_local_repo_id(path), read_gguf_headers=False).fetch(_local_repo_id(path))
     chosen = representative_gguf(listing.files)

@@ -41,10 +41,10 @@ from modelformats.errors import (
     UnsafePathError,
 )
 from modelformats.fetch import Digest, RemoteFile, fetch_file, file_digest
-from modelformats.hub import hub_errors
 from modelformats.listing import check_repo_path, validate_repo_id, write_json_atomic
 from modelformats.localio import local_file_error
 from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from modelformats.sources.hub import hub_errors
 
 __all__ = ["DownloadReport", "PlannedFile", "download"]
 
@@ -253,7 +253,7 @@ def _hashes(value: Any, field: str) -> dict[str, Digest]:
 
 
 def _escape(path: str) -> str:
-    from modelformats.formats._files import escape_pattern
+    from modelformats.naming import escape_pattern
 
     return escape_pattern(path)
 

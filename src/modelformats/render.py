@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from modelformats.plan import DeploymentPlan
+from modelformats.deployment import DeploymentPlan
 
 if TYPE_CHECKING:
     from modelformats.download import DownloadReport
@@ -361,7 +361,7 @@ def render_plan(
         ]
     lines += _field("serve", _what(plan, width - _LABEL), width)
     lines += _files(plan, width, most=None if explain else 2)
-    verdict = plan.engine.verdict.get("level_text") or plan.engine.verdict.get("level") or ""
+    verdict = plan.engine.verdict.level.description if plan.engine.verdict is not None else ""
     engine = f"{plan.engine.name} {plan.engine.version}: {verdict}"
     lines += _field("engine", engine, width) if explain else [_clip(f"{'engine':<{_LABEL}}{engine}", width)]
     lines += _field("gpu", _gpu_line(plan), width)
@@ -370,7 +370,7 @@ def render_plan(
         lines += [note] if len(note) <= width else _wrap(note, width, first=" " * _LABEL)
     rt = plan.runtime
     if rt and explain:
-        limits = f"max_model_len {rt.get('max_model_len')}, max_num_seqs {rt.get('max_num_seqs')}"
+        limits = f"max_model_len {rt.max_model_len}, max_num_seqs {rt.max_num_seqs}"
         lines += _field("limits", limits, width)
     lines += _memory_lines(plan, width, style)
     needs = " ".join(plan.engine.requirements) or plan.engine.image or ""
@@ -423,9 +423,9 @@ def _explain_download(plan: DeploymentPlan, width: int) -> list[str]:
     for join in plan.joins:
         lines += _wrap(f"then join {len(join.parts)} parts -> {join.output}", width, first="  ")
     for excluded in plan.excluded:
-        lines += _wrap(f"not fetched ({excluded.get('reason')}):", width, first="  ", rest="    ")
-        for path in excluded.get("paths") or [str(excluded.get("path", ""))]:
-            lines += _wrap(str(path), width, first="    ", rest="      ")
+        lines += _wrap(f"not fetched ({excluded.reason}):", width, first="  ", rest="    ")
+        for path in excluded.paths:
+            lines += _wrap(path, width, first="    ", rest="      ")
     return lines
 
 
@@ -453,11 +453,12 @@ def _explain_engine(plan: DeploymentPlan, width: int) -> list[str]:
     ):
         if value:
             lines += _wrap(f"{key}: {value}", width, first="  ", rest="    ")
-    for reason in (*plan.engine.verdict.get("reasons", ()), *plan.engine.notes):
+    verdict = plan.engine.verdict
+    for reason in (*(verdict.reasons if verdict else ()), *plan.engine.notes):
         lines += _wrap(str(reason), width, first="  - ", rest="    ")
-    for evidence in plan.engine.verdict.get("evidence", ()):
+    for evidence in verdict.evidence if verdict else ():
         lines += _wrap(f"evidence: {evidence}", width, first="  ", rest="    ")
-    for warning in plan.engine.verdict.get("warnings", ()):
+    for warning in verdict.warnings if verdict else ():
         lines += _wrap(f"engine warning: {warning}", width, first="  ", rest="    ")
     if plan.gpu:
         g = plan.gpu

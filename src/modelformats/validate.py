@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 from modelformats.errors import InvalidRequestError, ModelFormatsError, QuantNotFoundError
 
 if TYPE_CHECKING:
-    from modelformats.planner import PlanOptions
+    from modelformats.gpu import PolicyRegistry
+    from modelformats.options import PlanOptions
 
 __all__ = ["check_options", "check_quant_honoured"]
 
 
-def _option_errors(options: PlanOptions) -> list[ModelFormatsError]:
+def _option_errors(options: PlanOptions, policies: Sequence[str]) -> list[ModelFormatsError]:
     from modelformats.engines.vllm import vllm_engine
     from modelformats.gguf.quant import parse_quant, vocabulary_note
-    from modelformats.gpu import POLICIES
     from modelformats.gpu.catalogue import parse_gpu
     from modelformats.listing import validate_repo_id
 
@@ -51,8 +51,9 @@ def _option_errors(options: PlanOptions) -> list[ModelFormatsError]:
             vllm_engine(options.vllm_version)
         except ModelFormatsError as exc:
             problems.append(exc)
-    if options.policy not in POLICIES:
-        problems.append(InvalidRequestError(f"--policy {options.policy!r} is not one of: {', '.join(POLICIES)}."))
+    # A GpuPolicy object is its own answer; a name must be one of the plan's policies.
+    if isinstance(options.policy, str) and options.policy not in policies:
+        problems.append(InvalidRequestError(f"--policy {options.policy!r} is not one of: {', '.join(policies)}."))
     if options.tokenizer_from is not None:
         try:
             validate_repo_id(options.tokenizer_from)
@@ -68,9 +69,14 @@ def _option_errors(options: PlanOptions) -> list[ModelFormatsError]:
     return problems
 
 
-def check_options(options: PlanOptions) -> None:
-    """Raise every problem of `options` (one error, or an ExceptionGroup of them); return when all are fine."""
-    problems = _option_errors(options)
+def check_options(options: PlanOptions, policies: PolicyRegistry | None = None) -> None:
+    """Raise every problem of `options` (one error, or an ExceptionGroup of them); return when all are fine.
+
+    `policies`: where a policy name is looked up (default: `default_policies()`)."""
+    from modelformats.gpu import default_policies
+
+    names = (policies if policies is not None else default_policies()).names
+    problems = _option_errors(options, names)
     if len(problems) == 1:
         raise problems[0]
     if problems:

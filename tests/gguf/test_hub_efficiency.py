@@ -10,8 +10,8 @@ from huggingface_hub import constants
 
 from conftest import write_gguf
 from hubserver import FakeRepo, serve_hub
-from modelformats.hub import HubSource
 from modelformats.planner import PlanOptions, plan
+from modelformats.sources.hub import HubSource
 
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],

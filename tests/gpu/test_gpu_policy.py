@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from gpu_fixture_requests import FIXTURES, TARGET_PARAMS
+from gpu_fixture_requests import FIXTURES, TARGET_PARAMS, facts
 
 from modelformats.engines.base import RuntimeSpec
 from modelformats.errors import InvalidRequestError, NoFittingGpuError, UnknownGpuError
@@ -150,7 +150,7 @@ def test_dense_model_tensor_parallel_divides_heads_on_nvlink():
     # Seed prefers fewer GPUs: one B200 (162 GB at 0.9).
     assert d.other is not None and d.other.choice.modal_gpu == "B200"
     # Without a weight size, bf16 weights are params x 2 bytes (torch_dtype), not assumed.
-    sized = choose_gpu(GpuRequest(traits=traits, format="safetensors"))
+    sized = choose_gpu(GpuRequest(traits=traits, **facts("safetensors")))
     assert sized.memory.term("weights").bytes == 141_107_412_992 and not sized.memory.term("weights").assumed
 
 

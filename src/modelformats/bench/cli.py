@@ -45,7 +45,7 @@ class _Target:
 
 
 def _plan_target(path: str) -> dict[str, Any]:
-    from modelformats.plan import DeploymentPlan
+    from modelformats.deployment import DeploymentPlan
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -60,7 +60,7 @@ def _plan_target(path: str) -> dict[str, Any]:
     return {
         "base_url": f"http://127.0.0.1:{plan.port}",
         "model": plan.served_model_name,
-        "max_num_seqs": plan.runtime.get("max_num_seqs"),
+        "max_num_seqs": plan.runtime.max_num_seqs,
         "price_per_hour": gpu.get("price_per_hour"),
         "price_source": label,
     }

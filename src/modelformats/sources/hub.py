@@ -28,11 +28,10 @@ from modelformats.listing import (
     RepoFile,
     RepoListing,
     SafetensorsSummary,
-    collect_documents,
-    read_one_gguf_header,
     validate_repo_id,
 )
 from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from modelformats.sources.documents import collect_documents, read_one_gguf_header
 
 __all__ = ["PLANNING_DOCUMENTS", "HubSource", "hub_errors", "network_errors"]
 
