@@ -10,10 +10,10 @@ import types
 from pathlib import Path
 
 import modelformats
-from modelformats import FormatRegistry, PlanOptions, plan
+from modelformats import DEFAULT_REPO, FormatRegistry, PlanOptions, plan
 from modelformats.listing import load_listing
 from modelformats.registry import builtin_formats
-from modelformats.sources.recorded import RecordedSource
+from modelformats.sources.recorded import RecordedSource, default_source
 
 ROOT = Path(__file__).parents[1]
 DOC = (ROOT / "docs" / "adding-a-format.md").read_text()
@@ -68,4 +68,10 @@ def test_no_serving_layer_compares_with_a_format_name():
 
 def test_the_disable_switch_it_describes_exists():
     assert "--disable gguf" in _section("Switching a format off")
-    assert PlanOptions(disable=("gguf",)).disable == ("gguf",)
+    # The switch does what the doc says: the target GGUF repo is then planned without any GGUF route.
+    source = default_source()
+    with_gguf = plan(DEFAULT_REPO, source=source, options=PlanOptions())
+    without = plan(DEFAULT_REPO, source=source, options=PlanOptions(disable=("gguf",)))
+    assert any(alt.label.startswith("gguf") for alt in with_gguf.alternatives)
+    assert without.format != "gguf"
+    assert not any(alt.label.startswith("gguf") for alt in without.alternatives)

@@ -216,3 +216,34 @@ def test_a_gguf_whose_header_contradicts_its_name_plans_with_the_headers_quant(t
         "tiny-Q8_0.gguf is named Q8_0, but its GGUF header says general.file_type = Q4_K_M; the plan uses the "
         "header's Q4_K_M. Report the mislabelled file to the repo."
     )
+
+
+# --- plan files, server URLs and terminal escapes in the smoke/bench commands -----------------------
+
+
+@pytest.mark.parametrize("content", ["[]", '"a plan"', "{", '{"gpu": "H100"}'])
+def test_bench_reads_plan_files_as_strictly_as_download(capsys, tmp_path, content):
+    path = tmp_path / "p.json"
+    path.write_text(content)
+    code, out, err = run(capsys, "bench", "--plan", str(path))
+    assert code == 2, (out, err)
+    assert err.startswith(f"error: --plan {str(path)!r}")
+    assert "Traceback" not in err and "modelformats plan ... --json > plan.json" in err
+
+
+@pytest.mark.parametrize("command", ["smoke", "bench"])
+def test_a_malformed_base_url_is_an_argument_error(capsys, command):
+    code, _, err = run(capsys, command, "--base-url", "http://[x")
+    assert code == 2
+    assert err.startswith("error: Invalid --base-url 'http://[x'") and "Traceback" not in err
+
+
+def test_colour_output_keeps_our_colours_and_escapes_a_wrapped_outside_name():
+    from modelformats.terminal import escape_values
+
+    name = "a" * 30 + "\x1b[2J" + "b" * 30
+    # A view wrapped the name across two lines: the whole name no longer appears in the text.
+    text = "\x1b[1mfiles\x1b[0m " + name[:32] + "\n  " + name[32:] + " \x1b[31mno\x1b[0m"
+    shown = escape_values(text, [name], styled=True)
+    assert "\x1b[2J" not in shown and "\\x1b" in shown
+    assert shown.count("\x1b[1m") == 1 and shown.count("\x1b[31m") == 1 and shown.count("\x1b[0m") == 2

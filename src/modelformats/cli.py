@@ -269,31 +269,13 @@ def _progress(line: str) -> None:
 
 def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
     """A plan written by `modelformats plan --json`, checked; --dir may only repeat its download root."""
-    from pathlib import Path
-
-    from modelformats.deployment import DeploymentPlan
 
     if args.repo or args.listing:
         raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")
-    from modelformats.validate import check_plan_document
+    from modelformats.validate import read_plan_file
 
-    try:
-        text = Path(args.plan_file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(
-            f"--plan {args.plan_file!r} cannot be read ({type(exc).__name__}: {exc}); name a plan file written by "
-            "`modelformats plan ... --json > plan.json`."
-        ) from None
-    try:
-        data = check_plan_document(json.loads(text), f"--plan {args.plan_file!r}")
-        root = DeploymentPlan.from_dict(data).download_root
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, ModelFormatsError):
-            raise
-        raise InvalidRequestError(
-            f"--plan {args.plan_file!r} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
-            "write one with `modelformats plan ... --json > plan.json`."
-        ) from None
+    data, parsed = read_plan_file(args.plan_file)
+    root = parsed.download_root
     if args.dir and _absolute(args.dir) != root:
         raise InvalidRequestError(
             f"--dir {args.dir!r} is not the plan's download root {root!r}, where its engine command looks for "

@@ -210,10 +210,6 @@ class DeploymentPlan:
     launch: LaunchFacts | None = None
     other_policy: PolicyComparison | None = None
 
-    @property
-    def vllm_argv(self) -> tuple[str, ...] | None:
-        return self.engine.argv if self.engine.name == "vllm" else None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,

@@ -389,14 +389,6 @@ def render_plan(
     return "\n".join(lines)
 
 
-def _wrap_limited(label: str, text: str, width: int, most: int) -> list[str]:
-    """At most `most` lines of a field; the last one ends in an ellipsis when text was left out."""
-    lines = _field(label, text, width)
-    if len(lines) <= most:
-        return lines
-    return [*lines[: most - 1], _clip(lines[most - 1] + " … (--explain lists all)", width)]
-
-
 def _explain_lines(plan: DeploymentPlan, width: int) -> list[str]:
     """Everything the decision lines summarise: files, memory sources, evidence, reasons, warnings."""
     return [

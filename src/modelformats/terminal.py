@@ -45,12 +45,23 @@ def outside_strings(data: Any) -> Iterator[str]:
             yield from outside_strings(value)
 
 
+# The colour sequences render.Style writes (reset, bold, dim, red, green, yellow), and nothing else.
+_OUR_SGR = re.compile(r"\x1b\[(?:0|1|2|31|32|33)m")
+
+
 def escape_values(text: str, values: Iterable[str], *, styled: bool = False) -> str:
     """`text` with each of `values` (strings from outside) escaped whole, then the rest of it escaped.
 
-    `styled` text carries our own colour sequences (render.Style on a TTY): only the outside strings
-    are escaped then, which covers every name the text was rendered from.
+    `styled` text carries our own colour sequences (render.Style on a TTY): those, and only those,
+    survive; every other control character is escaped, also in names a view wrapped across lines.
     """
     for value in sorted(set(values), key=len, reverse=True):
         text = text.replace(value, escape_controls(value, keep_layout=False))
-    return text if styled else escape_controls(text)
+    if not styled:
+        return escape_controls(text)
+    pieces = _OUR_SGR.split(text)
+    codes = _OUR_SGR.findall(text)
+    out = [escape_controls(pieces[0])]
+    for code, piece in zip(codes, pieces[1:], strict=True):
+        out += [code, escape_controls(piece)]
+    return "".join(out)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from modelformats.errors import InvalidRequestError, ModelFormatsError, QuantNotFoundError
 
 if TYPE_CHECKING:
+    from modelformats.deployment import DeploymentPlan
     from modelformats.gpu import PolicyRegistry
     from modelformats.options import PlanOptions
 
-__all__ = ["check_options", "check_quant_honoured"]
+__all__ = ["check_options", "check_quant_honoured", "read_plan_file"]
 
 
 def _option_errors(options: PlanOptions, policies: Sequence[str]) -> list[ModelFormatsError]:
@@ -153,3 +154,34 @@ def check_plan_document(data: object, where: str) -> dict[str, object]:
     if problems:
         raise ExceptionGroup(f"{where} is not a valid modelformats plan", problems)
     return data
+
+
+def read_plan_file(path: str) -> tuple[dict[str, object], DeploymentPlan]:
+    """A plan file written by `modelformats plan --json`: its checked JSON and the typed plan.
+
+    The one reader of plan files (download --plan, bench --plan): any problem is an InvalidRequestError
+    naming the file, the field and the fix, never a traceback.
+    """
+    import json
+    from pathlib import Path
+
+    from modelformats.deployment import DeploymentPlan
+
+    where = f"--plan {path!r}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(
+            f"{where} cannot be read ({type(exc).__name__}: {exc}); name a plan file written by "
+            "`modelformats plan ... --json > plan.json`."
+        ) from None
+    try:
+        data = check_plan_document(json.loads(text), where)
+        return data, DeploymentPlan.from_dict(data)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ModelFormatsError):
+            raise
+        raise InvalidRequestError(
+            f"{where} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
+            "write one with `modelformats plan ... --json > plan.json`."
+        ) from None

@@ -45,16 +45,9 @@ class _Target:
 
 
 def _plan_target(path: str) -> dict[str, Any]:
-    from modelformats.deployment import DeploymentPlan
+    from modelformats.validate import read_plan_file
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        plan = DeploymentPlan.from_dict(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidRequestError(
-            f"--plan {path!r} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
-            "write one with `modelformats plan ... --json > plan.json`."
-        ) from None
+    _, plan = read_plan_file(path)
     gpu = plan.gpu or {}
     label = f"plan: {gpu.get('name')} x{gpu.get('count', 1)}" if gpu else None
     return {
@@ -187,6 +180,10 @@ def _bench_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))  # noqa: T201 - CLI output
     else:
-        print(render_bench(report))  # noqa: T201 - CLI output
+        # Server-chosen text (model ids, error bodies) is shown escaped, never obeyed by the terminal.
+        from modelformats.terminal import escape_values, outside_strings
+
+        text = escape_values(render_bench(report), outside_strings(report.to_dict()))
+        print(text)  # noqa: T201 - CLI output
         print(f"reports: {json_path}, {html_path}")  # noqa: T201 - CLI output
     return report.exit_code

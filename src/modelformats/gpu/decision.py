@@ -295,10 +295,6 @@ class GpuDecision:
             memory_bytes=o.memory.total_bytes,
         )
 
-    @property
-    def gpu_name(self) -> str:
-        return self.choice.gpu.name
-
     def runtime_spec(self, *, served_model_name: str, port: int = 8000, host: str | None = None) -> RuntimeSpec:
         """The engine's `RuntimeSpec`: these limits plus how the server listens (llama.cpp ignores the
         utilization; it is only our fit budget there)."""

@@ -111,5 +111,11 @@ def _smoke_command(args: argparse.Namespace) -> int:
     except InvalidRequestError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI reports on stderr
         return 2
-    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))  # noqa: T201 - CLI output
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))  # noqa: T201 - CLI output
+    else:
+        # Server-chosen text (model ids, error bodies) is shown escaped, never obeyed by the terminal.
+        from modelformats.terminal import escape_values, outside_strings
+
+        print(escape_values(render_report(report), outside_strings(report.to_dict())))  # noqa: T201 - CLI output
     return report.exit_code

@@ -44,7 +44,12 @@ class _Server:
 
 
 def _parse_base_url(base_url: str, api_key: str | None = None) -> _Server:
-    parts = urlsplit(base_url.strip())
+    try:
+        parts = urlsplit(base_url.strip())
+    except ValueError as exc:  # e.g. "http://[x": an unterminated IPv6 host
+        raise InvalidRequestError(
+            f"Invalid --base-url {base_url!r}: {exc}. Pass the server root, e.g. http://127.0.0.1:8000."
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidRequestError(
             f"Invalid --base-url {base_url!r}: it must be an http(s) URL with a host. "
