@@ -349,7 +349,7 @@ def test_plan_file_that_is_not_a_plan_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "plan.json"
     bad.write_text("{}")
     assert main(["bench", "--plan", str(bad)]) == 2
-    assert "is not a readable modelformats plan" in capsys.readouterr().err
+    assert "is not a valid modelformats plan" in capsys.readouterr().err
 
 
 def test_reports_written_into_a_fresh_directory(server, tmp_path):
