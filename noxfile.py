@@ -329,6 +329,22 @@ def smoke(session):
     run_in(session, python, "-m", "tools.smoke_e2e", *session.posargs)
 
 
+@nox.session(python=PYTHON)
+def bench(session):
+    """`modelformats bench` against a real llama-server on CPU (concurrency 1/2/4), the report in a browser.
+
+    Reuses tools/llamacpp_server's CPU build (the shared cache, as `llamacpp_e2e` and `smoke`: cold
+    ~10 min on 2 cores, warm: seconds). Writes bench.json and bench.html, screenshots the HTML with
+    headless Debian chromium (apt-get installs it when missing) and fails if the screenshot is
+    missing, blank or lacks either plot. Artifacts: .cache/bench/. The llama.cpp tooling comes from
+    locks/llamacpp.txt (hashes checked), then the project with its own dependencies (huggingface_hub,
+    which `modelformats plan` and `bench` need and the shared locked venv does not have).
+    """
+    session.install("--require-hashes", "-r", str(LOCKS / "llamacpp.txt"))
+    session.install("-e", ".")
+    session.run("python", "-m", "tools.bench_e2e", *session.posargs)
+
+
 # --- issue 5: the GPU catalogue checked against the installed modal client -------------------------
 
 
@@ -347,6 +363,13 @@ def bench_gguf(session):
     """Bytes planned per recorded GGUF repo, and the header reader vs gguf.GGUFReader (prints only)."""
     session.install("-e", ".", *DEV)
     session.run("python", "benchmarks/bench_gguf.py")
+
+
+@nox.session(python=PYTHON)
+def bench_gguf_fuzz(session):
+    """10,000 mutated GGUF headers: 0 crashes, 0 hangs, 0 accepted impossible headers (exit 1 otherwise)."""
+    session.install("-e", ".", *DEV)
+    session.run("python", "benchmarks/bench_gguf_fuzz.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -29,7 +29,8 @@ from modelformats.formats.base import SelectionContext
 from modelformats.formats.gguf import GGUFFormat
 from modelformats.gguf.files import inventory_gguf
 from modelformats.gguf.header import HttpRangeSource, read_gguf_header
-from modelformats.listing import RecordedSource, RepoListing
+from modelformats.listing import RepoListing
+from modelformats.sources.recorded import RecordedSource
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTINGS = ROOT / "tests" / "data" / "listings"

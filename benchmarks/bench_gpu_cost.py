@@ -49,8 +49,8 @@ def cheapest_by_brute_force(request: GpuRequest) -> tuple[str, float] | None:
 
 def planner_price(fixture: Fixture, policy: str) -> str:
     try:
-        from modelformats.listing import RecordedSource
         from modelformats.planner import PlanOptions, plan
+        from modelformats.sources.recorded import RecordedSource
 
         listing = ROOT / "tests" / "data" / "listings" / fixture.listing
         repo_id = json.loads(listing.read_text())["repo_id"]

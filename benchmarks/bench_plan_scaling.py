@@ -12,8 +12,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from modelformats.listing import RecordedSource, RepoFile, RepoListing
+from modelformats.listing import RepoFile, RepoListing
 from modelformats.planner import PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
 
 SIZES = (1_000, 2_000, 5_000, 10_000)
 CONFIG = {

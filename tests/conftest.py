@@ -18,6 +18,6 @@ def listings_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def recorded():
-    from modelformats.listing import RecordedSource
+    from modelformats.sources.recorded import RecordedSource
 
     return RecordedSource.from_paths([LISTINGS])

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from modelformats.errors import UnservableFormatError
 from modelformats.formats.base import Detection, FileSelection, ModelFormat, SelectionContext
-from modelformats.listing import RecordedSource, RepoListing, check_repo_path
+from modelformats.listing import RepoListing, check_repo_path
 from modelformats.registry import FormatRegistry
+from modelformats.sources.recorded import RecordedSource
 
 _OWNER = st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True)
 _NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,10}(-(GGUF|AWQ|GPTQ|8x3b|mlx|exl2|bnb-4bit|18b)){0,2}", fullmatch=True)
@@ -48,6 +49,20 @@ class FormatContract:
         assert self.fmt.name == self.fmt.name.lower() and self.fmt.name
         assert isinstance(self.fmt.priority, int)
         assert self.fmt.description
+
+    def test_serving_facts(self) -> None:
+        """What the planner, engines and GPU policy read: engines for servable claims, a vLLM method vLLM has."""
+        from modelformats.engines.vllm import PROFILES
+        from modelformats.formats.base import ServingFacts
+
+        facts = self.fmt.serving
+        assert isinstance(facts, ServingFacts)
+        servable = any(d is not None and d.servable for d in map(self.fmt.detect, self.claims))
+        assert bool(facts.engines) == servable, "servable formats name their engines, unservable ones none"
+        method = facts.vllm_quantization
+        if method is not None and facts.container == "hf-directory" and "vllm" in facts.engines:
+            assert any(method in p.quantization_methods for p in PROFILES), f"no verified vLLM has {method!r}"
+        assert not (facts.quantization_flag and method is None), "--quantization needs a method to name"
 
     # --- detection ------------------------------------------------------------------------------
 

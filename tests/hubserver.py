@@ -5,6 +5,12 @@ Tests point huggingface_hub at it (`endpoint=server.url`) instead of mocking our
 (`/api/models/{repo}/tree/{revision}`), file downloads with HEAD, GET and Range
 (`/{repo}/resolve/{revision}/{path}`), and the Hub's error headers (X-Error-Code) for missing repos,
 gated repos and bad revisions.
+
+Faults, for the download tests: `fail_next[fragment]` answers the next requests whose path holds
+`fragment` with those statuses (429 with `Retry-After: 0`, 503, ...); `flip[fragment]` flips one
+byte (at that offset of the file) in every body served; `cut[fragment]` sends only that many body
+bytes of the next GET, then drops the connection; `throttle` sleeps that many seconds per 64 KiB.
+`served` records the body bytes really written per GET, so a test can prove what a resume re-fetched.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["FakeRepo", "HubServer", "serve_hub"]
+__all__ = ["FakeRepo", "HubServer", "git_blob_sha1", "serve_hub"]
 
 
 @dataclass
@@ -45,6 +52,15 @@ class HubServer:
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, range)
     # "owner/name/path" of every file body sent (GET).
     gets: list[str] = field(default_factory=list)
+    fail_next: dict[str, list[int]] = field(default_factory=dict)
+    flip: dict[str, int] = field(default_factory=dict)
+    cut: dict[str, int] = field(default_factory=dict)
+    throttle: float = 0.0
+    # ("owner/name/path", body bytes written) per file GET, cut transfers included.
+    served: list[tuple[str, int]] = field(default_factory=list)
+
+    def bytes_written(self, path_fragment: str) -> int:
+        return sum(n for p, n in self.served if path_fragment in p)
 
     def bytes_served(self, path_fragment: str) -> int:
         return sum(int(r[2] or 0) for r in self.requests if path_fragment in r[1])
@@ -63,9 +79,11 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-        def _error(self, status: int, code: str, message: str = "") -> None:
+        def _error(self, status: int, code: str, message: str = "", *, retry_after: str | None = None) -> None:
             body = json.dumps({"error": message or code}).encode()
             self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.send_header("X-Error-Code", code)
             if message:
                 self.send_header("X-Error-Message", message)
@@ -95,6 +113,14 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
             path = unquote(urlsplit(self.path).path)
             self.index = len(state.requests)  # requests arrive on several threads: keep our own slot
             state.requests.append((self.command, path, None))
+            for fragment, statuses in state.fail_next.items():
+                if fragment in path and statuses:
+                    status = statuses.pop(0)
+                    if status == 429:
+                        self._error(429, "RateLimited", "Too many requests", retry_after="0")
+                    else:
+                        self._error(status, "ServerError", "Service unavailable")
+                    return
             if m := _TREE.match(path):
                 repo = self._repo(m["repo"], m["rev"])
                 if repo is not None:
@@ -140,10 +166,19 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+            name = f"{repo.repo_id}/{unquote(urlsplit(self.path).path).split('/', 5)[5]}"
+            for fragment, offset in state.flip.items():
+                if fragment in name:
+                    data = data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :]
             chunk = data[start : end + 1]
+            limit = len(chunk)
+            for fragment, n in list(state.cut.items()):
+                if fragment in name and self.command == "GET":
+                    limit = min(limit, n)
+                    del state.cut[fragment]
             if self.command == "GET":
                 state.requests[self.index] = (self.command, state.requests[self.index][1], str(len(chunk)))
-                state.gets.append(f"{repo.repo_id}/{unquote(urlsplit(self.path).path).split('/', 5)[5]}")
+                state.gets.append(name)
             self.send_response(status)
             self.send_header("Content-Length", str(len(chunk)))
             self.send_header("Accept-Ranges", "bytes")
@@ -153,16 +188,33 @@ def _handler(state: HubServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
             self.end_headers()
             if self.command == "GET":
-                self.wfile.write(chunk)
+                self._body(name, chunk[:limit])
+                if limit < len(chunk):
+                    self.close_connection = True
+
+        def _body(self, name: str, body: bytes) -> None:
+            slot = len(state.served)
+            state.served.append((name, 0))
+            step = 64 * 1024
+            for i in range(0, len(body), step):
+                if state.throttle:
+                    time.sleep(state.throttle)
+                try:
+                    self.wfile.write(body[i : i + step])
+                except OSError:
+                    return
+                state.served[slot] = (name, i + len(body[i : i + step]))
 
     return Handler
 
 
+def git_blob_sha1(data: bytes) -> str:
+    """The Hub's `blobId`/`oid`: git's hash of the blob ("blob <size>\\0" + content)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def _tree(repo: FakeRepo) -> list[dict[str, Any]]:
-    return [
-        {"type": "file", "path": p, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
-        for p, d in sorted(repo.files.items())
-    ]
+    return [{"type": "file", "path": p, "size": len(d), "oid": git_blob_sha1(d)} for p, d in sorted(repo.files.items())]
 
 
 def _model_info(repo: FakeRepo) -> dict[str, Any]:
@@ -171,7 +223,7 @@ def _model_info(repo: FakeRepo) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "rfilename": name,
             "size": len(data),
-            "blobId": hashlib.sha1(data).hexdigest(),
+            "blobId": git_blob_sha1(data),
         }
         if len(data) > 1024:
             entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}

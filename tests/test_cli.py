@@ -25,12 +25,17 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_offline_default_plan_prints_the_target(capsys):
+def test_offline_default_plan_prints_the_target(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, err = run(capsys, "plan")
     assert code == 0, err
-    assert out.startswith(f"repo            {TARGET}\n")
-    assert "gpu             1 x H100 @ 0.75  $3.95/h" in out
-    assert "limits          max_model_len 4096, max_num_seqs 4" in out
+    assert out.startswith("DavidAU/Llama-3.2-8X3B-MOE-Da…nsored-abliterated-18.4B-GGUF (mixtral MoE, 18.4B)\n")
+    assert "\ngpu     1 x H100 @ 0.75, $3.95/h; needs 46.7 of 60.0 GB (78 %)\n" in out
+    assert f"--served-model-name {TARGET[:50]}\\\n{TARGET[50:]} \\\n" in out
+    code, out, err = run(capsys, "plan", "--explain")
+    assert code == 0, err
+    assert out.startswith(f"{TARGET[:61]}\n{TARGET[61:]} (mixtral MoE, 18.4B)\n")
+    assert "\nlimits  max_model_len 4096, max_num_seqs 4\n" in out
 
 
 def test_json_has_the_documented_keys(capsys):
@@ -140,14 +145,15 @@ def test_record_reads_the_tree_and_one_gguf_header(tmp_path, capsys):
     assert 0 < hub.bytes_served("tiny-moe-F32.gguf") < len(data)
 
 
-def test_download_a_written_plan_as_it_is(tmp_path, capsys):
+def test_download_a_written_plan_as_it_is(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "300")  # the pytest path is long; here the content matters, not the width
     root = tmp_path / "models"
     code, out, _ = run(capsys, "plan", "--format", "gguf", "--download-root", str(root), "--json")
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(out)
     code, out, err = run(capsys, "download", "--plan", str(plan_file), "--dry-run")
     assert code == 0, err
-    assert f"would fetch into {root}" in out
+    assert f"would fetch 2 file(s), 19.56 GB (estimated), into {root}\n" in out
     assert "L3.2-8X3B-MOE-Dark-Champion-Inst-18.4B-uncen-ablit_D_AU-Q8_0.gguf" in out
     code, _, err = run(capsys, "download", "--plan", str(plan_file), "--dir", str(tmp_path / "other"), "--dry-run")
     assert code == 2

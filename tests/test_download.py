@@ -18,7 +18,7 @@ from huggingface_hub import constants
 
 from hubserver import FakeRepo, HubServer, serve_hub
 from modelformats.download import download
-from modelformats.errors import PartialDownloadError, RepoNotFoundError, UnsafePathError
+from modelformats.errors import LocalFileError, PartialDownloadError, RepoNotFoundError, UnsafePathError
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -151,9 +151,9 @@ def test_dry_run_lists_without_network(tmp_path, hub):
     ]
     assert report.plan_path == str(weights / "plan.json")
     assert report.joins == (str(weights / "tiny-Q8_0.gguf"),)
-    text = report.render()
-    assert text.splitlines()[0] == f"would fetch into {root}:"
-    assert f"  join parts -> {weights / 'tiny-Q8_0.gguf'}" in text
+    text = report.render(width=400)
+    assert text.splitlines()[0] == f"would fetch 4 file(s), unknown size, into {root}"
+    assert f"join parts -> {weights / 'tiny-Q8_0.gguf'}" in text.splitlines()
     assert report.to_dict()["total_bytes"] is None
 
 
@@ -225,8 +225,8 @@ def test_missing_planned_file(tmp_path, hub, repos):
     with pytest.raises(PartialDownloadError) as err:
         download(_plan(tmp_path / "models"), endpoint=hub.url)
     assert str(err.value) == (
-        "1 planned file(s) of 'me/Tiny' did not arrive: tokenizer.json. The repo changed since the plan was "
-        "made (re-plan, or pin --revision), or the download was interrupted (run it again: it resumes)."
+        f"1 planned file(s) of 'me/Tiny' are not in the repo at revision {SHA}: tokenizer.json. The repo changed "
+        "since the plan was made: re-plan, or pin --revision."
     )
 
 
@@ -287,13 +287,15 @@ def test_dry_run_total_falls_back_to_each_items_bytes(tmp_path, hub):
     report = download(plan, dry_run=True)
     assert (report.total_bytes, report.total_estimated) == (1_000_050, True)
     assert report.to_dict()["total_bytes"] == 1_000_050
-    lines = report.render().splitlines()
-    assert lines[-2] == "  total: 1,000,050 B (estimated)"
+    lines = report.render(width=400).splitlines()
+    assert lines[0] == f"would fetch 4 file(s), 1.00 MB (estimated), into {root}"
     # The two parts have no size of their own: each says so; the single-file total does not leak into them.
     weights = root / "me" / "Tiny-GGUF"
-    assert lines[1] == (
-        f"  me/Tiny-GGUF  tiny-Q8_0.gguf.part1of2  ->  {weights / 'tiny-Q8_0.gguf.part1of2'}  (size unknown)"
-    )
+    assert lines[1:4] == [
+        "me/Tiny-GGUF",
+        "  size unknown  tiny-Q8_0.gguf.part1of2",
+        f"    -> {weights / 'tiny-Q8_0.gguf.part1of2'}",
+    ]
 
 
 def test_dry_run_uses_per_file_sizes_when_the_plan_has_them(tmp_path, hub):
@@ -305,10 +307,13 @@ def test_dry_run_uses_per_file_sizes_when_the_plan_has_them(tmp_path, hub):
     report = download(plan, dry_run=True)
     assert [f.bytes for f in report.files if not f.optional] == [600, 400, 30, 20]
     assert (report.total_bytes, report.total_estimated) == (1050, False)
-    assert report.render().splitlines()[-2] == "  total: 1,050 B"
+    assert report.render(width=400).splitlines()[0] == f"would fetch 4 file(s), 1.05 kB, into {root}"
     # Sizes that are themselves estimates (the plan says so for the item) make the total one.
     plan["download"]["items"][0]["bytes_estimated"] = True
-    assert download(plan, dry_run=True).render().splitlines()[-2] == "  total: 1,050 B (estimated)"
+    assert (
+        download(plan, dry_run=True).render(width=400).splitlines()[0]
+        == f"would fetch 4 file(s), 1.05 kB (estimated), into {root}"
+    )
 
 
 def test_plan_json_lands_beside_the_weights_repo_of_a_base_native_plan(tmp_path, hub):
@@ -320,16 +325,25 @@ def test_plan_json_lands_beside_the_weights_repo_of_a_base_native_plan(tmp_path,
 
 
 def test_a_local_write_error_is_not_reported_as_a_hub_outage(tmp_path, hub, repos):
-    """A file where huggingface_hub needs a folder fails on this machine: PartialDownloadError naming the path."""
+    """A file where a folder belongs fails on this machine: LocalFileError naming the path and that cause."""
     root = tmp_path / "models"
-    tok = root / "me" / "Tiny"
-    tok.mkdir(parents=True)
-    (tok / ".cache").write_text("not a folder")
-    with pytest.raises(PartialDownloadError) as err:
+    (root / "me").mkdir(parents=True)
+    (root / "me" / "Tiny").write_text("not a folder")
+    with pytest.raises(LocalFileError) as err:
         download(_plan(root), endpoint=hub.url)
     assert str(err.value) == (
-        f"Writing the files of 'me/Tiny' under {tok} failed at {tok / '.cache' / 'huggingface'}: Not a directory. "
-        "This is a problem on this machine, not on the Hub: free disk space or fix that path (permissions, a "
-        "file where a folder belongs), then run the download again (it resumes)."
+        f"Could not write the download under {root / 'me' / 'Tiny'}: File exists; a file stands where a directory "
+        "belongs. Move that file, or choose another path."
     )
-    assert isinstance(err.value.__cause__, NotADirectoryError)
+    assert isinstance(err.value.__cause__, FileExistsError)
+
+
+def test_a_join_killed_half_way_leaves_nothing_behind_the_next_run(tmp_path, hub, repos):
+    root = tmp_path / "models"
+    joining = root / "me" / "Tiny-GGUF" / ".tiny-Q8_0.gguf.joining-4242"
+    joining.parent.mkdir(parents=True)
+    joining.write_bytes(b"half a join")
+    report = download(_plan(root), endpoint=hub.url)
+    assert str(joining) in report.cleaned
+    assert not joining.exists()
+    assert (root / "me" / "Tiny-GGUF" / "tiny-Q8_0.gguf").read_bytes() == repos

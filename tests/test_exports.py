@@ -36,3 +36,11 @@ def test_the_core_imports_no_heavy_or_optional_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_no_exported_name_shadows_a_submodule():
+    """`modelformats.plan` is the function; no module of the package may be called like an export."""
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(modelformats.__path__)}
+    assert submodules & set(modelformats.__all__) == set()

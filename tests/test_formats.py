@@ -282,7 +282,7 @@ class TestLoraAdapter(FormatContract):
     ],
 )
 def test_has_tokenizer(paths, expected):
-    from modelformats.formats._files import has_tokenizer
+    from modelformats.naming import has_tokenizer
 
     listing = synthetic("a/tok", ["config.json", *paths])
     assert has_tokenizer(listing) is expected

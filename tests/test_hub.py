@@ -8,7 +8,7 @@ import pytest
 
 from hubserver import FakeRepo, serve_hub
 from modelformats.errors import GatedRepoError, RepoNotFoundError, RevisionNotFoundError
-from modelformats.hub import HubSource
+from modelformats.sources.hub import HubSource
 
 CONFIG = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "num_local_experts": 8}
 INDEX = {
@@ -121,7 +121,7 @@ def test_only_network_errors_become_hub_unavailable():
     import httpx2
 
     from modelformats.errors import HubUnavailableError
-    from modelformats.hub import hub_errors
+    from modelformats.sources.hub import hub_errors
 
     for local in (
         OSError(errno.ENOSPC, "No space left on device", "/models/x.gguf"),

@@ -7,14 +7,9 @@ import json
 import pytest
 
 from modelformats.errors import InvalidListingError, InvalidRepoIdError, UnsafePathError
-from modelformats.listing import (
-    LocalDirSource,
-    RepoFile,
-    RepoListing,
-    default_source,
-    dump_listing,
-    load_listing,
-)
+from modelformats.listing import RepoFile, RepoListing, dump_listing, load_listing
+from modelformats.sources.local import LocalDirSource
+from modelformats.sources.recorded import default_source
 
 GOOD = {
     "format": "modelformats-listing/1",
@@ -155,7 +150,8 @@ def test_default_source_embeds_the_target_and_its_source_repo():
 
 
 def test_collect_documents_reads_only_small_known_documents():
-    from modelformats.listing import MAX_DOCUMENT_BYTES, collect_documents
+    from modelformats.listing import MAX_DOCUMENT_BYTES
+    from modelformats.sources.documents import collect_documents
 
     index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
     bodies = {

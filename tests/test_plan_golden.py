@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modelformats.deployment import DeploymentPlan
 from modelformats.errors import (
     EngineCannotLoadError,
     GatedRepoError,
@@ -20,9 +21,8 @@ from modelformats.errors import (
     ModelFormatsError,
     UnservableFormatError,
 )
-from modelformats.listing import RecordedSource
-from modelformats.plan import DeploymentPlan
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).parent / "data" / "listings"
 SOURCE = RecordedSource.from_paths([LISTINGS])
@@ -113,6 +113,9 @@ GOLDEN: dict[str, Row | tuple[type[ModelFormatsError], str]] = {
             "tokenizer_config.json",
             "special_tokens_map.json",
             "tokenizer.model",
+            # Detection relied on it (config.json unread) and vLLM reads it when config.json has no
+            # quantization_config: fetched, or the download may load as unquantized.
+            "quantize_config.json",
         ),
     ),
     # Mistral stored as llama: vLLM refuses (probe); llama.cpp serves Q4_K_M (Q8_0..Q5_K_M not uploaded yet).
@@ -267,7 +270,7 @@ def test_golden(repo_id):
         return
     p = plan(repo_id, source=SOURCE)
     gpu = f"{p.gpu['name']}:{p.gpu['count']}" if p.gpu else None
-    assert (p.format, p.quant, p.engine.name, p.engine.verdict["level"], gpu) == (
+    assert (p.format, p.quant, p.engine.name, p.engine.verdict.level.value, gpu) == (
         expected.format,
         expected.quant,
         expected.engine,
@@ -275,7 +278,7 @@ def test_golden(repo_id):
         expected.gpu,
     )
     assert p.weights_repo_id == (expected.weights_repo or repo_id)
-    assert (p.runtime["max_model_len"], p.runtime["max_num_seqs"]) == expected.limits
+    assert (p.runtime.max_model_len, p.runtime.max_num_seqs) == expected.limits
     assert p.gpu["gpu_memory_utilization"] == expected.utilization
     if isinstance(expected.files, int):
         assert len(p.files) == expected.files
@@ -291,8 +294,8 @@ def _check_argv(p: DeploymentPlan) -> None:
     weights_dir = f"{p.download_root}/{p.weights_repo_id}"
     if p.engine.name == "vllm":
         assert argv[:2] == ["vllm", "serve"]
-        assert argv[argv.index("--max-model-len") + 1] == str(p.runtime["max_model_len"])
-        assert argv[argv.index("--max-num-seqs") + 1] == str(p.runtime["max_num_seqs"])
+        assert argv[argv.index("--max-model-len") + 1] == str(p.runtime.max_model_len)
+        assert argv[argv.index("--max-num-seqs") + 1] == str(p.runtime.max_num_seqs)
         assert float(argv[argv.index("--gpu-memory-utilization") + 1]) == p.gpu["gpu_memory_utilization"]
         assert p.to_dict()["vllm"] == {"argv": argv}
     else:
@@ -316,12 +319,15 @@ def test_target_as_gguf_selects_q8_0_and_the_base_tokenizer():
 
 def test_target_gguf_on_vllm_needs_the_plugin_and_the_base_tokenizer():
     p = plan(None, options=PlanOptions(engine="vllm", format="gguf"))
-    assert p.engine.verdict["level"] == "cpu-weight-proof"
+    # vLLM's own engine generated the reference tokens on CPU (data/vllm_cpu_generation.json); the
+    # plan's Q8_0 kernels cannot run there, and the verdict says so.
+    assert p.engine.verdict.level.value == "cpu-generation"
+    assert any(w.startswith("Q8_0 kernels are GPU unverified") for w in p.engine.verdict.warnings)
     assert "modelformats[vllm-plugin]==0.1.0" in p.engine.requirements
     assert "vllm-gguf-plugin==0.0.5" in p.engine.requirements
     assert p.engine.env["VLLM_PLUGINS"] == "gguf,modelformats"
-    assert p.tokenizer is not None and p.tokenizer["repo_id"] == TARGET_BASE
-    assert "tokenizer.json" in p.tokenizer["allow_patterns"]
+    assert p.tokenizer is not None and p.tokenizer.repo_id == TARGET_BASE
+    assert "tokenizer.json" in p.tokenizer.allow_patterns
     argv = list(p.engine.argv)
     assert argv[argv.index("--tokenizer") + 1] == f"/models/{TARGET_BASE}"
     assert argv[argv.index("--hf-config-path") + 1] == f"/models/{TARGET_BASE}"

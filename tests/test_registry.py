@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from modelformats.errors import DuplicateRegistrationError, NoWeightsError, RegistrationError
-from modelformats.formats.base import Detection
+from modelformats.formats.base import Detection, ServingFacts
 from modelformats.formats.hf import AWQFormat, SafeTensorsFormat
 from modelformats.listing import RepoFile, RepoListing
 from modelformats.registry import FormatRegistry, default_registry, disabled_from_env
@@ -20,6 +20,7 @@ class FakeFormat:
     name = "fake"
     priority = 7
     description = "a fake format"
+    serving = ServingFacts()
 
     def detect(self, listing):
         if listing.has("weights.fake"):
@@ -75,6 +76,9 @@ def test_invalid_strategies_are_refused_with_every_problem():
     assert "description must be a string" in message
     assert "detect() must take 1 positional argument(s), takes 0" in message
     assert "has no callable select_files()" in message
+    assert (
+        "serving must be a ServingFacts (the engines, vLLM quantization and floor of the format), got None" in message
+    )
 
 
 def test_detect_keeps_every_claim_and_the_rule():
@@ -117,12 +121,13 @@ def test_third_party_formats_register_through_entry_points(tmp_path, monkeypatch
     pkg.write_text(
         textwrap.dedent(
             """
-            from modelformats.formats.base import Detection
+            from modelformats.formats.base import Detection, ServingFacts
 
             class TensorizerFormat:
                 name = "tensorizer"
                 priority = 3
                 description = "CoreWeave tensorizer streams"
+                serving = ServingFacts()
 
                 def detect(self, listing):
                     hits = [p for p in listing.paths if p.endswith(".tensors")]

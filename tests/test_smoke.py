@@ -392,7 +392,7 @@ def test_a_hanging_server_times_out_within_the_bound(server, mode, where):
     behaviour.chat = mode
     start = time.monotonic()
     result = stream_chat(url, "a", timeout=0.5)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # bounded: the server would hang for ever
     assert result.error == f"timed out after 0.5 s ({where})"
     assert result.ok is False and result.latency_s is None
 
@@ -402,7 +402,7 @@ def test_a_trickling_server_is_stopped_by_the_total_deadline(server):
     behaviour.chat = "trickle"
     start = time.monotonic()
     result = stream_chat(url, "a", timeout=0.6)
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5  # bounded: the server would hang for ever
     assert result.error == "timed out after 0.6 s (after 1 event(s))"
 
 
@@ -410,7 +410,7 @@ def test_a_server_that_never_comes_up_is_reported_after_the_health_timeout():
     url = f"http://127.0.0.1:{_free_port()}"
     start = time.monotonic()
     report = run_smoke(url, prompts=["a", "b"], health_timeout=1.5)
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 8
     assert not report.health.ready and report.exit_code == 1
     assert [r.error for r in report.results] == ["server not ready", "server not ready"]
     assert report.health.last_error.startswith("not ready within 1.5 s; last answer: ConnectionRefusedError")

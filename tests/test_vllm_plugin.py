@@ -329,6 +329,7 @@ def test_committed_proof_has_the_schema_and_every_result_passed():
     proof = json.loads(path.read_text(encoding="utf-8"))
     assert sorted(proof) == [
         "modelformats_plugin_version",
+        "provenance",
         "results",
         "schema",
         "vllm_gguf_plugin_version",

@@ -9,14 +9,18 @@ Re-exports only; every name lives in the module its docstring points to.
 
 from __future__ import annotations
 
+from modelformats.deployment import DeploymentPlan
 from modelformats.engines.base import Engine, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import ModelFormatsError
 from modelformats.formats.base import (
     BaseFormat,
+    CapabilityFloor,
     Detection,
     FileSelection,
+    JoinPlan,
     ModelFormat,
     SelectionContext,
+    ServingFacts,
     TokenizerSource,
 )
 from modelformats.formats.gguf import GGUFFormat
@@ -29,20 +33,23 @@ from modelformats.formats.hf import (
     PyTorchBinFormat,
     SafeTensorsFormat,
 )
-from modelformats.hub import HubSource
-from modelformats.listing import (
-    ListingSource,
-    LocalDirSource,
-    RecordedSource,
-    RepoFile,
-    RepoListing,
-    default_source,
-    dump_listing,
-    load_listing,
+from modelformats.gpu import (
+    GpuPolicy,
+    GpuRequest,
+    GpuRule,
+    PolicyRegistry,
+    RuleMatch,
+    RuleRegistry,
+    RuleSettings,
+    default_policies,
+    default_rules,
 )
-from modelformats.plan import DeploymentPlan
+from modelformats.listing import ListingSource, RepoFile, RepoListing, dump_listing, load_listing
 from modelformats.planner import DEFAULT_REPO, PlanOptions, plan
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry
+from modelformats.sources.hub import HubSource
+from modelformats.sources.local import LocalDirSource
+from modelformats.sources.recorded import RecordedSource, default_source
 from modelformats.traits import ModelTraits
 
 __version__ = "0.1.0"
@@ -52,6 +59,7 @@ __all__ = [
     "AWQFormat",
     "BaseFormat",
     "BitsAndBytesFormat",
+    "CapabilityFloor",
     "CompressedTensorsFormat",
     "DeploymentPlan",
     "Detection",
@@ -63,7 +71,11 @@ __all__ = [
     "FormatRegistry",
     "GGUFFormat",
     "GPTQFormat",
+    "GpuPolicy",
+    "GpuRequest",
+    "GpuRule",
     "HubSource",
+    "JoinPlan",
     "ListingSource",
     "LoadVerdict",
     "LocalDirSource",
@@ -71,17 +83,24 @@ __all__ = [
     "ModelFormatsError",
     "ModelTraits",
     "PlanOptions",
+    "PolicyRegistry",
     "PyTorchBinFormat",
     "RecordedSource",
     "RepoFile",
     "RepoListing",
+    "RuleMatch",
+    "RuleRegistry",
+    "RuleSettings",
     "RuntimeSpec",
     "SafeTensorsFormat",
     "SelectionContext",
+    "ServingFacts",
     "TokenizerSource",
     "WeightsSpec",
     "__version__",
+    "default_policies",
     "default_registry",
+    "default_rules",
     "default_source",
     "dump_listing",
     "load_listing",

@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from modelformats.errors import InvalidRequestError, ModelFormatsError
-from modelformats.listing import ListingSource, RecordedSource, dump_listing
+from modelformats.listing import ListingSource, dump_listing
+from modelformats.sources.recorded import RecordedSource
 
 __all__ = ["main"]
 
@@ -44,7 +48,8 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     p.add_argument(
         "repo",
         nargs="?",
-        help="owner/name on the Hub; omitted: the embedded offline default (the target GGUF repo)",
+        help="owner/name on the Hub, or a local model directory (./dir, /path/to/dir); omitted: the embedded "
+        "offline default (the target GGUF repo)",
     )
     p.add_argument(
         "--listing",
@@ -76,16 +81,53 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     _add_endpoint(p)
 
 
+def _add_explain(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--explain", action="store_true", help=what)
+
+
 def _add_endpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="a Hub mirror's URL (default: huggingface_hub's, i.e. HF_ENDPOINT)")
+
+
+def _local_dir(repo: str | None) -> Path | None:
+    """The directory `repo` names, when it names one: a path written as one (/, ./, ../, ~) or a name that
+    cannot be a repo id (no '/'). 'owner/name' always means the Hub; write './owner/name' for a folder."""
+    if repo is None:
+        return None
+    explicit = repo.startswith(("/", "./", "../", "~")) or repo in (".", "..")
+    if not explicit and repo.count("/") == 1:
+        return None
+    path = Path(repo).expanduser()
+    if path.is_dir():
+        return path
+    if explicit:
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise InvalidRequestError(
+            f"{repo!r} {what}. Name a model directory (a local snapshot of a repo), or a Hub repo as 'owner/name'."
+        )
+    return None
+
+
+def _local_repo_id(path: Path) -> str:
+    """A repo id for a local directory: 'local/<its name>', made valid for huggingface_hub's validator."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name)
+    name = re.sub(r"-{2,}", "-", re.sub(r"\.{2,}", ".", name)).strip("-.")[:96].strip("-.")
+    return f"local/{name or 'model'}"
 
 
 def _source(args: argparse.Namespace) -> ListingSource | None:
     if args.listing:
         return RecordedSource.from_paths(args.listing)
+    folder = _local_dir(args.repo)
+    if folder is not None:
+        from modelformats.sources.local import LocalDirSource
+
+        args.repo = _local_repo_id(folder)
+        args.local_dir = folder
+        return LocalDirSource(folder, repo_id=args.repo)
     if args.repo is None:
         return None  # the embedded offline default
-    from modelformats.hub import HubSource
+    from modelformats.sources.hub import HubSource
 
     return HubSource(endpoint=args.endpoint)
 
@@ -129,24 +171,70 @@ def _make_plan(args: argparse.Namespace) -> Any:
     return plan(_repo_for(args, source), source=source, options=options)
 
 
+def _emit(text: str, *, data: Any = None, styled: bool = False) -> None:
+    """Print a result to stdout and flush it here, so a full disk or a closed pipe is reported, not lost at exit.
+
+    Human text passes `data` (what it was rendered from): the strings in it that hold control characters
+    (file names, header values) are shown escaped, and no other control character reaches the terminal.
+    """
+    from modelformats.terminal import escape_values, outside_strings
+
+    if data is not None:
+        text = escape_values(text, outside_strings(data), styled=styled)
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from modelformats.localio import local_file_error
+
+        raise local_file_error(exc, action="write the output to", path="standard output") from None
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     result = _make_plan(args)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        _emit(json.dumps(result.to_dict(), indent=2))
     else:
-        from modelformats.render import render_plan
+        from modelformats.render import Style, render_plan, use_colour
 
-        print(render_plan(result))
+        colour = use_colour(sys.stdout)
+        _emit(
+            render_plan(result, explain=args.explain, style=Style(colour=colour)), data=result.to_dict(), styled=colour
+        )
     return 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from modelformats.hub import HubSource
+    from modelformats.localio import local_file_error
+    from modelformats.sources.hub import HubSource
 
-    listing = HubSource(endpoint=args.endpoint).fetch(args.repo, revision=args.revision)
-    dump_listing(listing, args.output)
-    print(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
+    _check_output_dir(args.output)  # before the Hub is asked: a typo in -o costs no download
+    from modelformats.listing import DOCUMENT_NAMES
+
+    listing = HubSource(endpoint=args.endpoint, documents=DOCUMENT_NAMES).fetch(args.repo, revision=args.revision)
+    try:
+        dump_listing(listing, args.output)
+    except OSError as exc:
+        raise local_file_error(exc, action="write the listing to", path=args.output) from None
+    _emit(f"recorded {listing.repo_id}@{listing.revision} ({len(listing.files)} files) to {args.output}")
     return 0
+
+
+def _check_output_dir(output: str) -> None:
+    import errno
+    from pathlib import Path
+
+    from modelformats.localio import local_file_error
+
+    folder = Path(output).expanduser().parent
+    if folder.is_dir() and os.access(folder, os.W_OK):
+        return
+    code = errno.ENOTDIR if folder.exists() else errno.ENOENT
+    if folder.is_dir():
+        code = errno.EACCES
+    raise local_file_error(OSError(code, os.strerror(code)), action="write the listing to", path=output)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
@@ -158,23 +246,50 @@ def _cmd_download(args: argparse.Namespace) -> int:
             raise InvalidRequestError("download needs --dir DIR (where the files go), or --plan FILE.")
         args.download_root = str(_absolute(args.dir))
         plan = _make_plan(args).to_dict()
-    report = download(plan, dry_run=args.dry_run, endpoint=args.endpoint)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    local = getattr(args, "local_dir", None)
+    report = download(
+        plan,
+        dry_run=args.dry_run,
+        endpoint=args.endpoint,
+        progress=_progress,
+        local_sources={args.repo: Path(local)} if local is not None else None,
+    )
+    if args.json:
+        _emit(json.dumps(report.to_dict(), indent=2))
+    else:
+        from modelformats.render import render_download
+
+        _emit(render_download(report, explain=args.explain), data=report.to_dict())
     return 0
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
     """A plan written by `modelformats plan --json`, checked; --dir may only repeat its download root."""
     from pathlib import Path
 
-    from modelformats.plan import DeploymentPlan
+    from modelformats.deployment import DeploymentPlan
 
     if args.repo or args.listing:
         raise InvalidRequestError("--plan FILE downloads that plan; do not also name a repo or --listing.")
+    from modelformats.validate import check_plan_document
+
     try:
-        data = json.loads(Path(args.plan_file).read_text(encoding="utf-8"))
+        text = Path(args.plan_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(
+            f"--plan {args.plan_file!r} cannot be read ({type(exc).__name__}: {exc}); name a plan file written by "
+            "`modelformats plan ... --json > plan.json`."
+        ) from None
+    try:
+        data = check_plan_document(json.loads(text), f"--plan {args.plan_file!r}")
         root = DeploymentPlan.from_dict(data).download_root
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ModelFormatsError):
+            raise
         raise InvalidRequestError(
             f"--plan {args.plan_file!r} is not a readable modelformats plan ({type(exc).__name__}: {exc}); "
             "write one with `modelformats plan ... --json > plan.json`."
@@ -184,8 +299,7 @@ def _read_plan(args: argparse.Namespace) -> dict[str, Any]:
             f"--dir {args.dir!r} is not the plan's download root {root!r}, where its engine command looks for "
             f"the files. Omit --dir, or re-plan with --download-root {_absolute(args.dir)}."
         )
-    plan: dict[str, Any] = data
-    return plan
+    return data
 
 
 def _absolute(path: str) -> str:
@@ -195,28 +309,40 @@ def _absolute(path: str) -> str:
 
 
 def _cmd_gpus(args: argparse.Namespace) -> int:
-    from modelformats.gpu import catalogue_dicts, render_catalogue
+    from modelformats.gpu import catalogue_dicts
+    from modelformats.render import render_gpus
 
-    print(json.dumps(catalogue_dicts(), indent=2) if args.json else render_catalogue())
+    _emit(json.dumps(catalogue_dicts(), indent=2) if args.json else render_gpus(explain=args.explain))
     return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from modelformats.gguf.header import read_header
 
-    header = read_header(args.file)
+    header = read_header(_gguf_to_inspect(args.file))
     data = header.to_dict()
-    print(json.dumps(data, indent=2, default=str) if args.json else _render_header(data))
+    if args.json:
+        _emit(json.dumps(data, indent=2, default=str))
+    else:
+        from modelformats.render import render_gguf_header
+
+        _emit(render_gguf_header(data), data=data)
     return 0
 
 
-def _render_header(data: dict[str, Any]) -> str:
-    lines = []
-    for key, value in data.items():
-        if key == "metadata":
-            continue
-        lines.append(f"{key:>22}: {value}")
-    return "\n".join(lines)
+def _gguf_to_inspect(name: str) -> Path:
+    """The file itself; for a directory, the GGUF whose header stands for it (the smallest model file)."""
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return path
+    from modelformats.sources.documents import representative_gguf
+    from modelformats.sources.local import LocalDirSource
+
+    listing = LocalDirSource(path, repo_id=_local_repo_id(path), read_gguf_headers=False).fetch(_local_repo_id(path))
+    chosen = representative_gguf(listing.files)
+    if chosen is None:
+        raise InvalidRequestError(f"{name!r} holds no GGUF model file; name a .gguf file or a folder with one.")
+    return path / chosen
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,6 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="print the deployment plan for a repo")
     _add_plan_arguments(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    _add_explain(p, "also print every file, the memory sources and formulas, the evidence and full reasoning")
     p.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
@@ -237,6 +364,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--plan", dest="plan_file", metavar="FILE", help="download a plan from `plan --json` as it is")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
     d.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_explain(d, "also list the local paths and the standard names fetched only if present")
     d.set_defaults(func=_cmd_download)
 
     r = sub.add_parser("record", help="record a live repo's listing as modelformats-listing/1 JSON")
@@ -248,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gpus", help="list the GPU catalogue (Modal's GPU types, memory, prices)")
     g.add_argument("--json", action="store_true")
+    _add_explain(g, "also print the aliases and the price sources")
     g.set_defaults(func=_cmd_gpus)
 
     i = sub.add_parser("inspect", help="read a local GGUF file's header (bounded; no tensor data)")
@@ -258,7 +387,24 @@ def _parser() -> argparse.ArgumentParser:
     from modelformats.smoke import add_smoke_parser
 
     add_smoke_parser(sub)
+    from modelformats.bench import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
+
+
+def _escaped(exc: BaseException) -> str:
+    from modelformats.terminal import escape_controls
+
+    return escape_controls(str(exc))
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (like Ctrl-C), so partial files are closed and kept."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -267,10 +413,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except ModelFormatsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_escaped(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except ExceptionGroup as group:
         problems = [e for e in group.exceptions if isinstance(e, ModelFormatsError)]
@@ -278,11 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {group.message}:", file=sys.stderr)
         for e in problems:
-            print(f"  - {e}", file=sys.stderr)
+            print(f"  - {_escaped(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        notes = " ".join(getattr(exc, "__notes__", ()))
+        print(f"interrupted{': ' + notes if notes else ''}", file=sys.stderr)
+        # The shell's convention: 128 + the signal's number.
+        return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     except BrokenPipeError:
         # `modelformats gpus | head`: the reader left; point stdout at /dev/null so the exit flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)

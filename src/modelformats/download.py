@@ -1,40 +1,58 @@
 """Fetch exactly a plan's files, join byte-split GGUFs, verify, and write the plan beside them.
 
-Input is the plan dict (`DeploymentPlan.to_dict()`, see the plan's `download` section): for each
-item, `huggingface_hub.snapshot_download(repo_id, revision, allow_patterns, local_dir)` — resumable,
-with huggingface_hub's progress bars, and HF_XET_HIGH_PERFORMANCE / HF_TOKEN honoured the way
-huggingface_hub honours them. Then `.partXofY` pieces are concatenated, in order, into a temporary
-file that is verified (sizes, GGUF header, tensor data extent) and renamed into place; every model
-GGUF is checked the same way. Finally `plan.json` is written next to the weights.
+Input is the plan dict (`DeploymentPlan.to_dict()`, see the plan's `download` section). Every file
+is fetched by `fetch.fetch_file` — resumable over HTTP Range, retried with bounded backoff, and
+renamed to its final name only once its sha256 (LFS files) or git blob sha1 (small files) is the
+one the Hub records. The expected hashes come from the plan (`hashes`), else from one
+`model_info(files_metadata=True)` call per repo at the plan's revision; a plan hash that the Hub
+contradicts is an error (the repo changed). Then `.partXofY` pieces are concatenated, in order,
+into a temporary file that is verified (sizes, GGUF header, tensor data extent) and renamed into
+place; every model GGUF is checked the same way. Finally `plan.json` is written next to the weights.
+
+Partial files live in `<root>/.cache/modelformats/partial/` under hashed names (a long repo file
+name cannot make them too long); a partial no planned file owns any more is deleted at the start of
+the next download, as are huggingface_hub's own `.incomplete` leftovers under the plan's folders.
+Verified files are recorded (size, mtime, hash) in `<root>/.cache/modelformats/verified.json`, so a
+second run does not hash 20 GB again.
 
 Nothing is written outside the plan's root: every local path is resolved (symlinks included) and
-must lie under it, and huggingface_hub's own cache of revisions is pointed inside it too.
+must lie under it.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from modelformats.errors import (
     GGUFHeaderError,
+    InvalidRepoIdError,
     InvalidRequestError,
     ModelFormatsError,
     PartialDownloadError,
     UnsafePathError,
 )
-from modelformats.hub import hub_errors
-from modelformats.listing import check_repo_path, write_json_atomic
+from modelformats.fetch import Digest, RemoteFile, fetch_file, file_digest
+from modelformats.listing import check_repo_path, validate_repo_id, write_json_atomic
+from modelformats.localio import local_file_error
+from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from modelformats.sources.hub import hub_errors
 
 __all__ = ["DownloadReport", "PlannedFile", "download"]
 
 PLAN_FILE = "plan.json"
-# huggingface_hub's revision refs (it writes them even with local_dir) go here, under the root.
-_HUB_CACHE = ".cache/huggingface/hub"
+# Our partial files and the record of verified files, under the root.
+_STATE_DIR = ".cache/modelformats"
+# What huggingface_hub's downloads to a local_dir leave behind when stopped (older modelformats used it).
+_HUB_INCOMPLETE = ".cache/huggingface/download"
 # Concatenation buffer: large enough that 45 GB parts copy at disk speed, small enough to not matter.
 _COPY_BUFFER = 16 * 1024 * 1024
 
@@ -74,6 +92,13 @@ class DownloadReport:
     plan_path: str
     # Model GGUFs whose header and size were checked after download.
     verified: tuple[str, ...] = ()
+    # Files checked against the Hub's hash (local paths), and the bytes this run transferred.
+    hash_verified: tuple[str, ...] = ()
+    transferred_bytes: int = 0
+    # Orphaned partial files deleted before the download.
+    cleaned: tuple[str, ...] = ()
+    # Files copied from a local model directory (local paths).
+    copied: tuple[str, ...] = ()
     # Bytes of the planned (not optional) files: per repo, the sum of the file sizes when every one is
     # known, else the plan's total for that repo; None when neither is known for some repo.
     total_bytes: int | None = None
@@ -88,26 +113,19 @@ class DownloadReport:
             "joins": list(self.joins),
             "plan_path": self.plan_path,
             "verified": list(self.verified),
+            "hash_verified": list(self.hash_verified),
+            "transferred_bytes": self.transferred_bytes,
+            "cleaned": list(self.cleaned),
+            "copied": list(self.copied),
             "total_bytes": self.total_bytes,
             "total_estimated": self.total_estimated,
         }
 
-    def render(self) -> str:
-        """A table: repo, file, local path, bytes; then the joins and the plan file."""
-        head = "would fetch" if self.dry_run else "fetched"
-        lines = [f"{head} into {self.root}:"]
-        for f in self.files:
-            size = "if present" if f.optional else (f"{f.bytes:,} B" if f.bytes is not None else "size unknown")
-            lines.append(f"  {f.repo_id}  {f.path}  ->  {f.local_path}  ({size})")
-        for output in self.joins:
-            lines.append(f"  {'join' if self.dry_run else 'joined'} parts -> {output}")
-        total = self.total_bytes
-        if total is None:
-            lines.append("  total: unknown (some sizes are not known)")
-        else:
-            lines.append(f"  total: {total:,} B" + (" (estimated)" if self.total_estimated else ""))
-        lines.append(f"  plan: {self.plan_path}")
-        return "\n".join(lines)
+    def render(self, *, explain: bool = True, width: int | None = None) -> str:
+        """The human report (modelformats.render.render_download): per repo, its files and sizes."""
+        from modelformats.render import render_download
+
+        return render_download(self, explain=explain, width=width)
 
 
 # --- the plan's download section, validated ----------------------------------------------------------
@@ -123,6 +141,7 @@ class _Item:
     bytes: int | None
     bytes_estimated: bool
     sizes: Mapping[str, int]
+    hashes: Mapping[str, Digest] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -163,9 +182,13 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
         raise InvalidRequestError(f"The plan's download root {section['root']!r} must be an absolute path.")
     root = root.resolve()
     items: list[_Item] = []
-    for i, raw in enumerate(section.get("items") or []):
+    for i, raw in enumerate(_list(section.get("items"), "download.items")):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("repo_id"), str):
             raise InvalidRequestError(f"The plan's download.items[{i}] must be an object with a repo_id.")
+        try:
+            validate_repo_id(raw["repo_id"])
+        except InvalidRepoIdError as exc:
+            raise InvalidRequestError(f"The plan's download.items[{i}].repo_id: {exc}") from None
         local_dir = _under(root, Path(str(raw.get("local_dir", ""))), f"download.items[{i}].local_dir")
         files = _strings(raw.get("files", []), f"download.items[{i}].files")
         for path in files:
@@ -173,6 +196,7 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
             _under(local_dir, local_dir / path, f"{raw['repo_id']}/{path}")
         patterns = tuple(_check_pattern(p) for p in _strings(raw.get("allow_patterns", []), "allow_patterns"))
         sizes: Mapping[Any, Any] = raw["sizes"] if isinstance(raw.get("sizes"), Mapping) else {}
+        hashes = _hashes(raw.get("hashes"), f"download.items[{i}].hashes")
         revision = raw.get("revision")
         items.append(
             _Item(
@@ -184,10 +208,11 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
                 bytes=raw.get("bytes") if isinstance(raw.get("bytes"), int) else None,
                 bytes_estimated=raw.get("bytes_estimated") is True,
                 sizes={k: v for k, v in sizes.items() if isinstance(k, str) and isinstance(v, int)},
+                hashes=hashes,
             )
         )
     joins: list[_Join] = []
-    for i, raw in enumerate(section.get("joins") or []):
+    for i, raw in enumerate(_list(section.get("joins"), "download.joins")):
         if not isinstance(raw, Mapping) or not isinstance(raw.get("output"), str):
             raise InvalidRequestError(f"The plan's download.joins[{i}] must be an object with an output path.")
         parts = tuple(_under(root, Path(p), f"download.joins[{i}].parts") for p in _strings(raw.get("parts"), "parts"))
@@ -205,8 +230,30 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
     return root, items, joins, weights_dir / PLAN_FILE
 
 
+def _list(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequestError(
+            f"The plan's {field} must be a list, got {type(value).__name__}; make the plan with "
+            "`modelformats plan --json`."
+        )
+    return value
+
+
+def _hashes(value: Any, field: str) -> dict[str, Digest]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidRequestError(
+            f"The plan's {field} must map repo paths to 'sha256:<hex>' or 'git-sha1:<hex>' strings, got "
+            f"{value!r:.80}; make the plan with `modelformats plan --json`."
+        )
+    return {path: Digest.parse(text) for path, text in value.items()}
+
+
 def _escape(path: str) -> str:
-    from modelformats.formats._files import escape_pattern
+    from modelformats.naming import escape_pattern
 
     return escape_pattern(path)
 
@@ -268,14 +315,18 @@ def download(
     dry_run: bool = False,
     endpoint: str | None = None,
     token: str | bool | None = None,
-    max_workers: int = 8,
     keep_parts: bool = False,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    progress: Callable[[str], None] | None = None,
+    local_sources: Mapping[str, Path] | None = None,
 ) -> DownloadReport:
-    """Fetch the plan's files under its download root, join `.partXofY` pieces, verify, write plan.json.
+    """Fetch the plan's files under its download root, verified; join `.partXofY` pieces; write plan.json.
 
     `dry_run` only lists what would be fetched (no network, nothing written). The token comes from
     huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given; it is never printed.
-    Byte parts are deleted once their joined file is verified, unless `keep_parts`.
+    Byte parts are deleted once their joined file is verified, unless `keep_parts`. `progress`
+    receives one line per file fetched or resumed. `local_sources` maps repo ids to local model
+    directories (a plan made from one): their files are copied from there (regular files only), not fetched.
     """
     root, items, joins, plan_path = _parse(plan)
     files = tuple(_planned(items))
@@ -294,64 +345,268 @@ def download(
         return report
     done = {j.output for j in joins if _joined_already(j)}
     skip = {part for j in joins if j.output in done for part in j.parts}
-    for item in items:
-        _fetch(root, item, skip, endpoint=endpoint, token=token, max_workers=max_workers)
-    for join in joins:
-        if join.output not in done:
-            _join_parts(join, keep_parts=keep_parts)
-    verified = _verify_models(items, joins, skip)
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(plan_path, plan)
-    return replace(report, verified=verified)
-
-
-def _fetch(
-    root: Path,
-    item: _Item,
-    skip: set[Path],
-    *,
-    endpoint: str | None,
-    token: str | bool | None,
-    max_workers: int,
-) -> None:
-    """snapshot_download of exactly this item's patterns; then check every listed file arrived."""
-    from huggingface_hub import snapshot_download
-
-    wanted = [p for p in item.files if (item.local_dir / p).resolve() not in skip]
-    listed = {_escape(p) for p in item.files}
-    patterns = [_escape(p) for p in wanted] + [p for p in item.patterns if p not in listed]
-    if not patterns:
-        return
+    state = _State(root)
+    local = dict(local_sources or {})
     try:
-        item.local_dir.mkdir(parents=True, exist_ok=True)
-        with hub_errors(item.repo_id, item.revision):
-            snapshot_download(
-                item.repo_id,
-                revision=item.revision,
-                allow_patterns=patterns,
-                local_dir=item.local_dir,
-                cache_dir=root / _HUB_CACHE,
-                endpoint=endpoint,
-                token=token,
-                max_workers=max_workers,
-            )
+        copied = [p for item in items if item.repo_id in local for p in _copy_local(item, local[item.repo_id], skip)]
+        hub_items = [item for item in items if item.repo_id not in local]
+        targets = [t for it in hub_items for t in _targets(it, skip, endpoint=endpoint, token=token, retry=retry)]
+        cleaned = state.clean_orphans(targets, items, joins)
+        transferred = 0
+        headers = _auth(token)
+        for target in targets:
+            transferred += _fetch_one(state, target, headers, retry=retry, progress=progress)
+        for join in joins:
+            if join.output not in done:
+                _join_parts(join, keep_parts=keep_parts)
+        verified = _verify_models(items, joins, skip)
+        plan_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(plan_path, plan)
     except OSError as exc:
         if isinstance(exc, ModelFormatsError):
             raise
-        # hub_errors mapped every network error: what is left is local (a full disk, permissions).
-        where = exc.filename if exc.filename is not None else item.local_dir
-        raise PartialDownloadError(
-            f"Writing the files of {item.repo_id!r} under {item.local_dir} failed at {where}: "
-            f"{exc.strerror or exc}. This is a problem on this machine, not on the Hub: free disk space or fix "
-            "that path (permissions, a file where a folder belongs), then run the download again (it resumes)."
-        ) from exc
-    missing = [p for p in wanted if not (item.local_dir / p).is_file()]
-    if missing:
-        raise PartialDownloadError(
-            f"{len(missing)} planned file(s) of {item.repo_id!r} did not arrive: {', '.join(missing[:5])}. "
-            "The repo changed since the plan was made (re-plan, or pin --revision), or the download was "
-            "interrupted (run it again: it resumes)."
+        # The Hub's errors were mapped where they happen: what is left is local (a full disk, permissions).
+        # A rename names the source first (`filename`); the name that failed is the target (`filename2`).
+        where = exc.filename2 or exc.filename or root
+        raise local_file_error(exc, action="write the download under", path=where) from exc
+    return replace(
+        report,
+        verified=verified,
+        hash_verified=tuple(str(t.dest) for t in targets),
+        copied=tuple(copied),
+        transferred_bytes=transferred,
+        cleaned=cleaned,
+    )
+
+
+def _copy_local(item: _Item, source: Path, skip: set[Path]) -> list[str]:
+    """Copy the item's files from a local model directory (through a temporary name) into its local_dir."""
+    from modelformats.localfs import allowed_roots, regular_file_size
+
+    roots = allowed_roots(source)
+    copied = []
+    for path in item.files:
+        dest = item.local_dir / path
+        if dest.resolve() in skip:
+            continue
+        src = source / path
+        if not (src.is_file() or src.is_symlink()):
+            raise PartialDownloadError(
+                f"{path} is not in {source} any more; the directory changed since the plan was made: re-plan it."
+            )
+        size = regular_file_size(source, src, roots)
+        if src.resolve() == dest.resolve():
+            continue  # the plan's folder is the source folder
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{hashlib.sha256(dest.name.encode()).hexdigest()[:16]}.copying")
+        try:
+            shutil.copyfile(src, tmp)
+            if tmp.stat().st_size != size:
+                raise PartialDownloadError(f"Copying {src} wrote {tmp.stat().st_size:,} of {size:,} bytes.")
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        copied.append(str(dest))
+    return copied
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Target:
+    remote: RemoteFile
+    dest: Path
+
+
+def _auth(token: str | bool | None) -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    return dict(build_hf_headers(token=token))
+
+
+def _targets(
+    item: _Item, skip: set[Path], *, endpoint: str | None, token: str | bool | None, retry: RetryPolicy
+) -> list[_Target]:
+    """The item's files with URL, size and expected hash; the Hub's listing is read once when the plan lacks
+    a hash or names optional patterns."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import filter_repo_objects
+
+    wanted = [p for p in item.files if (item.local_dir / p).resolve() not in skip]
+    listed = {_escape(p) for p in item.files}
+    optional = [p for p in item.patterns if p not in listed]
+    revision = item.revision
+    entries: dict[str, tuple[int | None, Digest | None]] = {}
+    if optional or any(p not in item.hashes for p in wanted):
+        revision, entries = _remote_entries(item, endpoint=endpoint, token=token, retry=retry)
+        missing = [p for p in wanted if p not in entries]
+        if missing:
+            raise PartialDownloadError(
+                f"{len(missing)} planned file(s) of {item.repo_id!r} are not in the repo at revision "
+                f"{revision}: {', '.join(missing[:5])}. The repo changed since the plan was made: re-plan, "
+                "or pin --revision."
+            )
+    paths = wanted + [p for p in filter_repo_objects(sorted(entries), allow_patterns=optional) if p not in wanted]
+    targets = []
+    for path in paths:
+        size, digest = entries.get(path, (None, None))
+        planned = item.hashes.get(path)
+        if planned is not None and digest is not None and planned != digest:
+            raise PartialDownloadError(
+                f"{item.repo_id}/{path}: the plan records {planned}, the Hub now lists {digest} at revision "
+                f"{revision}. The file changed since the plan was made: re-plan, or pin --revision."
+            )
+        digest = planned or digest
+        if digest is None:
+            raise PartialDownloadError(
+                f"{item.repo_id}/{path}: the Hub lists no hash for it, so its bytes cannot be verified. "
+                "Report the repo, or fetch it yourself with `hf download`."
+            )
+        size = size if size is not None else item.sizes.get(path)
+        check_repo_path(path, source=item.repo_id)
+        url = hf_hub_url(item.repo_id, path, revision=revision, endpoint=endpoint)
+        remote = RemoteFile(repo_id=item.repo_id, path=path, url=url, size=size, digest=digest)
+        targets.append(_Target(remote=remote, dest=_under(item.local_dir, item.local_dir / path, path)))
+    return targets
+
+
+def _remote_entries(
+    item: _Item, *, endpoint: str | None, token: str | bool | None, retry: RetryPolicy
+) -> tuple[str | None, dict[str, tuple[int | None, Digest | None]]]:
+    """(commit, {path: (size, hash)}) from one model_info call at the item's revision."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint, token=token)
+    with hub_errors(item.repo_id, item.revision):
+        info = call_with_retries(
+            lambda: api.model_info(item.repo_id, revision=item.revision, files_metadata=True), retry
         )
+    entries: dict[str, tuple[int | None, Digest | None]] = {}
+    for s in info.siblings or []:
+        if s.lfs is not None:
+            entries[s.rfilename] = (s.lfs.size, Digest(algorithm="sha256", hex=s.lfs.sha256))
+        else:
+            blob = Digest(algorithm="git-sha1", hex=s.blob_id) if s.blob_id else None
+            entries[s.rfilename] = (s.size, blob)
+    return info.sha or item.revision, entries
+
+
+class _State:
+    """Partial files (hashed names) and the record of verified files, under the root."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / _STATE_DIR
+        self.partials = self.dir / "partial"
+        self.record = self.dir / "verified.json"
+        self._verified: dict[str, Any] | None = None
+
+    def partial_for(self, remote: RemoteFile) -> Path:
+        key = hashlib.sha256(f"{remote.repo_id}\0{remote.path}".encode()).hexdigest()[:40]
+        return self.partials / f"{key}.part"
+
+    def clean_orphans(
+        self, targets: Sequence[_Target], items: Sequence[_Item], joins: Sequence[_Join] = ()
+    ) -> tuple[str, ...]:
+        """Delete partials no planned file owns, huggingface_hub's `.incomplete` leftovers, and the temporary
+        files of joins a killed run left (`.x.gguf.joining-<pid>`)."""
+        keep = {self.partial_for(t.remote) for t in targets}
+        gone = [p for p in sorted(self.partials.glob("*.part")) if p not in keep] if self.partials.is_dir() else []
+        for item in items:
+            legacy = item.local_dir / _HUB_INCOMPLETE
+            if legacy.is_dir():
+                gone += sorted(p for p in legacy.rglob("*.incomplete") if p.is_file())
+        for join in joins:
+            if join.output.parent.is_dir():
+                gone += sorted(join.output.parent.glob(f".{glob.escape(join.output.name)}.joining-*"))
+        for path in gone:
+            path.unlink(missing_ok=True)
+        return tuple(str(p) for p in gone)
+
+    def _load(self) -> dict[str, Any]:
+        if self._verified is None:
+            try:
+                data = json.loads(self.record.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {}
+            self._verified = data if isinstance(data, dict) else {}
+        return self._verified
+
+    def _stamp(self, dest: Path, digest: Digest) -> dict[str, Any]:
+        st = dest.stat()
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "digest": str(digest)}
+
+    def is_verified(self, dest: Path, digest: Digest) -> bool:
+        """True when `dest` holds the bytes `digest` names: recorded earlier, or hashed now."""
+        if not dest.is_file():
+            return False
+        if self._load().get(str(dest)) == self._stamp(dest, digest):
+            return True
+        if file_digest(dest, digest.algorithm) != digest.hex:
+            return False
+        self.remember(dest, digest)
+        return True
+
+    def remember(self, dest: Path, digest: Digest) -> None:
+        self._load()[str(dest)] = self._stamp(dest, digest)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.record, self._load())
+
+
+def _fetch_one(
+    state: _State,
+    target: _Target,
+    headers: Mapping[str, str],
+    *,
+    retry: RetryPolicy,
+    progress: Callable[[str], None] | None,
+) -> int:
+    remote, dest = target.remote, target.dest
+    sized = remote.size is not None and dest.is_file() and dest.stat().st_size == remote.size
+    if sized and state.is_verified(dest, remote.digest):
+        return 0
+    partial = state.partial_for(remote)
+    if progress is not None:
+        size = f"{remote.size:,} B" if remote.size is not None else "size unknown"
+        have = partial.stat().st_size if partial.is_file() else 0
+        resume = f", resuming at byte {have:,}" if have else ""
+        progress(f"fetching {remote.repo_id}/{remote.path} ({size}{resume})")
+    with hub_errors(remote.repo_id, None):
+        try:
+            transferred = fetch_file(
+                remote, dest, partial, headers=headers, policy=retry, progress=_reporter(remote, progress)
+            )
+        except Exception as exc:
+            if _is_missing_entry(exc):
+                raise PartialDownloadError(
+                    f"{remote.repo_id}/{remote.path} is not in the repo any more (the Hub answered 404). The "
+                    "repo changed since the plan was made: re-plan, or pin --revision."
+                ) from None
+            raise
+    state.remember(dest, remote.digest)
+    return transferred
+
+
+def _reporter(remote: RemoteFile, progress: Callable[[str], None] | None) -> Callable[[int, int | None], None] | None:
+    """A progress line for `fetch_file`'s periodic reports; the rate is measured from the first report."""
+    if progress is None:
+        return None
+    since: list[tuple[float, int]] = []
+
+    def report(have: int, size: int | None) -> None:
+        now = time.monotonic()
+        if not since:
+            since.append((now, have))
+        t0, h0 = since[0]
+        rate = f", {(have - h0) / (now - t0) / 1e6:.0f} MB/s" if now > t0 else ""
+        share = f" ({have / size:.0%})" if size else ""
+        of = f" of {size / 1e9:.2f} GB" if size is not None else ""
+        progress(f"  {remote.path}: {have / 1e9:.2f}{of}{share}{rate}")
+
+    return report
+
+
+def _is_missing_entry(exc: Exception) -> bool:
+    from huggingface_hub import errors as hub
+
+    return isinstance(exc, hub.RemoteEntryNotFoundError)
 
 
 def _joined_already(join: _Join) -> bool:
@@ -399,7 +654,7 @@ def _gguf_problem(path: Path) -> str | None:
     from modelformats.gguf.header import read_header
 
     try:
-        header = read_header(path)
+        header = read_header(path, check_extent=False)  # the extent is checked below, in this module's words
     except GGUFHeaderError as exc:
         return str(exc)
     if header.tensor_data_bytes is None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "LISTING_UNAVAILABLE",
+    "ChecksumMismatchError",
     "DuplicateRegistrationError",
     "EngineCannotLoadError",
     "GGUFHeaderError",
@@ -21,6 +22,7 @@ __all__ = [
     "InvalidListingError",
     "InvalidRepoIdError",
     "InvalidRequestError",
+    "LocalFileError",
     "ModelFormatsError",
     "NoFittingGpuError",
     "NoWeightsError",
@@ -29,6 +31,7 @@ __all__ = [
     "RegistrationError",
     "RepoNotFoundError",
     "RevisionNotFoundError",
+    "ServerAuthError",
     "TokenizerSourceError",
     "UnknownGpuError",
     "UnsafePathError",
@@ -247,6 +250,50 @@ class NoFittingGpuError(ModelFormatsError, ValueError):
 
 class PartialDownloadError(ModelFormatsError, OSError):
     """A download or a join of `.partXofY` pieces did not produce the expected bytes."""
+
+
+class ChecksumMismatchError(PartialDownloadError):
+    """Downloaded bytes whose hash is not the one the Hub records; they were discarded."""
+
+    def __init__(self, repo_id: str, path: str, *, algorithm: str, expected: str, actual: str, dest: str) -> None:
+        super().__init__(
+            f"{repo_id}/{path}: the downloaded bytes hash to {algorithm} {actual}, but the Hub records "
+            f"{expected}. They were discarded: nothing was written to {dest}. Run the download again; if it "
+            "fails the same way, something between you and the Hub alters the data (a proxy, a mirror given by "
+            "--endpoint or HF_ENDPOINT): fetch from https://huggingface.co directly, or report the repo."
+        )
+        self.repo_id = repo_id
+        self.path = path
+        self.algorithm = algorithm
+        self.expected = expected
+        self.actual = actual
+
+
+class LocalFileError(ModelFormatsError, OSError):
+    """Reading or writing a file on this machine failed (a full disk, permissions, a name too long)."""
+
+    def __init__(self, message: str, *, path: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno_ = errno_
+
+
+# --- a running server (smoke, bench) -------------------------------------------------------------
+
+
+class ServerAuthError(ModelFormatsError, PermissionError):
+    """A running server refused our requests with 401/403: the API key is missing or wrong."""
+
+    def __init__(self, base_url: str, status: int, detail: str, *, key_given: bool) -> None:
+        fix = (
+            "the key was refused; pass the key the server was started with (--api-key KEY or OPENAI_API_KEY)"
+            if key_given
+            else "the server needs an API key; pass --api-key KEY (or set OPENAI_API_KEY)"
+        )
+        super().__init__(f"Authentication failed at {base_url}: HTTP {status} ({detail}). Fix: {fix}.")
+        self.base_url = base_url
+        self.status = status
+        self.key_given = key_given
 
 
 # --- the vLLM plugin (modelformats.vllm_plugin, raised inside vLLM) -----------------------------

@@ -1,9 +1,9 @@
 """What a repo holds: `RepoListing` / `RepoFile`, and the `modelformats-listing/1` JSON schema.
 
-A listing is the only input to detection and file selection. It comes from a `ListingSource`:
-the Hub (`modelformats.hub.HubSource`), a local snapshot directory (`LocalDirSource`) or recorded
-JSON files (`RecordedSource`). Real listings are often partial: sizes may be unknown, config.json
-may be absent; every consumer must cope with that.
+A listing is the only input to detection and file selection. It comes from a `ListingSource`
+(`modelformats.sources`): the Hub (`sources.hub.HubSource`), a local snapshot directory
+(`sources.local.LocalDirSource`) or recorded JSON files (`sources.recorded.RecordedSource`). Real
+listings are often partial: sizes may be unknown, config.json may be absent; every consumer must cope.
 """
 
 from __future__ import annotations
@@ -11,35 +11,30 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from modelformats.errors import (
-    GGUFHeaderError,
     InvalidListingError,
     InvalidRepoIdError,
-    RepoNotFoundError,
     UnsafePathError,
 )
 
 __all__ = [
+    "DOCUMENT_NAMES",
+    "INDEX_SUFFIX",
     "LISTING_SCHEMA",
-    "Documents",
+    "MAX_DOCUMENT_BYTES",
     "ListingSource",
-    "LocalDirSource",
-    "RecordedSource",
     "RepoFile",
     "RepoListing",
-    "collect_documents",
-    "default_source",
+    "check_repo_path",
     "dump_listing",
     "load_listing",
-    "read_one_gguf_header",
-    "representative_gguf",
+    "parse_listing",
     "validate_repo_id",
     "write_json_atomic",
 ]
@@ -62,6 +57,7 @@ INDEX_SUFFIX = ".index.json"
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|git-sha1:[0-9a-f]{40}")
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -102,9 +98,17 @@ class RepoFile:
     size: int | None = None
     # False when the size was rounded from the Hub's display (±0.5 %).
     size_exact: bool = True
+    # The hash the Hub records: 'sha256:<hex>' (LFS files) or 'git-sha1:<hex>' (git blob id); None if unknown.
+    digest: str | None = None
 
     def __post_init__(self) -> None:
         check_repo_path(self.path)
+        if self.digest is not None and not _DIGEST.fullmatch(str(self.digest)):
+            raise InvalidListingError(
+                f"File {self.path!r} has digest {self.digest!r}; a digest is 'sha256:' and 64 hex digits, or "
+                "'git-sha1:' and 40 (record the listing again with `modelformats record`).",
+                field="files[].digest",
+            )
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
             raise InvalidListingError(
                 f"File {self.path!r} has size {self.size!r}; a size is a non-negative integer or null.",
@@ -127,7 +131,10 @@ class RepoFile:
         return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "size_exact": self.size_exact}
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "size_exact": self.size_exact}
+        if self.digest is not None:
+            out["digest"] = self.digest
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -357,7 +364,7 @@ def _parse_files(p: _Problems, raw: Any) -> list[RepoFile]:
             p.bad(f"files[{i}].size_exact", f"must be true or false, got {size_exact!r}")
             continue
         try:
-            f = RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact)
+            f = RepoFile(path=item["path"], size=item.get("size"), size_exact=size_exact, digest=item.get("digest"))
         except InvalidListingError as exc:
             p.bad(f"files[{i}]", str(exc))
             continue
@@ -443,7 +450,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-# --- sources --------------------------------------------------------------------------------------
+# --- the source protocol ---------------------------------------------------------------------------
 
 
 @runtime_checkable
@@ -460,197 +467,6 @@ class ListingSource(Protocol):
     def exists(self, repo_id: str) -> bool: ...
 
 
-class RecordedSource:
-    """Listings recorded as `modelformats-listing/1` JSON (files or every *.json in folders)."""
-
-    # A repo missing here may well exist on the Hub (see ListingSource).
-    knows_every_repo = False
-
-    def __init__(self, listings: Iterable[RepoListing], *, origin: str = "recordings") -> None:
-        self._by_repo: dict[str, RepoListing] = {}
-        for listing in listings:
-            self._by_repo[listing.repo_id.lower()] = listing
-        self.origin = origin
-
-    @classmethod
-    def from_paths(cls, paths: Sequence[str | os.PathLike[str]]) -> RecordedSource:
-        found: list[RepoListing] = []
-        for raw in paths:
-            p = Path(raw)
-            files = sorted(p.glob("*.json")) if p.is_dir() else [p]
-            found.extend(load_listing(f) for f in files)
-        return cls(found, origin=", ".join(str(p) for p in paths))
-
-    @property
-    def repo_ids(self) -> tuple[str, ...]:
-        return tuple(sorted(listing.repo_id for listing in self._by_repo.values()))
-
-    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
-        validate_repo_id(repo_id)
-        listing = self._by_repo.get(repo_id.lower())
-        if listing is None:
-            raise RepoNotFoundError(
-                repo_id,
-                hint=f"It is not among the recorded listings ({self.origin}); record it with "
-                f"`modelformats record {repo_id} -o FILE` or plan it online.",
-            )
-        if revision is not None and listing.revision is not None and revision != listing.revision:
-            raise RepoNotFoundError(
-                repo_id,
-                revision=revision,
-                hint=f"The recording is of revision {listing.revision!r}; record the revision you want.",
-            )
-        return listing
-
-    def exists(self, repo_id: str) -> bool:
-        return repo_id.lower() in self._by_repo
-
-    def __iter__(self) -> Iterator[RepoListing]:
-        return iter(self._by_repo.values())
-
-
-class LocalDirSource:
-    """A snapshot already on disk (e.g. from `snapshot_download`), listed as repo `repo_id`."""
-
-    knows_every_repo = False
-
-    def __init__(self, root: str | os.PathLike[str], *, repo_id: str, read_gguf_headers: bool = True) -> None:
-        """`read_gguf_headers`: read the header of one GGUF (see `representative_gguf`) into the listing."""
-        self.root = Path(root)
-        self.repo_id = validate_repo_id(repo_id)
-        self.read_gguf_headers = read_gguf_headers
-        if not self.root.is_dir():
-            raise InvalidListingError(f"{str(self.root)!r} is not a directory.", source=str(self.root))
-
-    def exists(self, repo_id: str) -> bool:
-        return repo_id.lower() == self.repo_id.lower()
-
-    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
-        if not self.exists(repo_id):
-            raise RepoNotFoundError(repo_id, hint=f"This local source only holds {self.repo_id!r}.")
-        files: list[RepoFile] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
-                files.append(RepoFile(path=rel, size=full.stat().st_size, size_exact=True))
-        files.sort(key=lambda f: f.path)
-        docs = collect_documents(files, lambda path: _read_json(self.root / path))
-        headers: dict[str, Mapping[str, Any]] = {}
-        notes = f"listed from local directory {self.root}"
-        if self.read_gguf_headers:
-            from modelformats.gguf.header import read_header
-
-            headers, problem = read_one_gguf_header(files, lambda path: read_header(self.root / path).to_dict())
-            notes += f"; {problem}" if problem else ""
-        return RepoListing(
-            repo_id=self.repo_id,
-            revision=revision,
-            complete=True,
-            files=tuple(files),
-            config=docs.config,
-            documents=docs.documents,
-            index_shards=docs.index_shards,
-            gguf_headers=headers,
-            notes=notes,
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Documents:
-    """The small JSON documents of a repo, as `collect_documents` found them."""
-
-    config: Mapping[str, Any] | None = None
-    documents: Mapping[str, Any] = field(default_factory=dict)
-    index_shards: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def collect_documents(files: Iterable[RepoFile], read_json: Callable[[str], Any]) -> Documents:
-    """Read config.json and the other DOCUMENT_NAMES at the root, and every `*.index.json`'s shard list.
-
-    `read_json(repo_path)` returns the parsed JSON, or None when it is not valid JSON. Files of unknown
-    size or larger than MAX_DOCUMENT_BYTES are never read (a hostile config.json must not fill memory).
-    """
-    config: Mapping[str, Any] | None = None
-    documents: dict[str, Any] = {}
-    index_shards: dict[str, tuple[str, ...]] = {}
-    for f in files:
-        if f.size is None or f.size > MAX_DOCUMENT_BYTES:
-            continue
-        if f.folder == "" and f.name in DOCUMENT_NAMES:
-            doc = read_json(f.path)
-            if f.path == "config.json":
-                config = doc if isinstance(doc, dict) else None
-            elif doc is not None:
-                documents[f.path] = doc
-        elif f.name.endswith(INDEX_SUFFIX):
-            shards = shards_of_index(read_json(f.path), folder=f.folder)
-            if shards is not None:
-                index_shards[f.path] = shards
-    return Documents(config=config, documents=documents, index_shards=index_shards)
-
-
-def representative_gguf(files: Iterable[RepoFile]) -> str | None:
-    """The GGUF whose header stands for the repo: the smallest model file (shard 1 of a split), by the
-    GGUF module's own rules (projectors, imatrix files and draft heads are not models; any case of
-    `.gguf`). All quants of a repo share one architecture, so the smallest costs the least to open."""
-    from modelformats.gguf.files import inventory_gguf
-
-    by_path = {f.path: f for f in files}
-    # A byte-split unit's model file exists only after the join, so it has no header to read remotely.
-    candidates = [by_path[u.model_file] for u in inventory_gguf(by_path).units if u.model_file in by_path]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda f: (f.size if f.size is not None else 1 << 62, f.path)).path
-
-
-def read_one_gguf_header(
-    files: Sequence[RepoFile],
-    read: Callable[[str], Mapping[str, Any]],
-    *,
-    also_catch: tuple[type[Exception], ...] = (),
-) -> tuple[dict[str, Mapping[str, Any]], str | None]:
-    """({path: header}, None) for the representative GGUF, or ({}, why not) when reading it failed.
-
-    A header only enriches a listing (architecture, experts, parameter count): a GGUFHeaderError (a v1
-    file, a server that ignores Range, a limit) or one of `also_catch` is turned into a note.
-    """
-    path = representative_gguf(files)
-    if path is None:
-        return {}, None
-    caught: tuple[type[Exception], ...] = (GGUFHeaderError, *also_catch)
-    try:
-        return {path: read(path)}, None
-    except caught as exc:
-        reason = str(exc) if isinstance(exc, GGUFHeaderError) else f"{type(exc).__name__}: {exc}"
-        return {}, f"the GGUF header of {path} was not read, so the plan goes without it ({reason})"
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
-def shards_of_index(doc: Any, *, folder: str = "") -> tuple[str, ...] | None:
-    """The distinct files named by an index's weight_map, as repo paths (None if malformed)."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("weight_map"), dict):
-        return None
-    names = {v for v in doc["weight_map"].values() if isinstance(v, str)}
-    prefix = f"{folder}/" if folder else ""
-    return tuple(sorted(prefix + n for n in names))
-
-
-def default_source() -> RecordedSource:
-    """The recordings embedded in the package: the target GGUF repo and its source repo."""
-    data = resources.files("modelformats") / "data" / "listings"
-    listings = [
-        _parse_listing(json.loads(entry.read_text(encoding="utf-8")), f"modelformats/data/listings/{entry.name}")
-        for entry in sorted(data.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".json")
-    ]
-    return RecordedSource(listings, origin="the recordings embedded in modelformats")
+def parse_listing(data: Any, source: str) -> RepoListing:
+    """A listing from parsed `modelformats-listing/1` JSON; every problem reported at once."""
+    return _parse_listing(data, source)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from modelformats.deployment import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
@@ -24,68 +25,22 @@ from modelformats.errors import (
     NoWeightsError,
     UnservableFormatError,
 )
-from modelformats.formats.base import FileSelection, SelectionContext
-from modelformats.listing import ListingSource, RepoListing, default_source, validate_repo_id
-from modelformats.plan import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
+from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
+from modelformats.listing import ListingSource, RepoListing, validate_repo_id
+from modelformats.options import ENGINE_CHOICES, FORMAT_CHOICES, PlanOptions
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
+from modelformats.sources.once import OncePerPlanSource
+from modelformats.sources.recorded import default_source
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
+from modelformats.validate import check_options, check_quant_honoured
 
 if TYPE_CHECKING:
-    from modelformats.gpu import GpuDecision
+    from modelformats.gpu import GpuDecision, GpuPolicy, PolicyRegistry
 
 __all__ = ["DEFAULT_REPO", "ENGINE_CHOICES", "FORMAT_CHOICES", "PlanOptions", "plan"]
 
 # The embedded offline default: the repo this product was built for.
 DEFAULT_REPO = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
-
-EngineChoice = Literal["auto", "vllm", "llamacpp"]
-FormatChoice = Literal["auto", "gguf", "native"]
-ENGINE_CHOICES = ("auto", "vllm", "llamacpp")
-FORMAT_CHOICES = ("auto", "gguf", "native")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlanOptions:
-    """What the caller asks for; each field is the CLI flag of the same name."""
-
-    revision: str | None = None
-    engine: EngineChoice = "auto"
-    format: FormatChoice = "auto"
-    vllm_version: str | None = None
-    policy: str = "seed"
-    quant: str | None = None
-    quant_order: tuple[str, ...] | None = None
-    tokenizer_from: str | None = None
-    gpu: str | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    download_root: str = "/models"
-    port: int = 8000
-    # Formats switched off for this plan, on top of MODELFORMATS_DISABLE.
-    disable: tuple[str, ...] = ()
-    environ: Mapping[str, str] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINE_CHOICES:
-            raise InvalidRequestError(f"--engine {self.engine!r} is not one of: {', '.join(ENGINE_CHOICES)}.")
-        if self.format not in FORMAT_CHOICES:
-            raise InvalidRequestError(f"--format {self.format!r} is not one of: {', '.join(FORMAT_CHOICES)}.")
-        if not self.download_root.startswith("/"):
-            raise InvalidRequestError(
-                f"--download-root {self.download_root!r} must be an absolute path: the engine reads the files "
-                "from its own working directory."
-            )
-        if not 0 < self.port < 65536:
-            raise InvalidRequestError(f"--port {self.port} is not a TCP port (1-65535).")
-        # Every --quant-order entry is checked up front, not only those before the first match.
-        from modelformats.gguf.quant import parse_quant, vocabulary_note
-
-        for text in self.quant_order or ():
-            if parse_quant(text) is None:
-                raise InvalidRequestError(
-                    f"--quant-order entry {text!r} is not a GGUF quant name: not in {vocabulary_note()} (with an "
-                    "optional UD-/i1- prefix or _L/_XL suffix). Use names such as Q8_0, Q4_K_M, IQ4_XS or UD-Q4_K_XL."
-                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,54 +80,27 @@ class _Route:
         )
 
 
-class _OncePerPlan:
-    """The source, asked at most once per repo during one plan (the Hub costs a round trip per call).
-
-    Routes, tokenizer sources and traits all ask about the same base repo; failures are remembered too.
-    """
-
-    def __init__(self, source: ListingSource) -> None:
-        self._source = source
-        self._fetched: dict[tuple[str, str | None], RepoListing | ModelFormatsError] = {}
-        self._exists: dict[str, bool] = {}
-
-    def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
-        key = (repo_id.lower(), revision)
-        if key not in self._fetched:
-            try:
-                self._fetched[key] = self._source.fetch(repo_id, revision=revision)
-            except LISTING_UNAVAILABLE as exc:
-                self._fetched[key] = exc
-        found = self._fetched[key]
-        if isinstance(found, ModelFormatsError):
-            raise found
-        return found
-
-    def exists(self, repo_id: str) -> bool:
-        key = repo_id.lower()
-        if key not in self._exists:
-            fetched = [v for (k, _), v in self._fetched.items() if k == key and isinstance(v, RepoListing)]
-            self._exists[key] = bool(fetched) or self._source.exists(repo_id)
-        return self._exists[key]
-
-
 def plan(
     repo_id: str | None = None,
     *,
     source: ListingSource | None = None,
     options: PlanOptions | None = None,
     registry: FormatRegistry | None = None,
+    policies: PolicyRegistry | None = None,
 ) -> DeploymentPlan:
     """Plan the deployment of `repo_id` (None: the embedded offline default, the target GGUF repo).
 
-    `source` defaults to the Hub (or, for the default repo, to the recordings in the package).
+    `source` defaults to the Hub (or, for the default repo, to the recordings in the package);
+    `registry` to `default_registry()`; `policies` (where `options.policy` is looked up by name) to
+    `default_policies()`.
     """
     options = options or PlanOptions()
+    check_options(options, policies)  # every argument error, once, before any listing is read
     if repo_id is None:
         repo_id = DEFAULT_REPO
         source = source or default_source()
     if source is None:
-        from modelformats.hub import HubSource
+        from modelformats.sources.hub import HubSource
 
         source = HubSource()
     validate_repo_id(repo_id)
@@ -185,9 +113,19 @@ def plan(
             f"{', '.join(registry.formats)}. Fix the name (e.g. MODELFORMATS_DISABLE=gguf)."
         )
     active = registry.copy(without=disabled)
-    source = _OncePerPlan(source)
+    policy = _resolve_policy(options.policy, policies)
+    source = OncePerPlanSource(source)
     listing = source.fetch(repo_id, revision=options.revision)
-    return _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled).run(listing)
+    planner = _Planner(source=source, options=options, registry=active, full=registry, disabled=disabled, policy=policy)
+    return planner.run(listing)
+
+
+def _resolve_policy(policy: str | GpuPolicy, policies: PolicyRegistry | None) -> GpuPolicy:
+    from modelformats.gpu import GpuPolicy, default_policies
+
+    if isinstance(policy, GpuPolicy):
+        return policy
+    return (policies if policies is not None else default_policies()).get(policy)
 
 
 class _Planner:
@@ -199,19 +137,26 @@ class _Planner:
         registry: FormatRegistry,
         full: FormatRegistry,
         disabled: tuple[str, ...],
+        policy: GpuPolicy,
     ) -> None:
         self.source = source
+        self.policy = policy
         self.options = options
         self.registry = registry
         self.full = full
         self.disabled = disabled
         self.notes: list[str] = []
         self.requested: RepoListing | None = None
+        # Facts computed once per plan and shared by every route that needs them.
+        self._engine_cache: dict[str, Engine] = {}
+        self._selections: dict[tuple[str, str, str, bool], FileSelection | ModelFormatsError] = {}
+        self._traits_cache: dict[tuple[str, str | None, str | None, bool], ModelTraits] = {}
 
     def run(self, listing: RepoListing) -> DeploymentPlan:
         self.requested = self.requested or listing
         try:
-            detected = self.registry.detect(listing)
+            # The formats switched off are named in the plan's detection, whatever they would have claimed.
+            detected = replace(self.registry.detect(listing), disabled=self.disabled)
         except NoWeightsError:
             fallback = self._rollback_fallback(listing)
             if fallback is None:
@@ -258,37 +203,36 @@ class _Planner:
 
     # --- routes ---------------------------------------------------------------------------------
 
-    def _engines(self, fmt: str) -> list[Engine]:
-        from modelformats.engines.llamacpp import LlamaCppEngine
-        from modelformats.engines.vllm import vllm_engine
-
+    def _engines(self, facts: ServingFacts) -> list[Engine]:
+        """The engines the format names (its strategy's facts), narrowed by --engine; built once per plan."""
         want = self.options.engine
         engines: list[Engine] = []
-        if want in ("auto", "vllm"):
-            engines.append(vllm_engine(self.options.vllm_version))
-            if fmt == "gguf":
-                engines.append(vllm_engine(self.options.vllm_version, modelformats_plugin=True))
-        if want in ("auto", "llamacpp") and fmt == "gguf":
-            engines.append(LlamaCppEngine())
+        for kind in facts.engines:
+            if kind not in self._engine_cache:
+                self._engine_cache[kind] = _build_engine(kind, self.options.vllm_version)
+            engine = self._engine_cache[kind]
+            if want in ("auto", engine.name):
+                engines.append(engine)
         return engines
 
     def _routes(self, listing: RepoListing, detected: DetectionResult) -> list[_Route]:
         fmt = detected.detection.format
+        facts = detected.strategy.serving
         opts = self.options
-        if fmt != "gguf" and opts.format == "gguf":
+        if opts.format not in ("auto", "native") and opts.format != fmt:
             raise InvalidRequestError(
-                f"--format gguf: {listing.repo_id!r} holds {fmt} weights, not GGUF. Use --format auto, "
-                "or plan a GGUF repo."
+                f"--format {opts.format}: {listing.repo_id!r} holds {fmt} weights, not {opts.format.upper()}. "
+                f"Use --format auto, or plan a {opts.format.upper()} repo."
             )
-        if fmt != "gguf" and opts.engine == "llamacpp":
+        if opts.engine != "auto" and not self._engines(facts) and not facts.base_model_routes:
             raise InvalidRequestError(
-                f"--engine llamacpp serves GGUF files only and {listing.repo_id!r} holds {fmt} weights. "
-                "Use --engine vllm or auto."
+                f"--engine {opts.engine} {_ENGINE_SERVES.get(opts.engine, 'cannot serve these weights')} and "
+                f"{listing.repo_id!r} holds {fmt} weights. Use --engine {_other_engine(opts.engine)} or auto."
             )
         routes: list[_Route] = []
-        if fmt != "gguf" or opts.format in ("auto", "gguf"):
-            routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(fmt)]
-        if fmt == "gguf" and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
+        if not (facts.base_model_routes and opts.format == "native"):
+            routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(facts)]
+        if facts.base_model_routes and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
             routes += self._base_routes(listing)
         if not routes:
             raise InvalidRequestError(
@@ -310,32 +254,46 @@ class _Planner:
         except NoWeightsError:
             self.notes.append(f"The base model {base.repo_id} has no weights vLLM can load.")
             return []
-        if not detected.detection.servable or detected.detection.format == "gguf":
+        facts = detected.strategy.serving
+        if not detected.detection.servable or facts.base_model_routes:
             self.notes.append(
                 f"The base model {base.repo_id} holds {detected.detection.format} weights: no native route."
             )
             return []
-        return [self._route(base, detected, engine, kind="base-native") for engine in self._engines("native")]
+        return [self._route(base, detected, engine, kind="base-native") for engine in self._engines(facts)]
+
+    def _select(self, listing: RepoListing, detected: DetectionResult, engine: Engine) -> FileSelection:
+        """The strategy's selection, once per repo and engine filter (engines of one name and version share
+        their quant filter and tokenizer needs, so vLLM with and without the plugin select once)."""
+        key = (listing.repo_id.lower(), engine.name, engine.version, engine.needs_tokenizer_files)
+        if key not in self._selections:
+            context = SelectionContext(
+                source=self.source,
+                quant=self.options.quant,
+                quant_order=self.options.quant_order,
+                tokenizer_from=self.options.tokenizer_from,
+                refuse_quant=engine.refuse_gguf_quant,
+                needs_tokenizer=engine.needs_tokenizer_files,
+            )
+            try:
+                self._selections[key] = detected.strategy.select_files(listing, detected.detection, context)
+            except ModelFormatsError as exc:
+                self._selections[key] = exc
+        found = self._selections[key]
+        if isinstance(found, ModelFormatsError):
+            raise found
+        return found
 
     def _route(self, listing: RepoListing, detected: DetectionResult, engine: Engine, *, kind: str) -> _Route:
         fmt = detected.detection.format
         label = _route_label(fmt, engine, kind, listing.repo_id)
         base = _Route(label=label, kind=kind, listing=listing, detection=detected, engine=engine,
                       verdict=LoadVerdict(loads=False, level=EvidenceLevel.REFUSED))  # fmt: skip
-        context = SelectionContext(
-            source=self.source,
-            quant=self.options.quant,
-            quant_order=self.options.quant_order,
-            tokenizer_from=self.options.tokenizer_from,
-            refuse_quant=getattr(engine, "refuse_gguf_quant", None),
-            needs_tokenizer=engine.needs_tokenizer_files,
-        )
         try:
-            selection = detected.strategy.select_files(listing, detected.detection, context)
+            selection = self._select(listing, detected, engine)
         except ModelFormatsError as exc:
-            if fmt != "gguf":
-                raise  # an incomplete upload or an unservable repo is an error, not an alternative
-            # A GGUF quant this engine refuses everywhere is a refused route; other engines may still take it.
+            # A quant this engine refuses everywhere is a refused route; other engines may still take it.
+            # The same error on every route (an incomplete upload, a --quant not there) is raised as itself.
             return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), error=exc)
         traits = self._traits(listing, selection)
         weights = self._weights_spec(listing, detected, selection, traits)
@@ -344,22 +302,27 @@ class _Planner:
         if not verdict.loads:
             return routed
         try:
-            gpu = self._choose_gpu(engine, weights, selection, traits)
+            gpu = self._choose_gpu(engine, weights, selection, traits, detected.strategy.serving)
         except (NoFittingGpuError, InvalidRequestError) as exc:
             return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
         runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
-        return replace(routed, gpu=gpu, command=engine.command(weights, runtime))
+        return replace(routed, gpu=gpu, command=engine.command(weights, runtime, verdict))
 
     def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
+        key = (listing.repo_id.lower(), selection.model_file, selection.base_repo, selection.quant is not None)
+        if key in self._traits_cache:
+            return self._traits_cache[key]
         layers = [traits_from_listing(listing, prefer=selection.model_file)]
         # A GGUF's base repo (its tokenizer/config source, or the repo found for sizes) knows the model.
-        base = selection.details.get("base_repo")
+        base = selection.base_repo
         if base is not None and base.lower() != listing.repo_id.lower():
             with contextlib.suppress(*LISTING_UNAVAILABLE):
                 layers.append(traits_from_listing(self.source.fetch(base)))
         traits = merge_traits(*layers)
-        return _infer_gguf_architecture(traits) if selection.quant is not None else traits
+        traits = _infer_gguf_architecture(traits) if selection.quant is not None else traits
+        self._traits_cache[key] = traits
+        return traits
 
     def _local_dir(self, repo_id: str) -> str:
         return f"{self.options.download_root.rstrip('/')}/{repo_id}"
@@ -368,7 +331,9 @@ class _Planner:
         self, listing: RepoListing, detected: DetectionResult, selection: FileSelection, traits: ModelTraits
     ) -> WeightsSpec:
         root = self._local_dir(listing.repo_id)
-        is_gguf = detected.detection.format == "gguf"
+        facts = detected.strategy.serving
+        # A single-file container carries no config.json: the tokenizer repo's stands in for it.
+        single_file = facts.container != "hf-directory"
         tokenizer = self._local_dir(selection.tokenizer.repo_id) if selection.tokenizer is not None else None
         config = listing.config or {}
         return WeightsSpec(
@@ -376,22 +341,24 @@ class _Planner:
             repo_id=listing.repo_id,
             revision=listing.revision,
             model=f"{root}/{selection.model_file}" if selection.model_file else root,
-            quantization="gguf" if is_gguf else detected.detection.quantization,
+            container=facts.container,
+            quantization=detected.detection.quantization or facts.vllm_quantization,
+            quantization_flag=facts.quantization_flag,
             tokenizer=tokenizer,
-            hf_config_path=tokenizer if is_gguf else None,
+            hf_config_path=tokenizer if single_file else None,
             # Custom modelling code is needed only when config.json names it (auto_map).
             trust_remote_code="auto_map" in config,
             gguf_quant=selection.quant,
-            gguf_layout=selection.details.get("unit") if is_gguf else None,
+            gguf_layout=selection.layout,
             gguf_tensor_types=_tensor_types(listing, selection),
-            needs_projector=bool(selection.details.get("needs_projector", False)),
+            needs_projector=selection.needs_projector,
             traits=traits,
         )
 
     def _choose_gpu(
-        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits
+        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits, facts: ServingFacts
     ) -> GpuDecision:
-        from modelformats.gpu import GpuPolicy, GpuRequest
+        from modelformats.gpu import GpuRequest
 
         if selection.download_bytes is None and traits.params_total is None:
             raise InvalidRequestError(
@@ -399,7 +366,6 @@ class _Planner:
                 "parameter count, so no GPU can be chosen. Record it from the Hub (`modelformats record "
                 f"{weights.repo_id} -o FILE` reads the file sizes) and plan with --listing FILE, or plan online."
             )
-        min_cc = getattr(engine, "min_compute_capability", None)
         request = GpuRequest(
             traits=traits,
             weights_bytes=selection.download_bytes,
@@ -407,17 +373,21 @@ class _Planner:
             engine=engine.name,
             format=weights.format,
             quantization=weights.quantization,
-            min_compute_capability=min_cc(weights) if callable(min_cc) else None,
+            capability_floor=facts.capability_floor,
+            weights_in_torch_dtype=facts.weights_in_torch_dtype,
+            min_compute_capability=engine.min_compute_capability(weights),
             gpu=self.options.gpu,
             max_model_len=self.options.max_model_len,
             max_num_seqs=self.options.max_num_seqs,
         )
-        return GpuPolicy(name=self.options.policy).choose(request)
+        return self.policy.choose(request)
 
     # --- assembly -------------------------------------------------------------------------------
 
     def _assemble(self, listing: RepoListing, detected: DetectionResult, routes: list[_Route]) -> DeploymentPlan:
-        ranked = sorted(routes, key=_Route.sort_key)
+        # An explicit --quant ranks the routes that serve it first (the rest stay as alternatives).
+        quant = (self.options.quant or "").upper()
+        ranked = sorted(routes, key=lambda r: (bool(quant) and _route_quant(r) != quant, r.sort_key()))
         loadable = [r for r in ranked if r.loads]
         if not loadable:
             errors = {(type(r.error), str(r.error)) for r in ranked}
@@ -425,12 +395,20 @@ class _Planner:
             if first is not None and len(errors) == 1:
                 raise first  # the same user error on every route (e.g. --quant names a quant that is not there)
             lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
+            opts = self.options
+            widen = opts.engine != "auto" or opts.format != "auto"
             raise EngineCannotLoadError(
-                f"No engine can load {listing.repo_id!r} as asked (--engine {self.options.engine}, --format "
-                f"{self.options.format}):\n" + "\n".join(lines) + "\nTry --engine auto --format auto.",
+                f"No engine can load {listing.repo_id!r} as asked (--engine {opts.engine}, --format "
+                f"{opts.format}):\n"
+                + "\n".join(lines)
+                + ("\nTry --engine auto --format auto." if widen else "\nNo engine and format combination loads it."),
                 reasons=[line[2:] for line in lines],
             )
         chosen = loadable[0]
+        chosen_quant = chosen.selection.quant if chosen.selection is not None else None
+        check_quant_honoured(
+            listing.repo_id, self.options.quant, chosen_quant, [r.error for r in ranked], listing.paths
+        )
         assert chosen.selection is not None and chosen.gpu is not None and chosen.command is not None
         requested = self.requested or listing
         alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
@@ -446,7 +424,7 @@ class _Planner:
             quant=sel.quant,
             detection=detected.to_dict(),
             files=sel.files,
-            tokenizer=sel.tokenizer.to_dict() if sel.tokenizer is not None else None,
+            tokenizer=sel.tokenizer,
             download_root=self.options.download_root,
             downloads=downloads,
             joins=joins,
@@ -461,17 +439,21 @@ class _Planner:
                 requirements=chosen.command.requirements,
                 env=dict(chosen.command.env),
                 image=chosen.command.image,
-                verdict=chosen.verdict.to_dict(),
+                verdict=chosen.verdict,
                 notes=chosen.command.notes,
             ),
             gpu=gpu_dict["gpu"],
-            runtime=gpu_dict["runtime"],
+            runtime=chosen.gpu.limits,
             memory=gpu_dict["memory"],
             traits=chosen.weights.traits.to_dict() if chosen.weights else {},
             alternatives=alternatives,
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
-            warnings=tuple(dict.fromkeys([*chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
-            excluded=tuple(e.to_dict() for e in sel.excluded),
+            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            excluded=sel.excluded,
+            compute_capability=chosen.gpu.compute_capability,
+            parallel_options=chosen.gpu.parallel_options,
+            launch=chosen.gpu.launch,
+            other_policy=chosen.gpu.comparison,
         )
 
     def _downloads(self, route: _Route) -> tuple[tuple[DownloadItem, ...], tuple[JoinStep, ...]]:
@@ -488,14 +470,16 @@ class _Planner:
                 bytes=sel.download_bytes,
                 bytes_estimated=sel.bytes_estimated,
                 sizes=_known_sizes(route.listing, sel.files),
+                hashes=_known_hashes(route.listing, sel.files),
             )
         ]
         tok = sel.tokenizer
         if tok is not None:
             try:
-                tok_sizes = _known_sizes(self.source.fetch(tok.repo_id), tok.files)
+                tok_listing = self.source.fetch(tok.repo_id)
+                tok_sizes, tok_hashes = _known_sizes(tok_listing, tok.files), _known_hashes(tok_listing, tok.files)
             except LISTING_UNAVAILABLE:
-                tok_sizes = {}
+                tok_sizes, tok_hashes = {}, {}
             items.append(
                 DownloadItem(
                     repo_id=tok.repo_id,
@@ -506,13 +490,14 @@ class _Planner:
                     bytes=tok.download_bytes,
                     bytes_estimated=tok.download_bytes is None,
                     sizes=tok_sizes,
+                    hashes=tok_hashes,
                 )
             )
         joins = tuple(
             JoinStep(
-                output=f"{local}/{j['output']}",
-                parts=tuple(f"{local}/{p}" for p in j["parts"]),
-                expected_bytes=j.get("expected_bytes"),
+                output=f"{local}/{j.output}",
+                parts=tuple(f"{local}/{p}" for p in j.parts),
+                expected_bytes=j.expected_bytes,
             )
             for j in sel.joins
         )
@@ -571,7 +556,7 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
         format=route.detection.detection.format,
         engine=f"{route.engine.name} {route.engine.version}",
         loads=route.loads,
-        verdict=route.verdict.to_dict(),
+        verdict=route.verdict,
         gpu=route.gpu.to_dict()["gpu"] if route.gpu is not None else None,
         price_per_hour=route.price,
         download_bytes=sel.download_bytes if sel is not None else None,
@@ -582,10 +567,32 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
     )
 
 
+def _route_quant(route: _Route) -> str | None:
+    quant = route.selection.quant if route.selection is not None else None
+    return quant.upper() if quant is not None else None
+
+
 def _route_label(fmt: str, engine: Engine, kind: str, repo_id: str) -> str:
-    plugin = " + modelformats plugin" if getattr(engine, "modelformats_plugin", False) else ""
     what = f"native {fmt} weights of {repo_id}" if kind == "base-native" else f"{fmt} weights"
-    return f"{what} on {engine.name} {engine.version}{plugin}"
+    return f"{what} on {engine.label}"
+
+
+# What an engine named by --engine serves, for the error when the repo's format does not name it.
+_ENGINE_SERVES: Mapping[str, str] = {"llamacpp": "serves GGUF files only", "vllm": "cannot serve these weights"}
+
+
+def _other_engine(engine: str) -> str:
+    return "vllm" if engine != "vllm" else "llamacpp"
+
+
+def _build_engine(kind: str, vllm_version: str | None) -> Engine:
+    """The engine behind an `ENGINE_KINDS` name (formats name engines; the planner builds them)."""
+    from modelformats.engines.llamacpp import LlamaCppEngine
+    from modelformats.engines.vllm import vllm_engine
+
+    if kind == "llamacpp":
+        return LlamaCppEngine()
+    return vllm_engine(vllm_version, modelformats_plugin=kind == "vllm+modelformats-plugin")
 
 
 def _evidence_suffix(verdict: LoadVerdict) -> str:
@@ -618,6 +625,12 @@ def _known_sizes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, int]
         if f is not None and f.size is not None:
             sizes[path] = f.size
     return sizes
+
+
+def _known_hashes(listing: RepoListing, paths: tuple[str, ...]) -> dict[str, str]:
+    """The Hub's hash of each path the listing records one for: `download` checks the bytes against it."""
+    found = (listing.get(path) for path in paths)
+    return {f.path: f.digest for f in found if f is not None and f.digest is not None}
 
 
 def _sum_bytes(items: tuple[DownloadItem, ...]) -> int | None:

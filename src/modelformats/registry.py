@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from modelformats.errors import DuplicateRegistrationError, NoWeightsError, RegistrationError
-from modelformats.formats.base import Detection, ModelFormat
+from modelformats.formats.base import Detection, ModelFormat, ServingFacts
 from modelformats.listing import RepoListing
 
 __all__ = [
@@ -92,6 +92,11 @@ def validate_format(fmt: object) -> None:
         problems.append(f"priority must be an int, got {priority!r}")
     if not isinstance(getattr(fmt, "description", None), str):
         problems.append("description must be a string")
+    serving = getattr(fmt, "serving", None)
+    if not isinstance(serving, ServingFacts):
+        problems.append(
+            f"serving must be a ServingFacts (the engines, vLLM quantization and floor of the format), got {serving!r}"
+        )
     for member, params in (("detect", 1), ("select_files", 3)):
         if (problem := _check_callable(fmt, member, params)) is not None:
             problems.append(problem)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from modelformats.engines.base import Engine, EvidenceLevel, RuntimeSpec, WeightsSpec
+from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, RuntimeSpec, WeightsSpec
 from modelformats.engines.llamacpp import FILE_LAYOUTS, LlamaCppEngine, load_e2e_results, load_facts
 from modelformats.errors import InvalidRequestError
 from modelformats.traits import ModelTraits
@@ -34,12 +34,17 @@ def weights(**changes: object) -> WeightsSpec:
         repo_id=TARGET_REPO,
         revision=None,
         model=TARGET_FILE,
+        container="gguf-file",
         quantization="gguf",
         gguf_quant="Q8_0",
         gguf_layout="single",
         traits=MOE,
     )
     return replace(base, **changes)
+
+
+def serve(engine: LlamaCppEngine, w: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand:
+    return engine.command(w, runtime, engine.check(w))
 
 
 RUNTIME = RuntimeSpec(served_model_name=TARGET_REPO, max_model_len=4096, max_num_seqs=4, gpu_memory_utilization=0.9)
@@ -101,7 +106,7 @@ def test_facts_file_shape():
 
 
 def test_every_planned_flag_is_declared_in_arg_cpp_and_accepted_by_the_built_server(engine):
-    argv = engine.command(weights(), RUNTIME).argv
+    argv = serve(engine, weights(), RUNTIME).argv
     flags = load_facts()["server_flags"]
     planned = {a for a in argv if a.startswith("--")}
     declared = {alias for f in flags.values() for alias in f["aliases"]}
@@ -138,7 +143,7 @@ def test_e2e_file_shape():
 
 
 def test_argv_for_the_target(engine):
-    command = engine.command(weights(), RUNTIME)
+    command = serve(engine, weights(), RUNTIME)
     assert command.argv == (
         "/app/llama-server",
         "--model", TARGET_FILE,
@@ -165,7 +170,7 @@ def test_argv_for_the_target(engine):
 
 def test_context_over_the_training_length_is_noted(engine):
     traits = replace(MOE, max_position_embeddings=2048)
-    command = engine.command(weights(traits=traits), RUNTIME)
+    command = serve(engine, weights(traits=traits), RUNTIME)
     assert (
         "max_model_len 4096 exceeds the model's training context 2048: llama-server caps each slot at 2048 "
         "(tools/server/server-context.cpp:4015)."
@@ -174,7 +179,7 @@ def test_context_over_the_training_length_is_noted(engine):
 
 def test_multi_node_is_refused(engine):
     with pytest.raises(InvalidRequestError) as err:
-        engine.command(weights(), replace(RUNTIME, nnodes=2, pipeline_parallel_size=2))
+        serve(engine, weights(), replace(RUNTIME, nnodes=2, pipeline_parallel_size=2))
     assert str(err.value) == (
         "llama-server runs on one machine, but the plan asks for 2 node(s) and pipeline_parallel_size=2. "
         "Choose a GPU that holds the model on one node (llama.cpp splits layers across that node's GPUs), "
@@ -224,7 +229,7 @@ def test_loadable_or_unknown_names_are_not_refused(engine, name):
 
 
 def test_non_gguf_is_refused(engine):
-    verdict = engine.check(weights(format="safetensors", gguf_quant=None))
+    verdict = engine.check(weights(format="safetensors", container="hf-directory", gguf_quant=None))
     assert not verdict.loads and verdict.level is EvidenceLevel.REFUSED
     assert verdict.reasons == (
         f"llama-server loads GGUF files only; {TARGET_REPO!r} is served as safetensors weights. Use vLLM, "

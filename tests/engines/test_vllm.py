@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from modelformats.engines.base import Engine, EvidenceLevel, RuntimeSpec, WeightsSpec
+from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, RuntimeSpec, WeightsSpec
 from modelformats.engines.vllm import (
     PROFILES,
     VERIFIED_VLLM_VERSIONS,
@@ -39,6 +39,7 @@ def gguf(**changes: object) -> WeightsSpec:
         repo_id=TARGET,
         revision=None,
         model=TARGET_FILE,
+        container="gguf-file",
         quantization="gguf",
         tokenizer=BASE,
         hf_config_path=BASE,
@@ -58,6 +59,18 @@ def hf(fmt: str = "safetensors", quantization: str | None = None, arch: str | No
         quantization=quantization,
         traits=ModelTraits(architecture=arch),
     )
+
+
+def serve(engine: VllmEngine, weights: WeightsSpec, rt: RuntimeSpec) -> EngineCommand:
+    """The planner's order: check once, then build the command from that verdict."""
+    return engine.command(weights, rt, engine.check(weights))
+
+
+def test_a_declared_quantization_flag_is_passed_and_checked_against_the_version():
+    quark = replace(hf("quark", "quark"), quantization_flag=True)
+    command = serve(vllm_engine("0.33.0"), quark, runtime())
+    assert command.argv[3:5] == ("--quantization", "quark")
+    assert "--quantization" not in serve(vllm_engine("0.33.0"), hf("gptq", "gptq"), runtime()).argv
 
 
 def runtime(**changes: object) -> RuntimeSpec:
@@ -490,9 +503,12 @@ def test_bitsandbytes_loads_on_0_23_only():
     )
 
 
-def test_unknown_formats_and_architectures_are_refused():
+def test_unknown_quantization_methods_and_architectures_are_refused():
     engine = vllm_engine("0.33.0")
-    assert engine.check(hf("exl2")).reasons == ("vLLM has no loader for exl2 weights",)
+    assert engine.check(hf("exl2", "exl2")).reasons == (
+        "vLLM 0.33.0 has no quantization method 'exl2' (QUANTIZATION_METHODS, "
+        "vllm/model_executor/layers/quantization/__init__.py:15-50); no verified vLLM has it, or another format",
+    )
     assert engine.check(hf(arch="FooForCausalLM")).reasons == (
         "FooForCausalLM is not in vLLM 0.33.0's model registry (ModelRegistry.get_supported_archs(), recorded "
         "by tools/engine_probe)",
@@ -512,7 +528,7 @@ def test_min_compute_capability_comes_from_the_probe():
 
 
 def test_gguf_argv_on_0_23():
-    command = vllm_engine("0.23.0").command(gguf(traits=DENSE), runtime(served_model_name=TARGET))
+    command = serve(vllm_engine("0.23.0"), gguf(traits=DENSE), runtime(served_model_name=TARGET))
     assert command.argv == (
         "vllm", "serve", TARGET_FILE,
         "--tokenizer", BASE, "--hf-config-path", BASE,
@@ -530,10 +546,10 @@ def test_gguf_argv_on_0_23():
 
 
 def test_gguf_requirements_and_plugins_on_0_33():
-    stock = vllm_engine("0.33.0").command(gguf(traits=GEMMA), runtime())
+    stock = serve(vllm_engine("0.33.0"), gguf(traits=GEMMA), runtime())
     assert stock.requirements == ("vllm==0.33.0", "vllm-gguf-plugin==0.0.5", "gguf==0.19.0", "transformers==5.20.2")
     assert dict(stock.env) == {"VLLM_PLUGINS": "gguf"}
-    ours = with_proof(passing_proof()).command(gguf(), runtime())
+    ours = serve(with_proof(passing_proof()), gguf(), runtime())
     assert ours.requirements == (
         "vllm==0.33.0", "vllm-gguf-plugin==0.0.5", "gguf==0.19.0", "transformers==5.20.2",
         "modelformats[vllm-plugin]==9.9.9",
@@ -548,7 +564,7 @@ def test_hf_argv_with_every_runtime_option():
         enable_chunked_prefill=False, max_num_batched_tokens=2048, block_size=32, enforce_eager=True, nnodes=2,
         port=8080,
     )  # fmt: skip
-    command = vllm_engine("0.33.0").command(weights, rt)
+    command = serve(vllm_engine("0.33.0"), weights, rt)
     assert command.argv == (
         "vllm", "serve", "/models/owner/name",
         "--served-model-name", "owner/name", "--dtype", "bfloat16",
@@ -578,7 +594,7 @@ def test_hf_argv_with_every_runtime_option():
 )
 def test_chunked_prefill_off_batches_at_least_one_whole_prompt(chunked, tokens, flags):
     rt = runtime(enable_chunked_prefill=chunked, max_num_batched_tokens=tokens)
-    argv = vllm_engine("0.23.0").command(hf(), rt).argv
+    argv = serve(vllm_engine("0.23.0"), hf(), rt).argv
     start = argv.index("0.9") + 1
     assert argv[start : argv.index("--host")] == flags
 
@@ -591,13 +607,13 @@ def test_every_emitted_flag_has_a_source_in_its_profile():
     for version in VERIFIED_VLLM_VERSIONS:
         engine = vllm_engine(version)
         for weights in (replace(hf(), trust_remote_code=True), gguf(traits=GEMMA)):
-            flags = [a for a in engine.command(weights, rt).argv if a.startswith("--")]
+            flags = [a for a in serve(engine, weights, rt).argv if a.startswith("--")]
             assert set(flags) <= set(engine.profile.flags), version
 
 
 def test_command_refuses_weights_the_engine_cannot_load():
     with pytest.raises(EngineCannotLoadError) as info:
-        vllm_engine("0.23.0").command(gguf(), runtime())
+        serve(vllm_engine("0.23.0"), gguf(), runtime())
     assert str(info.value) == (
         f"vLLM 0.23.0 cannot load {TARGET!r}: vLLM 0.23.0 fails while mapping GGUF tensor names (RuntimeError: "
         f"Unknown gguf model_type: mixtral, in the CPU probe); {INSTEAD}"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from contract import FormatContract
 from modelformats.formats.gguf import GGUFFormat
-from modelformats.listing import RecordedSource, RepoListing, load_listing
+from modelformats.listing import RepoListing, load_listing
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).resolve().parents[1] / "data" / "listings"
 

@@ -98,7 +98,7 @@ def test_shard_names_keep_their_spelling():
 
 
 def test_one_shard_parser_for_every_format():
-    from modelformats.formats._files import parse_shard_name
+    from modelformats.naming import parse_shard_name
 
     shard = parse_shard_name("d/M-Q8_0-01-of-003.GGUF")
     assert shard is not None

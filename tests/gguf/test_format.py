@@ -8,11 +8,12 @@ import pytest
 
 from conftest import write_gguf
 from modelformats.errors import InvalidRequestError, QuantNotFoundError, TokenizerSourceError
-from modelformats.formats.base import SelectionContext
+from modelformats.formats.base import JoinPlan, SelectionContext
 from modelformats.formats.gguf import GGUFFormat
 from modelformats.gguf.header import read_header
 from modelformats.gguf.source import STANDARD_TOKENIZER_FILES, sibling_candidates
-from modelformats.listing import RecordedSource, RepoFile, RepoListing, load_listing
+from modelformats.listing import RepoFile, RepoListing, load_listing
+from modelformats.sources.recorded import RecordedSource
 
 LISTINGS = Path(__file__).resolve().parents[1] / "data" / "listings"
 FMT = GGUFFormat()
@@ -115,16 +116,14 @@ def test_target(source):
         "that it exists",
     }
     assert sel.joins == ()
+    assert (sel.layout, sel.base_repo, sel.needs_projector) == ("single", TARGET_BASE, False)
     assert sel.details == {
-        "unit": "single",
         "quant_name": "Q8_0",
         "tensor_type": "Q8_0",
         "bits_per_weight": 8.5,
         "shards": 1,
         "tokenizer_rule": "sibling",
-        "base_repo": "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B",
         "projectors": [],
-        "needs_projector": False,
     }
     assert {e.reason: len(e.paths) for e in sel.excluded} == {
         "other quants, not chosen": 8,
@@ -273,7 +272,7 @@ def test_ggml_org_gemma_split_and_projector(source):
     f16 = _select(source, repo, tokenizer_from="google/gemma-3-27b-it", quant="F16")
     assert f16.files == ("gemma-3-27b-it-f16-00001-of-00002.gguf", "gemma-3-27b-it-f16-00002-of-00002.gguf")
     assert f16.model_file == "gemma-3-27b-it-f16-00001-of-00002.gguf"
-    assert (f16.details["unit"], f16.details["shards"], f16.download_bytes) == ("split", 2, 54_000_000_000)
+    assert (f16.layout, f16.details["shards"], f16.download_bytes) == ("split", 2, 54_000_000_000)
 
 
 def test_unsloth_deepseek_subfolders(source):
@@ -291,7 +290,7 @@ def test_unsloth_deepseek_subfolders(source):
     assert sel.files == tuple(f"DeepSeek-R1-Q4_K_M/DeepSeek-R1-Q4_K_M-0000{i}-of-00009.gguf" for i in range(1, 10))
     assert sel.model_file == "DeepSeek-R1-Q4_K_M/DeepSeek-R1-Q4_K_M-00001-of-00009.gguf"
     assert sel.download_bytes == 404_300_000_000
-    assert sel.details["unit"] == "split"
+    assert sel.layout == "split"
     assert (
         "Not chosen: Q8_0 (DeepSeek-R1-Q8_0/DeepSeek-R1.Q8_0-00001-of-00015.gguf) is incomplete — 6 of its "
         "files "
@@ -321,9 +320,9 @@ def test_mradermacher_parts(source):
     parts = tuple(f"Llama-3-70Bx2-MOE.Q8_0.gguf.part{i}of3" for i in (1, 2, 3))
     assert (sel.quant, sel.files, sel.model_file) == ("Q8_0", parts, "Llama-3-70Bx2-MOE.Q8_0.gguf")
     # Display sizes are rounded, so they cannot verify the join: expected_bytes stays unknown.
-    assert sel.joins == ({"output": "Llama-3-70Bx2-MOE.Q8_0.gguf", "parts": list(parts), "expected_bytes": None},)
+    assert sel.joins == (JoinPlan(output="Llama-3-70Bx2-MOE.Q8_0.gguf", parts=tuple(parts), expected_bytes=None),)
     assert sel.download_bytes == 134_900_000_000
-    assert sel.details["unit"] == "parts"
+    assert sel.layout == "parts"
     assert (
         "Q8_0 is stored as 3 raw byte parts; after download they are joined, in order, into "
         "Llama-3-70Bx2-MOE.Q8_0.gguf (no engine loads .partXofY pieces)."
@@ -486,7 +485,7 @@ def test_exact_join_sizes_verify():
     detection = FMT.detect(listing)
     assert detection is not None
     sel = FMT.select_files(listing, detection, SelectionContext())
-    assert sel.joins[0]["expected_bytes"] == 200
+    assert sel.joins[0].expected_bytes == 200
     assert (sel.download_bytes, sel.bytes_estimated, sel.bytes_basis) == (200, False, "listing sizes")
 
 
@@ -520,12 +519,12 @@ def test_an_engine_that_reads_the_gguf_tokenizer_needs_no_tokenizer_source(sourc
         fmt.select_files(listing, fmt.detect(listing), SelectionContext(source=source))
     sel = fmt.select_files(listing, fmt.detect(listing), SelectionContext(source=source, needs_tokenizer=False))
     assert sel.tokenizer is None and sel.files == ("gemma-3-1b-it-Q8_0.gguf",)
-    assert sel.details["base_repo"] is None and sel.details["tokenizer_rule"] is None
+    assert sel.base_repo is None and sel.details["tokenizer_rule"] is None
     assert "the engine reads the tokenizer and chat template embedded in the GGUF" in " ".join(sel.notes)
 
 
 def test_standard_tokenizer_names_are_the_shared_ones():
-    from modelformats.formats._files import CONFIG_FILES, TOKENIZER_FILES
+    from modelformats.naming import CONFIG_FILES, TOKENIZER_FILES
 
     assert (*CONFIG_FILES, *TOKENIZER_FILES) == STANDARD_TOKENIZER_FILES
     assert {"vocab.json", "merges.txt"} <= set(STANDARD_TOKENIZER_FILES)

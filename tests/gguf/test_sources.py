@@ -13,8 +13,11 @@ from hubserver import FakeRepo, serve_hub
 from modelformats.errors import TokenizerSourceError
 from modelformats.formats.base import SelectionContext
 from modelformats.formats.gguf import GGUFFormat
-from modelformats.hub import HubSource
-from modelformats.listing import LocalDirSource, RecordedSource, RepoFile, RepoListing, representative_gguf
+from modelformats.listing import RepoFile, RepoListing
+from modelformats.sources.documents import representative_gguf
+from modelformats.sources.hub import HubSource
+from modelformats.sources.local import LocalDirSource
+from modelformats.sources.recorded import RecordedSource
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 # A GGUF version 1 preamble (no tensors, no keys): llama.cpp dropped v1 in 2023 and so does the reader.

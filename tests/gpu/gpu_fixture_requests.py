@@ -17,7 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelformats.gpu import GpuRequest
+from modelformats.registry import default_registry
 from modelformats.traits import ModelTraits
+
+
+def facts(name: str, *, floor_of: str | None = None) -> dict[str, Any]:
+    """GpuRequest fields for a format, from its strategy's serving facts (as the planner passes them)."""
+    formats = default_registry().formats
+    serving = formats[name].serving
+    return {
+        "format": name,
+        "capability_floor": formats[floor_of or name].serving.capability_floor,
+        "weights_in_torch_dtype": serving.weights_in_torch_dtype,
+    }
+
 
 HAND = "hand-written from the model's published config.json/GGUF metadata (not in the recorded listing)"
 TARGET_PARAMS = 18_404_944_896  # the base listing's safetensors total (index total_size / 2 bytes)
@@ -81,7 +94,7 @@ FIXTURES: tuple[Fixture, ...] = (
             bytes_per_weight=Q8_0_BYTES_PER_WEIGHT,
             bytes_per_weight_basis="Q8_0: 34 bytes per 32 weights",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
         notes="No size in the listing: weights = params x Q8_0's 1.0625 B; no dims: KV assumed.",
     ),
@@ -102,7 +115,7 @@ FIXTURES: tuple[Fixture, ...] = (
             bytes_per_weight=Q8_0_BYTES_PER_WEIGHT,
             bytes_per_weight_basis="Q8_0: 34 bytes per 32 weights",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -119,7 +132,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=36_809_889_792,
             weights_basis="model.safetensors.index.json total_size (listing notes)",
             engine="vllm",
-            format="safetensors",
+            **facts("safetensors"),
         ),
     ),
     Fixture(
@@ -139,7 +152,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=6_080_000_000,
             weights_basis="listing size of the Q4_k_m file (HF display)",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -151,7 +164,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=11_550_000_000,
             weights_basis="listing sizes of output-0000{1,2}-of-00002.safetensors",
             engine="vllm",
-            format="exl2",
+            **facts("exl2"),
         ),
     ),
     Fixture(
@@ -173,7 +186,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=5_570_000_000,
             weights_basis="listing sizes of the 2 shards",
             engine="vllm",
-            format="awq",
+            **facts("awq"),
         ),
     ),
     Fixture(
@@ -193,7 +206,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=3_900_000_000,
             weights_basis="listing size of model.safetensors",
             engine="vllm",
-            format="gptq",
+            **facts("gptq"),
         ),
     ),
     Fixture(
@@ -214,7 +227,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=4_370_000_000,
             weights_basis="listing size of the Q4_K_M file",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -224,7 +237,7 @@ FIXTURES: tuple[Fixture, ...] = (
         request=GpuRequest(
             traits=_traits(torch_dtype="bfloat16", **LLAMA31_8B),
             engine="vllm",
-            format="safetensors",
+            **facts("safetensors"),
         ),
         notes="Only 1 of 4 shards is listed: weights from params x bf16 instead.",
     ),
@@ -237,7 +250,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=4_920_000_000,
             weights_basis="listing size of the Q4_K_M file",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -261,7 +274,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=31_410_000_000,
             weights_basis="listing sizes of the 4 shards",
             engine="vllm",
-            format="safetensors",
+            **facts("safetensors"),
         ),
     ),
     Fixture(
@@ -283,7 +296,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=16_500_000_000,
             weights_basis="listing size of the Q4_K_M file",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
             sliding_window_layers=52,
         ),
     ),
@@ -296,7 +309,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=4_920_000_000,
             weights_basis="listing size of unsloth.Q4_K_M.gguf",
             engine="llamacpp",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -317,14 +330,14 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=13_480_000_000,
             weights_basis="listing sizes of the 2 .bin shards",
             engine="vllm",
-            format="pytorch",
+            **facts("pytorch"),
         ),
     ),
     Fixture(
         listing="mistralai__Mistral-Nemo-Instruct-2407.json",
         label="Mistral-Nemo BF16 (no sizes)",
         traits_source=HAND,
-        request=GpuRequest(traits=_traits(**MISTRAL_NEMO), engine="vllm", format="safetensors"),
+        request=GpuRequest(traits=_traits(**MISTRAL_NEMO), engine="vllm", **facts("safetensors")),
         notes="No sizes in the listing: weights = params x 2 (torch_dtype bfloat16).",
     ),
     Fixture(
@@ -336,7 +349,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=16_060_000_000,
             weights_basis="listing sizes of the 4 shards",
             engine="vllm",
-            format="mlx",
+            **facts("mlx"),
         ),
     ),
     Fixture(
@@ -359,7 +372,7 @@ FIXTURES: tuple[Fixture, ...] = (
                 torch_dtype="bfloat16",
             ),
             engine="vllm",
-            format="safetensors",
+            **facts("safetensors"),
         ),
     ),
     Fixture(
@@ -384,7 +397,7 @@ FIXTURES: tuple[Fixture, ...] = (
             bytes_per_weight=Q8_0_BYTES_PER_WEIGHT,
             bytes_per_weight_basis="Q8_0",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -396,7 +409,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=9_080_000_000,
             weights_basis="listing sizes of the 2 shards",
             engine="vllm",
-            format="compressed-tensors",
+            **facts("compressed-tensors", floor_of="fp8"),
             quantization="fp8",
         ),
     ),
@@ -421,7 +434,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=404_300_000_000,
             weights_basis="listing sizes of the 9 Q4_K_M shards",
             engine="llamacpp",
-            format="gguf",
+            **facts("gguf"),
         ),
     ),
     Fixture(
@@ -443,7 +456,7 @@ FIXTURES: tuple[Fixture, ...] = (
             weights_bytes=806_000_000,
             weights_basis="listing size of the Q4_K_M file",
             engine="vllm",
-            format="gguf",
+            **facts("gguf"),
             sliding_window_layers=22,
         ),
     ),

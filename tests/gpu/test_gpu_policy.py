@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from gpu_fixture_requests import FIXTURES, TARGET_PARAMS
+from gpu_fixture_requests import FIXTURES, TARGET_PARAMS, facts
 
 from modelformats.engines.base import RuntimeSpec
 from modelformats.errors import InvalidRequestError, NoFittingGpuError, UnknownGpuError
@@ -51,7 +51,9 @@ def test_target_seed_is_the_users_rule_with_every_term_shown():
     assert (terms["activations"].bytes, terms["cuda_graphs"].bytes) == (5 * GIB // 2, GIB)
     assert not terms["cuda_context"].in_budget
     assert "Memory kv_cache [ASSUMED]: 5.59 GB = 2 x 73 layers" in "\n".join(d.explanation)
-    assert d.warnings[0].startswith("KV cache sized from an assumption, not the model's shape: ASSUMED upper bound")
+    # The listing records no context length: the rule's cap is said to be unverified, with the fix.
+    assert d.warnings[0].startswith("max_model_len 4,096 is unverified: the model's own context length is not known")
+    assert d.warnings[1].startswith("KV cache sized from an assumption, not the model's shape: ASSUMED upper bound")
     assert d.explanation[-1] == (
         "The cost policy would choose L4 x2 at $1.60/h ($2.35/h less than this plan's $3.95/h)."
     )
@@ -148,7 +150,7 @@ def test_dense_model_tensor_parallel_divides_heads_on_nvlink():
     # Seed prefers fewer GPUs: one B200 (162 GB at 0.9).
     assert d.other is not None and d.other.choice.modal_gpu == "B200"
     # Without a weight size, bf16 weights are params x 2 bytes (torch_dtype), not assumed.
-    sized = choose_gpu(GpuRequest(traits=traits, format="safetensors"))
+    sized = choose_gpu(GpuRequest(traits=traits, **facts("safetensors")))
     assert sized.memory.term("weights").bytes == 141_107_412_992 and not sized.memory.term("weights").assumed
 
 
@@ -304,7 +306,7 @@ def test_without_any_size_weights_are_an_assumed_16_bit_upper_bound():
     assert (
         weights.exact_with == "the file sizes of the weights (a listing with sizes, or the GGUF header's tensor table)"
     )
-    assert d.warnings[0].startswith(
+    assert d.warnings[1].startswith(
         "Weights sized from an assumption, not the file sizes: ASSUMED upper bound: 18,404,944,896 "
     )
     # 36.8 GB of assumed 16-bit weights + one assumed-shape sequence of KV still fit one H100 at 0.75.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from gpu_fixture_requests import facts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,7 @@ def requests(draw: st.DrawFn) -> GpuRequest:
         weights_bytes=draw(st.integers(10**8, 3 * 10**12)),
         weights_basis="generated",
         engine=draw(st.sampled_from(["vllm", "llamacpp"])),
-        format=draw(st.sampled_from(["gguf", "safetensors", "awq", "fp8"])),
+        **facts(draw(st.sampled_from(["gguf", "safetensors", "awq", "fp8"]))),
         max_num_seqs=draw(st.sampled_from([None, 1, 4, 32])),
     )
 

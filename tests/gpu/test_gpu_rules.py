@@ -14,7 +14,7 @@ from modelformats.gpu import (
     RuleSubject,
     builtin_rules,
     choose_gpu,
-    default_registry,
+    default_rules,
 )
 from modelformats.traits import ModelTraits
 
@@ -36,9 +36,9 @@ def _rule(name="r", **settings):
 
 
 def test_default_registry_holds_the_shipped_rules_in_order():
-    assert default_registry.names == ("moe-18b-h100", "llamacpp", "moe", "default")
-    assert tuple(default_registry) == builtin_rules()
-    users = default_registry.get("moe-18b-h100")
+    assert default_rules().names == ("moe-18b-h100", "llamacpp", "moe", "default")
+    assert tuple(default_rules()) == builtin_rules()
+    users = default_rules().get("moe-18b-h100")
     s = users.settings
     assert (s.gpu, s.gpu_memory_utilization, s.max_num_seqs, s.max_model_len) == ("H100", 0.75, 4, 4096)
     assert (s.tensor_parallel, s.enable_chunked_prefill, s.block_size) == (False, False, 16)
@@ -47,11 +47,11 @@ def test_default_registry_holds_the_shipped_rules_in_order():
 
 def test_matching_uses_traits_never_names():
     moe18 = _subject(is_moe=True, params_total=18_404_944_896)
-    assert default_registry.match(moe18).name == "moe-18b-h100"
-    assert default_registry.match(_subject(is_moe=False, params_total=18_404_944_896)).name == "default"
-    assert default_registry.match(_subject(is_moe=True, params_total=46_702_792_704)).name == "moe"
+    assert default_rules().match(moe18).name == "moe-18b-h100"
+    assert default_rules().match(_subject(is_moe=False, params_total=18_404_944_896)).name == "default"
+    assert default_rules().match(_subject(is_moe=True, params_total=46_702_792_704)).name == "moe"
     # An unknown parameter count never satisfies a bound: an MoE of unknown size is not "~18B".
-    assert default_registry.match(_subject(is_moe=True)).name == "moe"
+    assert default_rules().match(_subject(is_moe=True)).name == "moe"
     # The repo name is not an input at all: the request has no field for it.
     assert "repo" not in " ".join(GpuRequest.__dataclass_fields__)
 
@@ -73,7 +73,7 @@ def test_register_refuses_duplicates_unless_replaced():
     with pytest.raises(RegistrationError) as exc:
         reg.register(_rule("d"), before="zz")
     assert str(exc.value) == "Cannot register GPU rule 'd' before 'zz': no rule of that name; registered: b, a."
-    assert default_registry.names == ("moe-18b-h100", "llamacpp", "moe", "default")  # fresh registries are independent
+    assert default_rules().names == ("moe-18b-h100", "llamacpp", "moe", "default")  # fresh registries are independent
 
 
 def test_invalid_rule_reports_every_problem():
@@ -119,7 +119,7 @@ def test_invalid_rule_reports_every_problem():
 
 
 def test_a_new_rule_changes_the_plan_and_is_recorded():
-    reg = default_registry.copy()
+    reg = default_rules()
     reg.register(
         GpuRule(
             name="small-on-l4",

@@ -220,6 +220,7 @@ def _serve_case(
         repo_id=f"tiny/{case.layout}",
         revision=None,
         model=str(files.model),
+        container="gguf-file",
         quantization="gguf",
         gguf_quant=case.quant,
         gguf_layout=case.files,
@@ -234,7 +235,7 @@ def _serve_case(
         host="127.0.0.1",
         port=free_port(),
     )
-    command = engine.command(weights, runtime)
+    command = engine.command(weights, runtime, engine.check(weights))
     name = f"{case.layout}-{case.quant}-{case.files}"
     server = LlamaServerProcess(binary=binary, args=command.argv[1:], log_path=work / f"{name}.log")
     timings: dict[str, float] = {}
@@ -347,9 +348,11 @@ def run_matrix(
     work.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([str(binaries.server), "--version"], capture_output=True, text=True, check=False)
     version_line = next((ln for ln in (version.stdout + version.stderr).splitlines() if ln.startswith("version:")), "")
+    probe_weights = WeightsSpec(format="gguf", repo_id="tiny/x", revision=None, model="x.gguf", container="gguf-file")
     probe = engine.command(
-        WeightsSpec(format="gguf", repo_id="tiny/x", revision=None, model="x.gguf"),
+        probe_weights,
         RuntimeSpec(served_model_name="x", max_model_len=MAX_MODEL_LEN, max_num_seqs=SLOTS, gpu_memory_utilization=0.9),
+        engine.check(probe_weights),
     )
     flags = _flags_in_help(binaries.server, probe.argv)
     cases_out: list[dict[str, Any]] = []

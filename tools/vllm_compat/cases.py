@@ -45,7 +45,8 @@ class Spec:
 
 
 def _w(fmt: str, repo: str, model: str, traits: ModelTraits, **kw: Any) -> WeightsSpec:
-    return WeightsSpec(format=fmt, repo_id=repo, revision=None, model=model, traits=traits, **kw)
+    container = "gguf-file" if kw.get("quantization") == "gguf" else "hf-directory"
+    return WeightsSpec(format=fmt, repo_id=repo, revision=None, model=model, traits=traits, container=container, **kw)
 
 
 def _rt(name: str, **kw: Any) -> RuntimeSpec:
@@ -126,6 +127,14 @@ def specs() -> list[Spec]:
             runtime=_rt("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit"),
         ),
         Spec(
+            # The format tests/plugins/quark_format.py registers through the entry point (issue 13): the
+            # strategy asks for --quantization quark, which vLLM's parser must accept.
+            label="quark-plugin-format",
+            weights=_w("quark", "example/Llama-3.1-8B-Instruct-Quark", f"{M}/example/Llama-3.1-8B-Instruct-Quark",
+                       LLAMA, quantization="quark", quantization_flag=True),
+            runtime=_rt("example/Llama-3.1-8B-Instruct-Quark"),
+        ),
+        Spec(
             label="pytorch-bin",
             weights=_w("pytorch", "lmsys/vicuna-7b-v1.5", f"{M}/lmsys/vicuna-7b-v1.5", LLAMA),
             runtime=_rt("lmsys/vicuna-7b-v1.5", dtype="float16"),
@@ -147,12 +156,13 @@ def _engines(version: str) -> Iterator[VllmEngine]:
 
 
 def _expect(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
-    # quantization: never passed (vLLM detects it from the GGUF file or config.json), so it parses to None.
+    # quantization: passed only where the format asks for it (Quark); otherwise vLLM detects it from the
+    # GGUF file or config.json, so it parses to None.
     return {
         "model": weights.model,
         "tokenizer": weights.tokenizer,
         "hf_config_path": weights.hf_config_path,
-        "quantization": None,
+        "quantization": weights.quantization if weights.quantization_flag else None,
         "dtype": runtime.dtype,
         "max_model_len": runtime.max_model_len,
         "max_num_seqs": runtime.max_num_seqs,
@@ -182,7 +192,7 @@ def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
         last = ""
         for engine in _engines(version):
             try:
-                command = engine.command(spec.weights, spec.runtime)
+                command = engine.command(spec.weights, spec.runtime, engine.check(spec.weights))
             except EngineCannotLoadError as exc:
                 last = str(exc)
                 continue
@@ -191,7 +201,7 @@ def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
                     "label": f"engine:{spec.label}" + (" (modelformats plugin)" if engine.modelformats_plugin else ""),
                     "argv": list(command.argv),
                     "env": dict(command.env),
-                    "gguf": spec.weights.format == "gguf",
+                    "gguf": spec.weights.container == "gguf-file",
                     "expect": _expect(spec.weights, spec.runtime),
                     "expect_extra": _expect_extra(spec.weights, spec.runtime),
                     "expect_args": {"host": spec.runtime.host, "port": spec.runtime.port},
@@ -238,6 +248,7 @@ def _plan_case(plan: dict[str, Any]) -> dict[str, Any]:
             "model": model,
             "tokenizer": tokenizer,
             "hf_config_path": tokenizer if is_gguf else None,
+            # No recorded listing's format passes --quantization (the Quark case is an engine case).
             "quantization": None,
             "dtype": runtime.get("dtype", "auto"),
             "max_model_len": runtime["max_model_len"],

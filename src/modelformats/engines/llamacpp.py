@@ -23,8 +23,8 @@ from typing import Any
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import InvalidRequestError
-from modelformats.formats._files import parse_shard_name
 from modelformats.gguf.files import is_byte_part
+from modelformats.naming import parse_shard_name
 
 __all__ = [
     "FILE_LAYOUTS",
@@ -131,6 +131,14 @@ class LlamaCppEngine:
     def __repr__(self) -> str:
         return f"<LlamaCppEngine {self.version} ({self.commit})>"
 
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+    def min_compute_capability(self, weights: WeightsSpec) -> tuple[int, int] | None:
+        """None: llama.cpp's CUDA build runs on every GPU Modal offers (all >= 7.5)."""
+        return None
+
     # --- types ---------------------------------------------------------------------------------
 
     def refuse_gguf_quant(self, name: str) -> str | None:
@@ -163,7 +171,7 @@ class LlamaCppEngine:
     # --- check ---------------------------------------------------------------------------------
 
     def check(self, weights: WeightsSpec) -> LoadVerdict:
-        if weights.format != "gguf":
+        if weights.container != "gguf-file":
             return LoadVerdict(
                 loads=False,
                 level=EvidenceLevel.REFUSED,
@@ -305,8 +313,12 @@ class LlamaCppEngine:
 
     # --- command -------------------------------------------------------------------------------
 
-    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand:
-        """`llama-server` argv for the official CUDA image, with why each number is what it is."""
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec, verdict: LoadVerdict) -> EngineCommand:
+        """`llama-server` argv for the official CUDA image, with why each number is what it is.
+
+        `verdict` is this engine's `check(weights)`. A refused one still gets its argv: the CPU end-to-end
+        session (`nox -s llamacpp_e2e`) starts the real server on refused types to prove the refusal.
+        """
         if runtime.nnodes > 1 or runtime.pipeline_parallel_size > 1:
             raise InvalidRequestError(
                 f"llama-server runs on one machine, but the plan asks for {runtime.nnodes} node(s) and "

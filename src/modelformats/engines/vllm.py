@@ -28,7 +28,6 @@ from modelformats.errors import EngineCannotLoadError, UnsupportedEngineVersionE
 from modelformats.vllm_plugin._versions import GGUF_PLUGIN_NAME, OUR_PLUGIN_NAME, SUPPORTED_VERSIONS
 
 __all__ = [
-    "HF_FORMATS",
     "PROFILES",
     "VERIFIED_VLLM_VERSIONS",
     "VllmEngine",
@@ -46,18 +45,6 @@ GENERATION_PROOF_FILE = "data/vllm_cpu_generation.json"
 GENERATION_PROOF_SCHEMA = "modelformats-vllm-cpu-generation/1"
 # The fix every probe-based GGUF refusal names.
 _GGUF_INSTEAD = "serve this GGUF with llama.cpp, or the base model's own weights with vLLM"
-
-# Formats vLLM reads with its HF weights loader, and the quantization method each needs in the
-# version's QUANTIZATION_METHODS (None: unquantized, or whatever config.json says).
-HF_FORMATS: Mapping[str, str | None] = {
-    "safetensors": None,
-    "pytorch": None,
-    "awq": "awq",
-    "gptq": "gptq",
-    "fp8": "fp8",
-    "compressed-tensors": "compressed-tensors",
-    "bitsandbytes": "bitsandbytes",
-}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,6 +102,7 @@ PROFILES: tuple[VllmProfile, ...] = (
             "--dtype": f"{_ARGS}:793",
             "--hf-config-path": f"{_ARGS}:795",
             "--max-model-len": f"{_ARGS}:807",
+            "--quantization": f"{_ARGS}:808",
             "--enforce-eager": f"{_ARGS}:816",
             "--served-model-name": f"{_ARGS}:837",
             "--distributed-executor-backend": f"{_ARGS}:947",
@@ -160,6 +148,7 @@ PROFILES: tuple[VllmProfile, ...] = (
             "--dtype": f"{_ARGS}:977",
             "--hf-config-path": f"{_ARGS}:979",
             "--max-model-len": f"{_ARGS}:991",
+            "--quantization": f"{_ARGS}:992",
             "--enforce-eager": f"{_ARGS}:1000",
             "--served-model-name": f"{_ARGS}:1031",
             "--distributed-executor-backend": f"{_ARGS}:1167",
@@ -273,6 +262,10 @@ class VllmEngine:
         return f"vllm_engine({self.version!r}{plugin})"
 
     @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}" + (" + modelformats plugin" if self.modelformats_plugin else "")
+
+    @property
     def _stack(self) -> str:
         """vLLM and the GGUF plugin it needs, as the probe ran them."""
         plugin = self._probe["versions"].get("vllm-gguf-plugin")
@@ -310,7 +303,7 @@ class VllmEngine:
 
         vLLM's `get_min_capability()` says 75 for 7.5; the probe recorded it per method and version.
         """
-        method = "gguf" if weights.format == "gguf" else weights.quantization
+        method = weights.quantization
         value = self._probe["min_capability"].get(method) if method else None
         if value is None:
             return None
@@ -320,14 +313,14 @@ class VllmEngine:
     # --- check -----------------------------------------------------------------------------------
 
     def check(self, weights: WeightsSpec) -> LoadVerdict:
-        if weights.format == "gguf":
+        if weights.container == "gguf-file":
             return self._check_gguf(weights)
         return self._check_hf(weights)
 
     def _check_hf(self, weights: WeightsSpec) -> LoadVerdict:
-        if weights.format not in HF_FORMATS:
-            return _verdict(False, EvidenceLevel.REFUSED, [f"vLLM has no loader for {weights.format} weights"])
-        method = weights.quantization or HF_FORMATS[weights.format]
+        # The format's declared method (its strategy's serving facts, or config.json's quant_method)
+        # against this version's list: no table of formats here.
+        method = weights.quantization
         if method is not None and method not in self.profile.quantization_methods:
             others = [v for p in PROFILES if method in p.quantization_methods for v in p.verified]
             instead = f"use vLLM {', '.join(others)}" if others else "no verified vLLM has it"
@@ -339,9 +332,14 @@ class VllmEngine:
                     f"{self.profile.quantization_methods_source}); {instead}, or another format"
                 ],
             )
-        # vLLM reads quantization_config from config.json itself (vllm/config/model.py _verify_quantization),
-        # so the checkpoint's method is recorded, never passed as --quantization.
-        evidence = [f"checkpoint quantization {method!r}, detected by vLLM from config.json"] if method else []
+        # vLLM reads quantization_config from config.json itself (vllm/config/model.py _verify_quantization);
+        # --quantization is passed only where the format asks for it (`serving.quantization_flag`).
+        how = (
+            "named by --quantization, which vLLM checks against config.json"
+            if weights.quantization_flag
+            else "detected by vLLM from config.json"
+        )
+        evidence = [f"checkpoint quantization {method!r}, {how}"] if method else []
         arch = weights.traits.architecture
         if arch is None:
             return _verdict(
@@ -620,20 +618,24 @@ class VllmEngine:
 
     # --- command ---------------------------------------------------------------------------------
 
-    def command(self, weights: WeightsSpec, runtime: RuntimeSpec) -> EngineCommand:
-        """`vllm serve` for weights already downloaded to `weights.model` (a file for GGUF, else a dir)."""
-        verdict = self.check(weights)
+    def command(self, weights: WeightsSpec, runtime: RuntimeSpec, verdict: LoadVerdict) -> EngineCommand:
+        """`vllm serve` for weights already downloaded to `weights.model` (a file for GGUF, else a dir).
+
+        `verdict` is this engine's `check(weights)`, computed once by the caller.
+        """
         if not verdict.loads:
             raise EngineCannotLoadError(
                 f"{self._who} cannot load {weights.repo_id!r}: {'; '.join(verdict.reasons)}",
                 reasons=verdict.reasons,
             )
-        is_gguf = weights.format == "gguf"
+        is_gguf = weights.container == "gguf-file"
         argv = ["vllm", "serve", weights.model]
         # GGUF: a local .gguf makes vLLM set quantization and load format to gguf itself (0.23:
         # vllm/engine/arg_utils.py:1553-1554; plugin: vllm_gguf_plugin/plugin.py:59-66). Other formats:
         # vLLM reads quantization_config from config.json (vllm/config/model.py:1065-1066 in 0.23,
         # :1454-1455 in 0.33), and an explicit --quantization that differs is an error there.
+        if weights.quantization_flag and weights.quantization:
+            argv += ["--quantization", weights.quantization]
         if weights.tokenizer:
             argv += ["--tokenizer", weights.tokenizer]
         if weights.hf_config_path:
@@ -712,7 +714,7 @@ class VllmEngine:
         return {"VLLM_PLUGINS": ",".join(names)}
 
     def _gguf_notes(self, weights: WeightsSpec, runtime: RuntimeSpec) -> list[str]:
-        if weights.format != "gguf":
+        if weights.container != "gguf-file":
             return []
         notes = []
         if self.profile.gguf_refuses_bf16_on_blackwell and runtime.dtype in ("auto", "bfloat16"):

@@ -4,25 +4,75 @@ A strategy answers two questions about a `RepoListing`, from metadata only:
 `detect` — is this my format, and what decided it (evidence)? — and `select_files` — exactly which
 files must be fetched to serve it. Precedence between strategies that both match is each
 strategy's `priority` (higher wins); the registry records the losers too.
+
+It also owns every serving fact of its format (`serving`, a `ServingFacts`): the engines that can
+serve it, its vLLM quantization name, its compute-capability floor. The planner, the engines and
+the GPU policy read these facts; none of them keeps a table keyed by format name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from modelformats.listing import ListingSource, RepoListing
 
 __all__ = [
+    "ENGINE_KINDS",
     "BaseFormat",
+    "CapabilityFloor",
+    "Container",
     "Detection",
     "Exclusion",
     "FileSelection",
+    "JoinPlan",
     "ModelFormat",
     "SelectionContext",
+    "ServingFacts",
     "TokenizerSource",
 ]
+
+# What an engine is pointed at: a transformers-style repo directory (config.json + weights), or one GGUF file.
+Container = Literal["hf-directory", "gguf-file"]
+# The engines a format may name in `ServingFacts.engines`, in the planner's order. The plugin variant is
+# vLLM with modelformats' own vLLM plugin in the image (GGUF layouts vLLM's loader gets wrong).
+ENGINE_KINDS = ("vllm", "vllm+modelformats-plugin", "llamacpp")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CapabilityFloor:
+    """Weights of kind `key` need compute capability >= `minimum` on the engine, and why (`source`)."""
+
+    key: str
+    minimum: tuple[int, int]
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingFacts:
+    """How a format is served. Owned by its strategy; read by the planner, engines and GPU policy."""
+
+    # Engines that can serve the format (ENGINE_KINDS), in the planner's order; () = not servable.
+    engines: tuple[str, ...] = ()
+    container: Container = "hf-directory"
+    # The method name in vLLM's QUANTIZATION_METHODS; None = unquantized, or whatever config.json says.
+    vllm_quantization: str | None = None
+    # Name the method in argv (--quantization). Off for methods vLLM upgrades when left to config.json
+    # (gptq -> gptq_marlin, awq -> awq_marlin): an explicit flag would pin the slower kernel.
+    quantization_flag: bool = False
+    # The lowest compute capability the format's kernels need; None: no floor of its own.
+    capability_floor: CapabilityFloor | None = None
+    # Weights stored at config.json's torch_dtype (not quantized): the dtype sizes them and sets the floor.
+    weights_in_torch_dtype: bool = False
+    # A conversion of a base model (GGUF): the base model's native weights are another route.
+    base_model_routes: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.engines if e not in ENGINE_KINDS]
+        if unknown:
+            raise ValueError(f"ServingFacts.engines names unknown engine(s) {unknown}; known: {list(ENGINE_KINDS)}.")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,6 +108,10 @@ class Exclusion:
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "paths": list(self.paths)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Exclusion:
+        return cls(reason=str(d["reason"]), paths=tuple(d.get("paths", ())))
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TokenizerSource:
@@ -80,6 +134,27 @@ class TokenizerSource:
             "reason": self.reason,
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, download_bytes: int | None = None) -> TokenizerSource:
+        """The JSON form carries no size (the plan's download item does): pass it as `download_bytes`."""
+        return cls(
+            repo_id=str(d["repo_id"]),
+            revision=d.get("revision"),
+            files=tuple(d.get("files", ())),
+            allow_patterns=tuple(d.get("allow_patterns", ())),
+            reason=str(d.get("reason", "")),
+            download_bytes=download_bytes,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JoinPlan:
+    """Raw byte parts (`.gguf.partXofY`) concatenated, in order, into `output` after download."""
+
+    output: str
+    parts: tuple[str, ...]
+    expected_bytes: int | None = None
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FileSelection:
@@ -98,9 +173,18 @@ class FileSelection:
     quant: str | None = None
     # The file an engine is pointed at when it takes a file, not a repo (GGUF: shard 1 or the joined file).
     model_file: str | None = None
-    # Raw byte splits (`.gguf.partXofY`) to concatenate after download: {"output": path, "parts": [...]}
-    joins: tuple[Mapping[str, Any], ...] = ()
+    # Raw byte splits (`.gguf.partXofY`) to concatenate after download.
+    joins: tuple[JoinPlan, ...] = ()
+    # How the weights are split ("single", "split", "parts"; GGUF), when the engine needs to know.
+    layout: str | None = None
+    # The base model's repo (tokenizer/config source), when it is another repo than the weights'.
+    base_repo: str | None = None
+    # A multimodal projector (mmproj) is needed to serve the weights.
+    needs_projector: bool = False
+    # Further facts for people and tests (quant name, shard count, ...); the planner never reads them.
     details: Mapping[str, Any] = field(default_factory=dict)
+    # What the user must know about the chosen files (a name its header contradicts); reaches plan.warnings.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +216,9 @@ class ModelFormat(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def serving(self) -> ServingFacts: ...
+
     def detect(self, listing: RepoListing) -> Detection | None: ...
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection: ...
@@ -143,6 +230,7 @@ class BaseFormat:
     name: ClassVar[str]
     priority: ClassVar[int]
     description: ClassVar[str]
+    serving: ClassVar[ServingFacts] = ServingFacts()
 
     def detect(self, listing: RepoListing) -> Detection | None:
         raise NotImplementedError

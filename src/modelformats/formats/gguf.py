@@ -20,13 +20,15 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from modelformats.errors import InvalidRequestError, QuantNotFoundError, TokenizerSourceError
-from modelformats.formats._files import escape_pattern
 from modelformats.formats.base import (
     BaseFormat,
+    CapabilityFloor,
     Detection,
     Exclusion,
     FileSelection,
+    JoinPlan,
     SelectionContext,
+    ServingFacts,
     TokenizerSource,
 )
 from modelformats.gguf.files import SIDE_FILE_RULES, GGUFInventory, GGUFUnit, inventory_gguf
@@ -39,6 +41,7 @@ from modelformats.gguf.quant import (
 )
 from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
 from modelformats.listing import ListingSource, RepoListing
+from modelformats.naming import escape_pattern
 
 __all__ = ["GGUFFormat", "UnitChoice", "select_unit"]
 
@@ -74,6 +77,21 @@ class GGUFFormat(BaseFormat):
     # a LoRA adapter (5) and non-servable leftovers (ONNX 10, Meta consolidated 11). docs/formats.md.
     priority: ClassVar[int] = 45
     description: ClassVar[str] = "GGUF (llama.cpp) quantized weights"
+    serving: ClassVar[ServingFacts] = ServingFacts(
+        engines=("vllm", "vllm+modelformats-plugin", "llamacpp"),
+        container="gguf-file",
+        vllm_quantization="gguf",
+        capability_floor=CapabilityFloor(
+            key="gguf",
+            minimum=(6, 0),
+            source=(
+                "vllm 0.23.0 vllm/model_executor/layers/quantization/gguf.py:71 GGUFConfig.get_min_capability; "
+                "vllm-gguf-plugin 0.0.5 vllm_gguf_plugin/quantization/config.py:46"
+            ),
+            reason="vLLM's GGUF dequantization kernels",
+        ),
+        base_model_routes=True,
+    )
 
     def detect(self, listing: RepoListing) -> Detection | None:
         inv = inventory_gguf(listing.paths)
@@ -87,11 +105,15 @@ class GGUFFormat(BaseFormat):
             format=self.name,
             evidence=tuple(evidence),
             quantization="gguf",
-            details={"units": len(inv.units), "quants": labels},
+            # The inventory travels with the claim, so selecting files does not take it again.
+            details={"units": len(inv.units), "quants": labels, "inventory": inv},
         )
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
-        inv = _tags_from_headers(listing, inventory_gguf(listing.paths))
+        found = detection.details.get("inventory")
+        inv, warnings = _tags_from_headers(
+            listing, found if isinstance(found, GGUFInventory) else inventory_gguf(listing.paths)
+        )
         notes: list[str] = []
         refusals = _refusals(listing, inv, context.refuse_quant)
         choice = select_unit(listing, inv, context, refusals)
@@ -153,17 +175,17 @@ class GGUFFormat(BaseFormat):
             quant=tag.label,
             model_file=unit.model_file,
             joins=joins,
+            layout=unit.kind,
+            base_repo=base_repo,
+            needs_projector=_needs_projector(inv, base),
+            warnings=tuple(w for w in warnings if w.startswith(f"{unit.model_file} ")),
             details={
-                "unit": unit.kind,
                 "quant_name": tag.name,
                 "tensor_type": tag.tensor_type,
                 "bits_per_weight": tag.bits_per_weight,
                 "shards": unit.shard_count,
                 "tokenizer_rule": base.rule if base_repo is not None or base.is_self else None,
-                # The base model's repo (None: unknown, or the GGUF repo itself), for the planner's traits.
-                "base_repo": base_repo,
                 "projectors": list(inv.side_files.get("projector", ())),
-                "needs_projector": _needs_projector(inv, base),
             },
         )
 
@@ -171,18 +193,28 @@ class GGUFFormat(BaseFormat):
 # --- choice ----------------------------------------------------------------------------------------
 
 
-def _tags_from_headers(listing: RepoListing, inv: GGUFInventory) -> GGUFInventory:
-    """Units whose name carries no quant tag take it from their GGUF header's general.file_type."""
+def _tags_from_headers(listing: RepoListing, inv: GGUFInventory) -> tuple[GGUFInventory, tuple[str, ...]]:
+    """Units whose name carries no quant tag take it from their GGUF header's general.file_type; so do units
+    whose name says a plain quant the header contradicts (the header describes the bytes), with a warning."""
     units = []
+    warnings: list[str] = []
     for unit in inv.units:
         header = listing.gguf_headers.get(unit.model_file)
+        summary = header.get("summary") if header is not None else None
+        name = summary.get("file_type_name") if isinstance(summary, Mapping) else None
+        said = parse_quant(name) if isinstance(name, str) else None
         tag = None
-        if unit.quant is None and header is not None and not looks_like_quant(unit.tag_text):
-            summary = header.get("summary")
-            name = summary.get("file_type_name") if isinstance(summary, Mapping) else None
-            tag = parse_quant(name) if isinstance(name, str) else None
+        if unit.quant is None and said is not None and not looks_like_quant(unit.tag_text):
+            tag = said
+        elif unit.quant is not None and said is not None and unit.quant.label == unit.quant.name != said.name:
+            # Only plain names are compared: UD-/i1- prefixes and _XL suffixes name mixes the header does not.
+            tag = said
+            warnings.append(
+                f"{unit.model_file} is named {unit.quant.label}, but its GGUF header says general.file_type = "
+                f"{said.label}; the plan uses the header's {said.label}. Report the mislabelled file to the repo."
+            )
         units.append(unit if tag is None else replace(unit, quant=tag, tag_text=tag.label))
-    return replace(inv, units=tuple(units))
+    return replace(inv, units=tuple(units)), tuple(warnings)
 
 
 def _refusals(listing: RepoListing, inv: GGUFInventory, refuse: Callable[[str], str | None] | None) -> dict[str, str]:
@@ -447,11 +479,11 @@ def _add_own_files(
     return size + extra, estimated or not exact, basis
 
 
-def _join_entry(listing: RepoListing, join: Mapping[str, Any]) -> dict[str, Any]:
-    parts = list(join["parts"])
+def _join_entry(listing: RepoListing, join: Mapping[str, Any]) -> JoinPlan:
+    parts = tuple(join["parts"])
     total, exact = listing.total_size(parts)
     # Only exact sizes can verify a join; display sizes are rounded.
-    return {"output": join["output"], "parts": parts, "expected_bytes": total if exact else None}
+    return JoinPlan(output=str(join["output"]), parts=parts, expected_bytes=total if exact else None)
 
 
 def _exclusions(

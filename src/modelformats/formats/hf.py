@@ -11,18 +11,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from modelformats.formats._files import (
+from modelformats.formats._files import check_shards_complete
+from modelformats.formats.base import (
+    BaseFormat,
+    CapabilityFloor,
+    Detection,
+    Exclusion,
+    FileSelection,
+    SelectionContext,
+    ServingFacts,
+)
+from modelformats.listing import RepoFile, RepoListing
+from modelformats.naming import (
     CONFIG_FILES,
     MISTRAL_TOKENIZER,
     TOKENIZER_FILES,
-    check_shards_complete,
     escape_pattern,
     has_tokenizer,
     support_files,
     unique,
 )
-from modelformats.formats.base import BaseFormat, Detection, Exclusion, FileSelection, SelectionContext
-from modelformats.listing import RepoFile, RepoListing
 
 __all__ = [
     "AWQFormat",
@@ -104,7 +112,9 @@ class _HFFormat(BaseFormat):
 
     weights_kind: ClassVar[str] = "safetensors"
 
-    def _detection(self, listing: RepoListing, extra: list[str], quantization: str | None) -> Detection | None:
+    def _detection(
+        self, listing: RepoListing, extra: list[str], quantization: str | None, side_files: tuple[str, ...] = ()
+    ) -> Detection | None:
         weights = _find_weights(listing, self.weights_kind)
         if weights is None:
             return None
@@ -112,7 +122,8 @@ class _HFFormat(BaseFormat):
             format=self.name,
             evidence=(*extra, *weights.evidence),
             quantization=quantization,
-            details={"weights": weights.paths, "index": weights.index},
+            # Side files detection relied on (quantize_config.json): the engine reads them too, so they are fetched.
+            details={"weights": weights.paths, "index": weights.index, "side_files": side_files},
         )
 
     def select_files(self, listing: RepoListing, detection: Detection, context: SelectionContext) -> FileSelection:
@@ -133,7 +144,8 @@ class _HFFormat(BaseFormat):
                     "(only an auto_map seen in config.json turns it on). If config.json has an auto_map, "
                     "re-plan online, or from a recording that includes config.json, to get it."
                 )
-        files = unique([*weights, *([index] if index else []), *support, *code])
+        side = tuple(detection.details.get("side_files", ()))
+        files = unique([*weights, *([index] if index else []), *support, *side, *code])
         patterns = [escape_pattern(p) for p in files]
         if not listing.complete:
             extra = [n for n in (*CONFIG_FILES, *TOKENIZER_FILES) if n not in files]
@@ -219,10 +231,15 @@ def _exclusions(listing: RepoListing, chosen: set[str], weights_kind: str) -> tu
 # --- the strategies -----------------------------------------------------------------------------
 
 
+# vLLM's HF weights loader reads unquantized checkpoints; torch_dtype sizes them and sets the floor.
+_UNQUANTIZED = ServingFacts(engines=("vllm",), weights_in_torch_dtype=True)
+
+
 class SafeTensorsFormat(_HFFormat):
     name = "safetensors"
     priority = 50
     description = "transformers safetensors weights (single file or sharded with an index)"
+    serving = _UNQUANTIZED
 
     def detect(self, listing: RepoListing) -> Detection | None:
         # A quant method this module has no dedicated strategy for still rides along (vLLM reads it from config).
@@ -236,6 +253,7 @@ class PyTorchBinFormat(_HFFormat):
     priority = 40
     description = "transformers PyTorch pickle weights (pytorch_model*.bin, single or sharded)"
     weights_kind = "bin"
+    serving = _UNQUANTIZED
 
     def detect(self, listing: RepoListing) -> Detection | None:
         return self._detection(listing, [], config_quant_method(listing))
@@ -251,8 +269,9 @@ class QuantSignals:
 
 
 class _QuantizedFormat(_HFFormat):
+    """A quantized-safetensors family; `serving.vllm_quantization` is its method when config.json is unread."""
+
     signals: ClassVar[QuantSignals]
-    vllm_quantization: ClassVar[str]
 
     def detect(self, listing: RepoListing) -> Detection | None:
         method = config_quant_method(listing)
@@ -269,14 +288,25 @@ class _QuantizedFormat(_HFFormat):
             evidence += [f"Hub tag {t!r} (derived by the Hub from config.json)" for t in tags]
             if not evidence:
                 return None
-        return self._detection(listing, evidence, method if method else self.vllm_quantization)
+        # vLLM reads quantize_config.json (and kin) when config.json has no quantization_config: fetch what is there.
+        side = tuple(name for name in self.signals.files if listing.has(name))
+        return self._detection(listing, evidence, method if method else self.serving.vllm_quantization, side)
 
 
 class GPTQFormat(_QuantizedFormat):
     name = "gptq"
     priority = 80
     description = "GPTQ-quantized safetensors (AutoGPTQ / GPTQModel / optimum)"
-    vllm_quantization = "gptq"
+    serving = ServingFacts(
+        engines=("vllm",),
+        vllm_quantization="gptq",
+        capability_floor=CapabilityFloor(
+            key="gptq",
+            minimum=(6, 0),
+            source="vllm 0.33.0 vllm/model_executor/layers/quantization/auto_gptq.py:182",
+            reason="vLLM's GPTQ kernels",
+        ),
+    )
     signals = QuantSignals(
         quant_methods=frozenset({"gptq"}),
         files=("quantize_config.json", "quantization_config.json"),
@@ -288,7 +318,19 @@ class AWQFormat(_QuantizedFormat):
     name = "awq"
     priority = 84
     description = "AWQ-quantized safetensors (AutoAWQ / llm-compressor)"
-    vllm_quantization = "awq"
+    serving = ServingFacts(
+        engines=("vllm",),
+        vllm_quantization="awq",
+        capability_floor=CapabilityFloor(
+            key="awq",
+            minimum=(7, 5),
+            source=(
+                "vllm 0.33.0 vllm/model_executor/layers/quantization/auto_awq.py:233 "
+                "(0.23.0 awq.py:75, awq_marlin.py:225)"
+            ),
+            reason="vLLM's AWQ kernels",
+        ),
+    )
     signals = QuantSignals(
         quant_methods=frozenset({"awq"}),
         files=("quant_config.json",),
@@ -301,7 +343,16 @@ class CompressedTensorsFormat(_QuantizedFormat):
     # Above FP8: an FP8 checkpoint written by llm-compressor is compressed-tensors on disk.
     priority = 82
     description = "llm-compressor compressed-tensors checkpoints (FP8, INT8, W4A16, ...)"
-    vllm_quantization = "compressed-tensors"
+    serving = ServingFacts(
+        engines=("vllm",),
+        vllm_quantization="compressed-tensors",
+        capability_floor=CapabilityFloor(
+            key="compressed-tensors",
+            minimum=(7, 0),
+            source=("vllm 0.33.0 vllm/model_executor/layers/quantization/compressed_tensors/compressed_tensors.py:123"),
+            reason="the compressed-tensors floor; its FP8 schemes want 8.9 for native kernels (pass 'fp8')",
+        ),
+    )
     signals = QuantSignals(quant_methods=frozenset({"compressed-tensors"}), tags=frozenset({"compressed-tensors"}))
 
 
@@ -309,7 +360,19 @@ class FP8Format(_QuantizedFormat):
     name = "fp8"
     priority = 81
     description = "FP8 safetensors with quant_method 'fp8' / 'fbgemm_fp8'"
-    vllm_quantization = "fp8"
+    serving = ServingFacts(
+        engines=("vllm",),
+        vllm_quantization="fp8",
+        capability_floor=CapabilityFloor(
+            key="fp8",
+            minimum=(8, 9),
+            source=(
+                "vllm 0.33.0 vllm/platforms/cuda.py:587 supports_fp8() = has_device_capability(89); "
+                "below it Fp8Config (fp8.py:146, floor 7.5) falls back to weight-only Marlin kernels"
+            ),
+            reason="native FP8 tensor cores (Ada/Hopper and newer)",
+        ),
+    )
     signals = QuantSignals(quant_methods=frozenset({"fp8", "fbgemm_fp8"}), tags=frozenset({"fp8"}))
 
 
@@ -317,5 +380,14 @@ class BitsAndBytesFormat(_QuantizedFormat):
     name = "bitsandbytes"
     priority = 83
     description = "bitsandbytes 4-bit / 8-bit pre-quantized safetensors"
-    vllm_quantization = "bitsandbytes"
+    serving = ServingFacts(
+        engines=("vllm",),
+        vllm_quantization="bitsandbytes",
+        capability_floor=CapabilityFloor(
+            key="bitsandbytes",
+            minimum=(7, 0),
+            source="vllm 0.23.0 vllm/model_executor/layers/quantization/bitsandbytes.py:104 (gone by 0.33.0)",
+            reason="bitsandbytes kernels",
+        ),
+    )
     signals = QuantSignals(quant_methods=frozenset({"bitsandbytes"}), tags=frozenset({"bitsandbytes"}))

@@ -22,8 +22,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from modelformats.formats._files import ShardName, parse_shard_name
 from modelformats.gguf.quant import QuantTag, find_quant, looks_like_quant
+from modelformats.naming import ShardName, parse_shard_name
 
 __all__ = [
     "SIDE_FILE_RULES",

@@ -15,16 +15,20 @@ Any violation raises `GGUFHeaderError` with the byte offset; nothing else escape
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 import struct
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from modelformats.errors import GGUFHeaderError
-from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, VALUE_TYPES
+from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, GGUF_PACKAGE_VERSION, VALUE_TYPES
+from modelformats.retry import DEFAULT_RETRY, RETRY_STATUSES, RetryPolicy
 
 __all__ = [
     "HEADER_SCHEMA",
@@ -38,6 +42,8 @@ __all__ = [
     "read_hub_gguf_header",
     "read_remote_header_dict",
 ]
+
+T = TypeVar("T")
 
 HEADER_SCHEMA = "modelformats-gguf-header/1"
 GGUF_MAGIC = b"GGUF"
@@ -83,6 +89,11 @@ class HeaderLimits:
     max_tensor_dims: int = 4
     # ggml tensor names are at most 64 bytes (GGML_MAX_NAME).
     max_tensor_name_bytes: int = 256
+    # Elements of one tensor: the largest real ones hold ~3.8e9 (DeepSeek-V3's merged experts, 256 x 2048 x
+    # 7168; Llama-3.1-405B's embedding 128,256 x 16,384 = 2.1e9), so 2**36 (6.9e10) leaves 16x headroom.
+    max_tensor_elements: int = 2**36
+    # Tensor data of one file: shards of the largest models stay under 50 GB (gguf-split's default); 16 TiB.
+    max_data_bytes: int = 2**44
     # Arrays up to this length are kept as lists; longer ones (tokens, merges) only as type + length.
     keep_array_items: int = 256
     # Strings longer than this are kept as their length only.
@@ -106,8 +117,23 @@ class LocalFileSource:
         self.path = Path(path)
         self.name = str(path)
 
-    def read(self, offset: int, size: int) -> bytes:
+    @property
+    def size(self) -> int | None:
+        """The file's length (for the tensor-data extent check); None when it cannot be read."""
         try:
+            return self.path.stat().st_size
+        except OSError:
+            return None
+
+    def read(self, offset: int, size: int) -> bytes:
+        import stat
+
+        try:
+            # stat never blocks; opening a FIFO would wait for a writer for ever.
+            mode = self.path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+                raise GGUFHeaderError(self.name, offset, f"it is {kind}, not a regular file; name a .gguf file")
             with self.path.open("rb") as f:
                 f.seek(offset)
                 return f.read(size)
@@ -118,64 +144,179 @@ class LocalFileSource:
 class HttpRangeSource:
     """A remote file read with HTTP Range requests, over huggingface_hub's HTTP client.
 
+    The first read is one bounded Range request (512 KiB holds most headers). When the header is
+    longer (a 128k-token vocabulary makes ~7 MB), the next read opens ONE more Range request up to
+    `max_span` bytes and keeps it open: later sequential reads (and skips) are served from that same
+    stream, and `close()` hangs up once the header is read. So a header costs at most 2 requests, and
+    the bytes transferred past it are what is in flight when the reader hangs up.
+
     `headers` carry authentication (build them with `huggingface_hub.utils.build_hf_headers`); they are
     never printed. Redirects are followed (the Hub redirects to its CDN; the client drops the
     Authorization header on a cross-origin redirect).
     """
 
-    def __init__(self, url: str, *, headers: Mapping[str, str] | None = None, client: Any = None) -> None:
+    # Skips shorter than this are read through on the open stream rather than starting a new request.
+    _SKIP_ON_STREAM = 16 * 1024 * 1024
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        client: Any = None,
+        max_span: int = 128 * 1024 * 1024,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
         self.url = url
+        self._retry = retry
         self.name = url
         self._headers = dict(headers or {})
         self._client = client
+        self._max_span = max_span
+        # The file's length, once an answer told it (Content-Range "bytes a-b/total", or a whole-file 200).
+        self.size: int | None = None
+        self.requests = 0
+        self._stream: Any = None  # (context manager, byte iterator) of the open streaming request
+        self._stream_pos = 0
+        self._pending = b""
 
     def read(self, offset: int, size: int) -> bytes:
+        if self._stream is not None and self._stream_pos <= offset <= self._stream_pos + self._SKIP_ON_STREAM:
+            self._pull(offset - self._stream_pos)  # read through a skip on the open stream
+            return self._pull(size)
+        self.close()
+        if self.requests == 0:
+            return self._bounded(offset, size)
+        self._open(offset)
+        return self._pull(size)
+
+    def close(self) -> None:
+        """Hang up an open streaming request (the rest of its body is not wanted)."""
+        if self._stream is not None:
+            context, _ = self._stream
+            self._stream = None
+            self._pending = b""
+            with contextlib.suppress(Exception):
+                context.__exit__(None, None, None)
+
+    def _request(self, offset: int, end: int) -> Any:
         # huggingface_hub (and its HTTP client) is loaded only for remote reads.
         from huggingface_hub import constants, get_session
 
         client = self._client if self._client is not None else get_session()
-        headers = {
-            **self._headers,
-            "Range": f"bytes={offset}-{offset + size - 1}",
-            "Accept-Encoding": "identity",
-        }
+        headers = {**self._headers, "Range": f"bytes={offset}-{end}", "Accept-Encoding": "identity"}
+        self.requests += 1
+        return client.stream(
+            "GET", self.url, headers=headers, follow_redirects=True, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT
+        )
+
+    def _check(self, response: Any, offset: int) -> bool:
+        """Whether the answer has a body to read (False: the file ends before `offset`)."""
+        status = response.status_code
+        if status == 416:  # Range Not Satisfiable: the file ends before `offset`
+            return False
+        if status == 200 and offset != 0:
+            raise GGUFHeaderError(
+                self.name, offset, "the server ignores HTTP Range requests; download the file and read it locally"
+            )
+        if status in RETRY_STATUSES:
+            raise _RetryableStatusError(status, response.headers.get("Retry-After"))
+        if status not in (200, 206):
+            raise GGUFHeaderError(
+                self.name,
+                offset,
+                f"HTTP {status} from the server (check the repo id, revision and token: HF_TOKEN or `hf auth login`)",
+            )
+        if status == 206:
+            _check_content_range(self.name, offset, response.headers.get("Content-Range"))
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            self.size = int(total) if total.isdigit() else self.size
+        elif response.headers.get("Content-Length", "").isdigit():
+            self.size = int(response.headers["Content-Length"])
+        return True
+
+    def _retrying(self, offset: int, attempt: Callable[[], T]) -> T:
+        """`attempt()`, retried on 408/429/5xx answers and network errors as the RetryPolicy allows."""
+        waited = 0.0
+        for n in itertools.count():
+            try:
+                return attempt()
+            except GGUFHeaderError:
+                raise
+            except _RetryableStatusError as exc:
+                why, after = f"HTTP {exc.status}", exc.retry_after
+            except Exception as exc:  # network errors of whichever HTTP client is injected
+                why, after = f"{type(exc).__name__}: {exc}", None
+            wait = self._retry.backoff(n, float(after) if after is not None and after.isdigit() else None)
+            if n >= self._retry.max_retries or waited + wait > self._retry.max_total_wait:
+                raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({why}) after {n + 1} tries")
+            time.sleep(wait)
+            waited += wait
+        raise AssertionError("unreachable")  # itertools.count() never ends
+
+    def _bounded(self, offset: int, size: int) -> bytes:
+        return self._retrying(offset, lambda: self._bounded_once(offset, size))
+
+    def _bounded_once(self, offset: int, size: int) -> bytes:
+        with self._request(offset, offset + size - 1) as response:
+            if not self._check(response, offset):
+                return b""
+            body = bytearray()
+            # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= size:
+                    break
+            return bytes(body[:size])
+
+    def _open(self, offset: int) -> None:
+        self._retrying(offset, lambda: self._open_once(offset))
+
+    def _open_once(self, offset: int) -> None:
+        context = self._request(offset, offset + self._max_span - 1)
         try:
-            with client.stream(
-                "GET",
-                self.url,
-                headers=headers,
-                follow_redirects=True,
-                timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-            ) as response:
-                status = response.status_code
-                if status == 416:  # Range Not Satisfiable: the file ends before `offset`
-                    return b""
-                if status == 200 and offset != 0:
-                    raise GGUFHeaderError(
-                        self.name,
-                        offset,
-                        "the server ignores HTTP Range requests; download the file and read it locally",
-                    )
-                if status not in (200, 206):
-                    raise GGUFHeaderError(
-                        self.name,
-                        offset,
-                        f"HTTP {status} from the server (check the repo id, revision and token: HF_TOKEN or "
-                        "`hf auth login`)",
-                    )
-                if status == 206:
-                    _check_content_range(self.name, offset, response.headers.get("Content-Range"))
-                body = bytearray()
-                # A 200 answer to offset 0 is the whole file: take the first `size` bytes and hang up.
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) >= size:
-                        break
-                return bytes(body[:size])
-        except GGUFHeaderError:
+            response = context.__enter__()
+            if not self._check(response, offset):
+                context.__exit__(None, None, None)
+                self._stream, self._stream_pos, self._pending = None, offset, b""
+                return
+        except BaseException:
+            with contextlib.suppress(Exception):
+                context.__exit__(None, None, None)
             raise
-        except Exception as exc:  # network errors of whichever HTTP client is injected
-            raise GGUFHeaderError(self.name, offset, f"HTTP request failed ({type(exc).__name__}: {exc})") from None
+        self._stream = (context, response.iter_bytes())
+        self._stream_pos = offset
+        self._pending = b""
+
+    def _pull(self, size: int) -> bytes:
+        """Up to `size` bytes from the open stream (fewer at the end of the file)."""
+        if self._stream is None:
+            return b""
+        _, chunks = self._stream
+        out = bytearray(self._pending)
+        try:
+            while len(out) < size:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                out += chunk
+        except Exception as exc:
+            self.close()
+            raise GGUFHeaderError(
+                self.name, self._stream_pos, f"HTTP read failed ({type(exc).__name__}: {exc})"
+            ) from None
+        self._pending = bytes(out[size:])
+        self._stream_pos += min(size, len(out))
+        return bytes(out[:size])
+
+
+class _RetryableStatusError(Exception):
+    """An answer worth retrying (408, 429, 5xx), with its Retry-After header."""
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
 
 
 def _check_content_range(name: str, offset: int, value: str | None) -> None:
@@ -436,7 +577,20 @@ class _Cursor:
 
     def string(self, what: str) -> str:
         n = self.string_length(what)
-        return self.take(n, what).decode("utf-8", errors="replace")
+        return self.text(n, what)
+
+    def text(self, n: int, what: str) -> str:
+        """The next `n` bytes as UTF-8; anything else is refused (it would be silently replaced by U+FFFD)."""
+        at = self.pos
+        raw = self.take(n, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail(
+                f"{what} is not valid UTF-8 (byte {raw[exc.start]:#04x} at byte {at + exc.start}); GGUF strings "
+                "are UTF-8, so the file is corrupt or not written by a GGUF writer",
+                at + exc.start,
+            ) from None
 
     def skip_strings(self, count: int, what: str) -> None:
         """Walk `count` length-prefixed strings, decoding none of them."""
@@ -465,16 +619,44 @@ class _Cursor:
                 count -= 1
 
 
-def read_gguf_header(source: ByteSource | str | os.PathLike[str], *, limits: HeaderLimits | None = None) -> GGUFHeader:
-    """Read the header of a GGUF file (a path or any ByteSource), bounded by `limits`."""
+def read_gguf_header(
+    source: ByteSource | str | os.PathLike[str],
+    *,
+    limits: HeaderLimits | None = None,
+    check_extent: bool = True,
+) -> GGUFHeader:
+    """Read the header of a GGUF file (a path or any ByteSource), bounded by `limits`.
+
+    When the file's length is known (a local file; over HTTP, once Content-Range tells it) and
+    `check_extent`, tensor data that would end past it is refused; pass False to read a header cut
+    from its file on purpose.
+    """
     src: ByteSource = LocalFileSource(source) if isinstance(source, (str, os.PathLike)) else source
-    cur = _Cursor(src, limits or HeaderLimits())
+    try:
+        return _read(src, limits or HeaderLimits(), check_extent=check_extent)
+    finally:
+        close = getattr(src, "close", None)
+        if callable(close):
+            close()  # an HTTP source hangs up its open stream: the tensor data is not wanted
+
+
+def _read(src: ByteSource, limits: HeaderLimits, *, check_extent: bool) -> GGUFHeader:
+    cur = _Cursor(src, limits)
     version, tensor_count, kv_count = _read_preamble(cur)
     metadata = _read_metadata(cur, kv_count)
     alignment = metadata.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
         raise cur.fail(f"general.alignment is {alignment!r}; it must be a power of two")
-    tensors = _read_tensor_infos(cur, tensor_count)
+    tensors = _read_tensor_infos(cur, tensor_count, alignment)
+    data_offset = -(-cur.pos // alignment) * alignment
+    size = getattr(src, "size", None)
+    end = data_offset + (tensors.data_end or 0)
+    if check_extent and isinstance(size, int) and tensor_count and end > size:
+        raise cur.fail(
+            f"the tensor data would end at byte {end:,}, but the file is {size:,} bytes: truncated, or the "
+            "header's dimensions and offsets are not this file's",
+            cur.pos,
+        )
     return GGUFHeader(
         version=version,
         byte_order="big" if cur.order == ">" else "little",
@@ -486,7 +668,7 @@ def read_gguf_header(source: ByteSource | str | os.PathLike[str], *, limits: Hea
         tensor_data_bytes=tensors.data_end,
         alignment=alignment,
         # Tensor data starts at the end of the tensor infos, padded to the alignment.
-        data_offset=-(-cur.pos // alignment) * alignment,
+        data_offset=data_offset,
         bytes_read=cur.bytes_read,
         source=src.name,
     )
@@ -548,36 +730,71 @@ class _TensorTotals:
     data_end: int | None = 0
 
 
-def _read_tensor_infos(cur: _Cursor, tensor_count: int) -> _TensorTotals:
-    """Walk the tensor infos, keeping only per-type counts, element totals and the data extent."""
+def _read_tensor_infos(cur: _Cursor, tensor_count: int, alignment: int) -> _TensorTotals:
+    """Walk the tensor infos, keeping only per-type counts, element totals and the data extent.
+
+    Each tensor must be one llama.cpp can load: 1-4 non-zero dimensions whose product is sane, a ggml
+    type gguf knows, whole blocks, and data starting exactly where the previous tensor's ends, padded to
+    the alignment (the rule gguf.c's loader enforces: "tensor has offset X, expected Y").
+    """
     lim = cur.limits
     totals = _TensorTotals(types={})
     names: set[str] = set()
+    expected = 0
     for index in range(tensor_count):
         info_at = cur.pos
         n = cur.string_length(f"the name of tensor {index}")
         if n > lim.max_tensor_name_bytes:
             raise cur.fail(f"tensor {index}'s name is {n} bytes; the limit is {lim.max_tensor_name_bytes}", info_at)
-        name = cur.take(n, f"the name of tensor {index}").decode("utf-8", errors="replace")
+        name = cur.text(n, f"the name of tensor {index}")
         if name in names:
             raise cur.fail(f"tensor {name!r} appears twice", info_at)
         names.add(name)
         n_dims = cur.u32(f"the dimension count of {name!r}")
         if not 1 <= n_dims <= lim.max_tensor_dims:
             raise cur.fail(f"tensor {name!r} declares {n_dims} dimensions; 1 to {lim.max_tensor_dims} are allowed")
-        elements = math.prod(cur.u64(f"a dimension of {name!r}") for _ in range(n_dims))
+        dims_at = cur.pos
+        dims = [cur.u64(f"a dimension of {name!r}") for _ in range(n_dims)]
+        elements = math.prod(dims)
+        if elements == 0 or elements > lim.max_tensor_elements:
+            size = "a zero dimension" if elements == 0 else f"{elements:.3g} elements"
+            raise cur.fail(
+                f"tensor {name!r} has dimensions {dims}: {size}; a tensor holds 1 to {lim.max_tensor_elements:,} "
+                "(HeaderLimits.max_tensor_elements; the largest real tensors hold ~4e9)",
+                dims_at,
+            )
+        type_at = cur.pos
         type_id = cur.u32(f"the type of {name!r}")
+        offset_at = cur.pos
         offset = cur.u64(f"the data offset of {name!r}")
+        type_name = _GGML_TYPE_NAMES.get(type_id)
+        if type_name is None:
+            raise cur.fail(
+                f"tensor {name!r} has the unknown ggml type id {type_id}; gguf {GGUF_PACKAGE_VERSION} knows "
+                f"{min(_GGML_TYPE_NAMES)}-{max(_GGML_TYPE_NAMES)} (not all used), so llama.cpp cannot load it",
+                type_at,
+            )
+        _, block, size_bytes = GGML_TYPES[type_name]
+        if elements % block:
+            raise cur.fail(f"tensor {name!r} has {elements} elements, not whole {type_name} blocks of {block}")
+        if offset != expected:
+            raise cur.fail(
+                f"tensor {name!r} says its data starts at offset {offset:,}; the tensors before it end at "
+                f"{expected:,} (llama.cpp's loader requires each tensor to start where the previous one ends, "
+                f"padded to {alignment} bytes)",
+                offset_at,
+            )
+        nbytes = elements // block * size_bytes
+        expected = offset + -(-nbytes // alignment) * alignment
+        if expected > lim.max_data_bytes:
+            raise cur.fail(
+                f"the tensor data reaches {expected:,} bytes at tensor {name!r}; the limit is "
+                f"{lim.max_data_bytes:,} (HeaderLimits.max_data_bytes; real files stay under 50 GB per shard)",
+                offset_at,
+            )
         totals.parameters += elements
-        type_name = _GGML_TYPE_NAMES.get(type_id, f"type_{type_id}")
         totals.types[type_name] = totals.types.get(type_name, 0) + 1
-        if type_name not in GGML_TYPES:
-            totals.data_end = None
-        elif totals.data_end is not None:
-            _, block, size = GGML_TYPES[type_name]
-            if elements % block:
-                raise cur.fail(f"tensor {name!r} has {elements} elements, not whole {type_name} blocks of {block}")
-            totals.data_end = max(totals.data_end, offset + elements // block * size)
+        totals.data_end = offset + nbytes
     return totals
 
 
@@ -598,7 +815,7 @@ def _read_value(cur: _Cursor, type_id: int, key: str, *, depth: int) -> Any:
         if n > cur.limits.keep_string_bytes:
             cur.skip(n, f"the value of {key!r}")
             return {"gguf_string_bytes": n}
-        return cur.take(n, f"the value of {key!r}").decode("utf-8", errors="replace")
+        return cur.text(n, f"the value of {key!r}")
     # ARRAY: item type, length, items.
     if depth >= cur.limits.max_array_depth:
         raise cur.fail(f"{key!r} nests arrays deeper than {cur.limits.max_array_depth} (HeaderLimits.max_array_depth)")
@@ -627,9 +844,11 @@ def _read_value(cur: _Cursor, type_id: int, key: str, *, depth: int) -> Any:
 # --- entry points --------------------------------------------------------------------------------
 
 
-def read_header(path: str | os.PathLike[str], *, limits: HeaderLimits | None = None) -> GGUFHeader:
-    """Read the header of a local GGUF file."""
-    return read_gguf_header(LocalFileSource(path), limits=limits)
+def read_header(
+    path: str | os.PathLike[str], *, limits: HeaderLimits | None = None, check_extent: bool = True
+) -> GGUFHeader:
+    """Read the header of a local GGUF file (see `read_gguf_header` for `check_extent`)."""
+    return read_gguf_header(LocalFileSource(path), limits=limits, check_extent=check_extent)
 
 
 def read_hub_gguf_header(
@@ -653,9 +872,11 @@ def read_hub_gguf_header(
     return _with_source(header, f"{repo_id}/{filename}")
 
 
-def read_remote_header_dict(url: str, headers: Mapping[str, str]) -> dict[str, Any]:
+def read_remote_header_dict(
+    url: str, headers: Mapping[str, str], *, retry: RetryPolicy = DEFAULT_RETRY
+) -> dict[str, Any]:
     """`HubSource`'s header reader: the header at `url` (auth in `headers`) as `GGUFHeader.to_dict()`."""
-    return read_gguf_header(HttpRangeSource(url, headers=headers)).to_dict()
+    return read_gguf_header(HttpRangeSource(url, headers=headers, retry=retry)).to_dict()
 
 
 def _with_source(header: GGUFHeader, source: str) -> GGUFHeader:

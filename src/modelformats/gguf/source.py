@@ -30,7 +30,8 @@ from modelformats.errors import (
     RepoNotFoundError,
     TokenizerSourceError,
 )
-from modelformats.formats._files import (
+from modelformats.listing import ListingSource, RepoListing, validate_repo_id
+from modelformats.naming import (
     CONFIG_FILES,
     TOKENIZER_CORE_FILES,
     TOKENIZER_FILES,
@@ -38,7 +39,6 @@ from modelformats.formats._files import (
     has_tokenizer,
     support_files,
 )
-from modelformats.listing import ListingSource, RepoListing, validate_repo_id
 
 __all__ = [
     "STANDARD_TOKENIZER_FILES",

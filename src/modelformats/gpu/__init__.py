@@ -11,7 +11,7 @@ See docs/gpu-policy.md.
 from __future__ import annotations
 
 from modelformats.gpu.capability import (
-    COMPUTE_CAPABILITY_FLOORS,
+    DTYPE_CAPABILITY_FLOORS,
     CapabilityFloor,
     CapabilityRequirement,
     required_compute_capability,
@@ -28,6 +28,15 @@ from modelformats.gpu.catalogue import (
     parse_gpu,
     render_catalogue,
 )
+from modelformats.gpu.decision import (
+    MAX_NODES,
+    GpuChoice,
+    GpuDecision,
+    GpuRequest,
+    LaunchFacts,
+    ParallelOption,
+    RuntimeLimits,
+)
 from modelformats.gpu.estimate import (
     OVERHEAD_CONSTANTS,
     KvShape,
@@ -40,16 +49,13 @@ from modelformats.gpu.estimate import (
     resolve_kv_shape,
 )
 from modelformats.gpu.policy import (
-    MAX_NODES,
     POLICIES,
-    GpuChoice,
-    GpuDecision,
     GpuPolicy,
-    GpuRequest,
-    LaunchFacts,
-    ParallelOption,
-    RuntimeLimits,
+    PolicyRegistry,
     choose_gpu,
+    cost_policy,
+    default_policies,
+    seed_policy,
 )
 from modelformats.gpu.rules import (
     GpuRule,
@@ -58,11 +64,13 @@ from modelformats.gpu.rules import (
     RuleSettings,
     RuleSubject,
     builtin_rules,
-    default_registry,
+    default_rules,
 )
+from modelformats.gpu.search import GpuSearch, SearchSpace, cost_search, seed_search
+from modelformats.gpu.sizing import GpuOption
 
 __all__ = [
-    "COMPUTE_CAPABILITY_FLOORS",
+    "DTYPE_CAPABILITY_FLOORS",
     "GPU_CATALOGUE",
     "MAX_NODES",
     "OVERHEAD_CONSTANTS",
@@ -71,9 +79,11 @@ __all__ = [
     "CapabilityRequirement",
     "GpuChoice",
     "GpuDecision",
+    "GpuOption",
     "GpuPolicy",
     "GpuRequest",
     "GpuRule",
+    "GpuSearch",
     "GpuSelection",
     "GpuType",
     "KvShape",
@@ -83,17 +93,22 @@ __all__ = [
     "MemoryTerm",
     "OverheadConstant",
     "ParallelOption",
+    "PolicyRegistry",
     "PriceQuote",
     "RuleMatch",
     "RuleRegistry",
     "RuleSettings",
     "RuleSubject",
     "RuntimeLimits",
+    "SearchSpace",
     "WeightsSize",
     "builtin_rules",
     "catalogue_dicts",
     "choose_gpu",
-    "default_registry",
+    "cost_policy",
+    "cost_search",
+    "default_policies",
+    "default_rules",
     "estimate_memory",
     "format_compute_capability",
     "get_gpu",
@@ -102,4 +117,6 @@ __all__ = [
     "render_catalogue",
     "required_compute_capability",
     "resolve_kv_shape",
+    "seed_policy",
+    "seed_search",
 ]

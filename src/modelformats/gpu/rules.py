@@ -24,7 +24,7 @@ __all__ = [
     "RuleSettings",
     "RuleSubject",
     "builtin_rules",
-    "default_registry",
+    "default_rules",
 ]
 
 # Block sizes vLLM's CUDA attention backends take (CacheConfig.DEFAULT_BLOCK_SIZE = 16, config/cache.py:185).
@@ -388,4 +388,6 @@ def builtin_rules() -> tuple[GpuRule, ...]:
     )
 
 
-default_registry = RuleRegistry(builtin_rules())
+def default_rules() -> RuleRegistry:
+    """A fresh registry of the shipped rules: change it freely, nothing else sees it."""
+    return RuleRegistry(builtin_rules())

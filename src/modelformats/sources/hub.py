@@ -8,6 +8,7 @@ comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) and is nev
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,16 +23,24 @@ from modelformats.errors import (
     RevisionNotFoundError,
 )
 from modelformats.listing import (
+    DOCUMENT_NAMES,
     MAX_DOCUMENT_BYTES,
     RepoFile,
     RepoListing,
     SafetensorsSummary,
-    collect_documents,
-    read_one_gguf_header,
     validate_repo_id,
 )
+from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from modelformats.sources.documents import collect_documents, read_one_gguf_header
 
-__all__ = ["HubSource", "hub_errors", "network_errors"]
+__all__ = ["PLANNING_DOCUMENTS", "HubSource", "hub_errors", "network_errors"]
+
+# The small documents a plan decides from (detection, quantization, adapters, Mistral's params.json);
+# generation_config.json and tokenizer_config.json decide nothing, so planning does not spend a request
+# on each (`modelformats record` still keeps every DOCUMENT_NAMES file).
+PLANNING_DOCUMENTS: tuple[str, ...] = tuple(
+    n for n in DOCUMENT_NAMES if n not in ("generation_config.json", "tokenizer_config.json")
+)
 
 # Reads one GGUF header given (url, http headers) -> header dict; injected so the core stays small.
 HeaderReader = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
@@ -50,41 +59,62 @@ class HubSource:
         token: str | bool | None = None,
         read_gguf_headers: bool = True,
         gguf_header_reader: HeaderReader | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        documents: tuple[str, ...] = PLANNING_DOCUMENTS,
     ) -> None:
         """`read_gguf_headers`: read one GGUF header per GGUF repo (Range requests, a few MB) so the
-        architecture, expert count and shapes come from the file, not from guesses."""
+        architecture, expert count and shapes come from the file, not from guesses. `retry`: how 429s,
+        5xx answers and dropped connections are retried (every call this source makes). `documents`: the
+        root JSON documents read into the listing (one request each, when the repo has them)."""
         from huggingface_hub import HfApi
 
+        self._documents = frozenset(documents)
+        self._retry = retry
         self._api = HfApi(endpoint=endpoint, token=token)
         self._endpoint = self._api.endpoint
         self._token = token
         if gguf_header_reader is None and read_gguf_headers:
             from modelformats.gguf.header import read_remote_header_dict
 
-            gguf_header_reader = read_remote_header_dict
+            gguf_header_reader = functools.partial(read_remote_header_dict, retry=retry)
         self._read_header = gguf_header_reader
 
     def exists(self, repo_id: str) -> bool:
         validate_repo_id(repo_id)
         with hub_errors(repo_id, None):
-            return bool(self._api.repo_exists(repo_id))
+            return bool(call_with_retries(lambda: self._api.repo_exists(repo_id), self._retry))
 
     def fetch(self, repo_id: str, *, revision: str | None = None) -> RepoListing:
         validate_repo_id(repo_id)
         with hub_errors(repo_id, revision):
-            info = self._api.model_info(repo_id, revision=revision, files_metadata=True)
+            info = call_with_retries(
+                lambda: self._api.model_info(repo_id, revision=revision, files_metadata=True), self._retry
+            )
         sha = info.sha or revision
         files = tuple(
-            RepoFile(path=s.rfilename, size=s.lfs.size if s.lfs is not None else s.size, size_exact=True)
+            RepoFile(
+                path=s.rfilename,
+                size=s.lfs.size if s.lfs is not None else s.size,
+                size_exact=True,
+                digest=f"sha256:{s.lfs.sha256}"
+                if s.lfs is not None
+                else f"git-sha1:{s.blob_id}"
+                if s.blob_id
+                else None,
+            )
             for s in sorted(info.siblings or [], key=lambda s: s.rfilename)
         )
-        docs = collect_documents(files, lambda path: self._read_json(repo_id, sha, path))
+        docs = collect_documents(
+            files, lambda path: self._read_json(repo_id, sha, path) if self._wanted(path) else None
+        )
         headers: dict[str, Mapping[str, Any]] = {}
         notes = f"recorded from {self._endpoint} at commit {sha}"
         if self._read_header is not None:
             read = self._read_header
             headers, problem = read_one_gguf_header(
-                files, lambda path: read(self._url(repo_id, sha, path), self._auth()), also_catch=network_errors()
+                files,
+                lambda path: call_with_retries(lambda: read(self._url(repo_id, sha, path), self._auth()), self._retry),
+                also_catch=network_errors(),
             )
             notes += f"; {problem}" if problem else ""
         card = info.card_data
@@ -112,6 +142,10 @@ class HubSource:
             notes=notes,
         )
 
+    def _wanted(self, path: str) -> bool:
+        """Root documents outside `documents` are not read; index files (shard lists) always are."""
+        return "/" in path or path not in DOCUMENT_NAMES or path in self._documents
+
     def _url(self, repo_id: str, revision: str | None, path: str) -> str:
         from huggingface_hub import hf_hub_url
 
@@ -124,14 +158,19 @@ class HubSource:
 
     def _read_json(self, repo_id: str, revision: str | None, path: str) -> Any:
         """GET a small JSON file at the pinned revision; None if it is not valid JSON."""
+        with hub_errors(repo_id, revision):
+            body = call_with_retries(lambda: self._get_document(repo_id, revision, path), self._retry)
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def _get_document(self, repo_id: str, revision: str | None, path: str) -> bytes:
         from huggingface_hub.utils import get_session, hf_raise_for_status
 
-        with (
-            hub_errors(repo_id, revision),
-            get_session().stream(
-                "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
-            ) as response,
-        ):
+        with get_session().stream(
+            "GET", self._url(repo_id, revision, path), headers=self._auth(), follow_redirects=True
+        ) as response:
             hf_raise_for_status(response)
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -142,10 +181,7 @@ class HubSource:
                         source=repo_id,
                         field=path,
                     )
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
+        return bytes(body)
 
 
 @contextmanager

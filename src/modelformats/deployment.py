@@ -1,9 +1,11 @@
 """`DeploymentPlan`: the one object the rest of the world consumes (CLI, download, Modal example).
 
-It is plain data with a JSON round trip (`to_dict` / `from_dict`): what to fetch, where it lands,
-the engine command, the GPU and the memory-bound settings, ranked alternatives with prices, and an
-explanation in sentences. Sub-results of the GPU policy and the engines are kept as the mappings
-their own `to_dict()` produced, so a plan read back from JSON equals the plan that was written.
+It is data with a JSON round trip (`to_dict` / `from_dict`, the one place a plan is parsed back):
+what to fetch, where it lands, the engine command, the GPU and the memory-bound settings, ranked
+alternatives with prices, and an explanation in sentences. The engine's verdicts, the tokenizer
+source, the exclusions, the runtime limits and what the GPU policy computed are the typed records
+the library made; `gpu`, `memory`, `detection` and `traits` are still the mappings their `to_dict()`
+produced (issue 13 leaves them for a next step). A plan read back from JSON equals the plan written.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from modelformats.engines.base import LoadVerdict, RuntimeLimits
 from modelformats.errors import InvalidListingError
+from modelformats.formats.base import Exclusion, TokenizerSource
+from modelformats.gpu.capability import CapabilityRequirement
+from modelformats.gpu.decision import LaunchFacts, ParallelOption, PolicyComparison
 
 __all__ = ["PLAN_SCHEMA", "Alternative", "DeploymentPlan", "DownloadItem", "EnginePlan", "JoinStep"]
 
@@ -36,6 +42,8 @@ class DownloadItem:
     bytes_estimated: bool
     # Sizes of the files whose size the listing records (repo path -> bytes).
     sizes: Mapping[str, int] = field(default_factory=dict)
+    # The Hub's hash of each file whose hash the listing records (repo path -> 'sha256:<hex>' / 'git-sha1:<hex>').
+    hashes: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +55,7 @@ class DownloadItem:
             "bytes": self.bytes,
             "bytes_estimated": self.bytes_estimated,
             "sizes": dict(self.sizes),
+            "hashes": dict(self.hashes),
         }
 
     @classmethod
@@ -60,6 +69,7 @@ class DownloadItem:
             bytes=d.get("bytes"),
             bytes_estimated=bool(d.get("bytes_estimated", False)),
             sizes=dict(d.get("sizes") or {}),
+            hashes=dict(d.get("hashes") or {}),
         )
 
 
@@ -89,7 +99,7 @@ class EnginePlan:
     requirements: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
-    verdict: Mapping[str, Any] = field(default_factory=dict)
+    verdict: LoadVerdict | None = None
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +110,7 @@ class EnginePlan:
             "requirements": list(self.requirements),
             "env": dict(self.env),
             "image": self.image,
-            "verdict": dict(self.verdict),
+            "verdict": self.verdict.to_dict() if self.verdict is not None else {},
             "notes": list(self.notes),
         }
 
@@ -113,7 +123,7 @@ class EnginePlan:
             requirements=_tuple(d.get("requirements")),
             env=dict(d.get("env") or {}),
             image=d.get("image"),
-            verdict=dict(d.get("verdict") or {}),
+            verdict=LoadVerdict.from_dict(d["verdict"]) if d.get("verdict") else None,
             notes=_tuple(d.get("notes")),
         )
 
@@ -128,7 +138,7 @@ class Alternative:
     format: str
     engine: str
     loads: bool
-    verdict: Mapping[str, Any]
+    verdict: LoadVerdict
     gpu: Mapping[str, Any] | None
     price_per_hour: float | None
     download_bytes: int | None
@@ -146,7 +156,7 @@ class Alternative:
             "quant": self.quant,
             "engine": self.engine,
             "loads": self.loads,
-            "verdict": dict(self.verdict),
+            "verdict": self.verdict.to_dict(),
             "gpu": dict(self.gpu) if self.gpu is not None else None,
             "price_per_hour": self.price_per_hour,
             "download_bytes": self.download_bytes,
@@ -161,7 +171,7 @@ class Alternative:
         data = {k: v for k, v in d.items() if k in names}
         data["argv"] = _tuple(d.get("argv"))
         data["requirements"] = _tuple(d.get("requirements"))
-        data["verdict"] = dict(d.get("verdict") or {})
+        data["verdict"] = LoadVerdict.from_dict(d["verdict"])
         return cls(**data)
 
 
@@ -176,7 +186,7 @@ class DeploymentPlan:
     quant: str | None
     detection: Mapping[str, Any]
     files: tuple[str, ...]
-    tokenizer: Mapping[str, Any] | None
+    tokenizer: TokenizerSource | None
     download_root: str
     downloads: tuple[DownloadItem, ...]
     joins: tuple[JoinStep, ...]
@@ -186,13 +196,19 @@ class DeploymentPlan:
     port: int
     engine: EnginePlan
     gpu: Mapping[str, Any] | None
-    runtime: Mapping[str, Any]
+    runtime: RuntimeLimits
     memory: Mapping[str, Any] | None
     traits: Mapping[str, Any]
     alternatives: tuple[Alternative, ...]
     explanation: tuple[str, ...]
     warnings: tuple[str, ...] = ()
-    excluded: tuple[Mapping[str, Any], ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
+    # What the GPU policy computed beyond the GPUs and limits: the compute-capability floor it applied,
+    # the parallel layouts (the first is the planned one), multi-node launch facts, the other policy's answer.
+    compute_capability: CapabilityRequirement | None = None
+    parallel_options: tuple[ParallelOption, ...] = ()
+    launch: LaunchFacts | None = None
+    other_policy: PolicyComparison | None = None
 
     @property
     def vllm_argv(self) -> tuple[str, ...] | None:
@@ -209,7 +225,7 @@ class DeploymentPlan:
             "quant": self.quant,
             "detection": dict(self.detection),
             "files": list(self.files),
-            "tokenizer": dict(self.tokenizer) if self.tokenizer is not None else None,
+            "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
             "download": {
                 "root": self.download_root,
                 "items": [i.to_dict() for i in self.downloads],
@@ -222,13 +238,17 @@ class DeploymentPlan:
             "engine": self.engine.to_dict(),
             "vllm": {"argv": list(self.engine.argv)} if self.engine.name == "vllm" else None,
             "gpu": dict(self.gpu) if self.gpu is not None else None,
-            "runtime": dict(self.runtime),
+            "runtime": self.runtime.to_dict(),
             "memory": dict(self.memory) if self.memory is not None else None,
             "traits": dict(self.traits),
             "alternatives": [a.to_dict() for a in self.alternatives],
             "explanation": list(self.explanation),
             "warnings": list(self.warnings),
-            "excluded": [dict(e) for e in self.excluded],
+            "excluded": [e.to_dict() for e in self.excluded],
+            "compute_capability": self.compute_capability.to_dict() if self.compute_capability else None,
+            "parallel_options": [p.to_dict() for p in self.parallel_options],
+            "launch": self.launch.to_dict() if self.launch is not None else None,
+            "other_policy": self.other_policy.to_dict() if self.other_policy is not None else None,
         }
 
     @classmethod
@@ -239,6 +259,10 @@ class DeploymentPlan:
                 field="schema",
             )
         download = d.get("download") or {}
+        downloads = tuple(DownloadItem.from_dict(i) for i in download.get("items", ()))
+        tokenizer = d.get("tokenizer")
+        # The tokenizer repo's size is its download item's.
+        tok_bytes = next((i.bytes for i in downloads[1:] if tokenizer and i.repo_id == tokenizer["repo_id"]), None)
         return cls(
             repo_id=d["repo_id"],
             revision=d.get("revision"),
@@ -248,9 +272,9 @@ class DeploymentPlan:
             quant=d.get("quant"),
             detection=dict(d.get("detection") or {}),
             files=_tuple(d.get("files")),
-            tokenizer=dict(d["tokenizer"]) if d.get("tokenizer") is not None else None,
+            tokenizer=TokenizerSource.from_dict(tokenizer, download_bytes=tok_bytes) if tokenizer else None,
             download_root=download.get("root", "/models"),
-            downloads=tuple(DownloadItem.from_dict(i) for i in download.get("items", ())),
+            downloads=downloads,
             joins=tuple(JoinStep.from_dict(j) for j in download.get("joins", ())),
             download_bytes=d.get("download_bytes"),
             download_bytes_estimated=bool(d.get("download_bytes_estimated", False)),
@@ -258,11 +282,17 @@ class DeploymentPlan:
             port=int(d.get("port", 8000)),
             engine=EnginePlan.from_dict(d["engine"]),
             gpu=dict(d["gpu"]) if d.get("gpu") is not None else None,
-            runtime=dict(d.get("runtime") or {}),
+            runtime=RuntimeLimits.from_dict(d["runtime"]),
             memory=dict(d["memory"]) if d.get("memory") is not None else None,
             traits=dict(d.get("traits") or {}),
             alternatives=tuple(Alternative.from_dict(a) for a in d.get("alternatives", ())),
             explanation=_tuple(d.get("explanation")),
             warnings=_tuple(d.get("warnings")),
-            excluded=tuple(dict(e) for e in d.get("excluded", ())),
+            excluded=tuple(Exclusion.from_dict(e) for e in d.get("excluded", ())),
+            compute_capability=(
+                CapabilityRequirement.from_dict(d["compute_capability"]) if d.get("compute_capability") else None
+            ),
+            parallel_options=tuple(ParallelOption.from_dict(p) for p in d.get("parallel_options", ())),
+            launch=LaunchFacts.from_dict(d["launch"]) if d.get("launch") else None,
+            other_policy=PolicyComparison.from_dict(d["other_policy"]) if d.get("other_policy") else None,
         )

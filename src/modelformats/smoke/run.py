@@ -1,0 +1,92 @@
+"""The whole smoke run: wait for readiness, send each prompt, sample metrics, report."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+from modelformats.errors import InvalidRequestError
+from modelformats.smoke.client import _discover_model, _parse_base_url, wait_for_health
+from modelformats.smoke.constants import (
+    _PROBE_TIMEOUT_S,
+    DEFAULT_HEALTH_TIMEOUT_S,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_PROMPTS,
+    DEFAULT_TIMEOUT_S,
+)
+from modelformats.smoke.metrics import _MetricsSampler, _read_metrics
+from modelformats.smoke.report import GpuMemory, RequestResult, SmokeReport
+from modelformats.smoke.stream import _stream_chat
+
+
+def run_smoke(
+    base_url: str,
+    *,
+    model: str | None = None,
+    prompts: Sequence[str] = DEFAULT_PROMPTS,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    started_at: float | None = None,
+    health_timeout: float = DEFAULT_HEALTH_TIMEOUT_S,
+    gpu_memory: Callable[[], GpuMemory | None] | None = None,
+    api_key: str | None = None,
+) -> SmokeReport:
+    """Wait for the server, stream each prompt in turn, read its metrics; report, never raise for the server.
+
+    `timeout` bounds each request, `health_timeout` the readiness wait. `started_at` (epoch seconds,
+    when the caller started the server) turns the readiness wait into a load time. `gpu_memory` is
+    called once after the prompts, by callers that can see the GPUs (the Modal example).
+    `api_key` is sent as a bearer token (servers started with --api-key).
+    Raises InvalidRequestError only for bad arguments (URL, empty prompts, non-positive bounds).
+    """
+    server = _parse_base_url(base_url, api_key)
+    if not prompts:
+        raise InvalidRequestError("No prompts to send: pass at least one (the default is DEFAULT_PROMPTS).")
+    for label, value in (
+        ("timeout", timeout),
+        ("health_timeout", health_timeout),
+        ("max_tokens", max_tokens),
+    ):
+        if not value > 0:
+            raise InvalidRequestError(f"{label} must be positive, got {value!r}; pass a number of seconds or tokens.")
+    health = wait_for_health(server.url, timeout=health_timeout, api_key=api_key)
+    warnings: list[str] = []
+    if not health.ready:
+        return SmokeReport(
+            base_url=server.url, model=model, model_source="given" if model else None, health=health,
+            results=tuple(RequestResult(prompt=p, ok=False, error="server not ready") for p in prompts),
+            started_at=started_at, warnings=(f"the server never became ready: {health.last_error}",),
+        )  # fmt: skip
+    source: str | None = "given"
+    if model is None:
+        model, why = _discover_model(server, timeout)
+        source = "/v1/models" if model else None
+        if why:
+            warnings.append(f"{why}; requests are sent without a model name")
+    before, note = _read_metrics(server, _PROBE_TIMEOUT_S)
+    sampler = _MetricsSampler(server)
+    # A server without metrics is not polled while the prompts run.
+    with sampler if before is not None else contextlib.nullcontext(sampler):
+        results = [_stream_chat(server, p, model=model, timeout=timeout, max_tokens=max_tokens) for p in prompts]
+    after = None
+    if before is not None:
+        sampler.observe(before)
+        after, note = _read_metrics(server, _PROBE_TIMEOUT_S)
+        if after is not None:
+            sampler.observe(after)
+    if any(r.ok and r.token_source == "chunks" for r in results):  # noqa: S105 - a label, not a password
+        warnings.append("the server sent no usage; output tokens are counted as streamed content chunks")
+    return SmokeReport(
+        base_url=server.url,
+        model=model,
+        model_source=source,
+        health=health,
+        results=tuple(results),
+        started_at=started_at,
+        metrics_before=before,
+        metrics_after=after,
+        metrics_peak=dict(sampler.peak),
+        metrics_note=note,
+        gpu_memory=gpu_memory() if gpu_memory is not None else None,
+        warnings=tuple(warnings),
+    )
