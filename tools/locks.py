@@ -36,6 +36,6 @@ def pins(env: str) -> dict[str, str]:
 
 
 def top_level(env: str) -> list[str]:
-    """The requirement lines of locks/<env>.in (comments and blanks dropped)."""
+    """The requirement lines of locks/<env>.in (comments, blanks and options such as --find-links dropped)."""
     lines = (line.split("#", 1)[0].strip() for line in (LOCKS / f"{env}.in").read_text().splitlines())
-    return [line for line in lines if line]
+    return [line for line in lines if line and not line.startswith("-")]

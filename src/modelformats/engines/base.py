@@ -33,6 +33,9 @@ class EvidenceLevel(enum.Enum):
     ENGINE_NATIVE = "engine-native"
     # Ran end to end on CPU here (e.g. llama.cpp generating from a tiny model of the same layout).
     CPU_END_TO_END = "cpu-end-to-end"
+    # The engine's own generation on CPU (vLLM's CPU build, F32/F16 tiny GGUFs of the same layout) gave
+    # the same greedy tokens as llama.cpp and transformers; quantized kernels are GPU-only, unverified.
+    CPU_GENERATION = "cpu-generation"
     # Every engine parameter received the right tensor on CPU (meta device / weight iterator); GPU unverified.
     CPU_WEIGHT_PROOF = "cpu-weight-proof"
     # The engine's own load_model completed on CPU with every parameter loaded; kernels unverified.
@@ -58,6 +61,9 @@ class EvidenceLevel(enum.Enum):
 _EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
     EvidenceLevel.ENGINE_NATIVE: "loads — the engine's own loader for a supported architecture",
     EvidenceLevel.CPU_END_TO_END: "loads — run end to end on CPU with a tiny model of the same layout",
+    EvidenceLevel.CPU_GENERATION: (
+        "loads — generates on CPU (vLLM's engine, F32/F16); quantized kernels GPU unverified"
+    ),
     EvidenceLevel.CPU_WEIGHT_PROOF: "loads — CPU weight-level proof, GPU unverified",
     EvidenceLevel.CPU_LOAD: "loads — the engine's own load_model completed on CPU, kernels unverified",
     EvidenceLevel.CPU_NAME_MAP: (

