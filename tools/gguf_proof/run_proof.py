@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -244,6 +245,9 @@ def main() -> None:
     started = time.monotonic()
     work: Path = args.work
     (work / "reports").mkdir(parents=True, exist_ok=True)
+    # Checkpoints are rebuilt from scratch: a tokenizer.json left by an earlier run would be loaded
+    # instead of the one converted from tokenizer.model.
+    shutil.rmtree(work / "hf", ignore_errors=True)
 
     cases: list[dict[str, str]] = []
     for layout in LAYOUTS:
