@@ -24,6 +24,7 @@ from modelformats.smoke import (
     DEFAULT_HEALTH_TIMEOUT_S,
     DEFAULT_PROMPTS,
     DEFAULT_TIMEOUT_S,
+    MetricsSampler,
     MetricsSnapshot,
     RequestResult,
     discover_model,
@@ -37,9 +38,7 @@ __all__ = ["DEFAULT_BENCH_MAX_TOKENS", "DEFAULT_LEVELS", "concurrency_levels", "
 DEFAULT_BENCH_MAX_TOKENS = 64
 # Without a plan's max_num_seqs: 1, 2, 4, 8.
 DEFAULT_LEVELS = (1, 2, 4, 8)
-_METRICS_INTERVAL_S = 0.5
 _METRICS_TIMEOUT_S = 5.0
-_GAUGES = ("kv_cache_usage", "requests_running", "requests_waiting")
 _COUNTERS = ("prompt_tokens_total", "generation_tokens_total")
 _AUTH_STATUSES = (401, 403)
 
@@ -52,36 +51,6 @@ def concurrency_levels(max_num_seqs: int) -> tuple[int, ...]:
     if levels[-1] != max_num_seqs:
         levels.append(max_num_seqs)
     return tuple(levels)
-
-
-class _Sampler:
-    """Reads /metrics every half second in a thread during a level; keeps each gauge's peak."""
-
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        self.base_url = base_url
-        self.api_key = api_key
-        self.peak: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="modelformats-bench-metrics", daemon=True)
-
-    def __enter__(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(_METRICS_TIMEOUT_S + 1)
-
-    def _run(self) -> None:
-        while not self._stop.wait(_METRICS_INTERVAL_S):
-            snapshot, _ = read_metrics(self.base_url, timeout=_METRICS_TIMEOUT_S, api_key=self.api_key)
-            if snapshot is not None:
-                self.observe(snapshot)
-
-    def observe(self, snapshot: MetricsSnapshot) -> None:
-        for name in _GAUGES:
-            if name in snapshot.values:
-                self.peak[name] = max(self.peak.get(name, -math.inf), snapshot.values[name])
 
 
 def _delta(before: MetricsSnapshot | None, after: MetricsSnapshot | None) -> dict[str, float]:
@@ -164,7 +133,7 @@ def _run_level(
 ) -> tuple[LevelResult, MetricsSnapshot | None, str | None]:
     """One level with /metrics read before, sampled during and read after (when the server has them)."""
     before, note = client.metrics()
-    sampler = _Sampler(client.base_url, client.api_key)
+    sampler = MetricsSampler(client.base_url, api_key=client.api_key, timeout=_METRICS_TIMEOUT_S)
     # A server without metrics is not polled.
     with sampler if before is not None else contextlib.nullcontext(sampler):
         results, wall = _run_requests(client, concurrency, count)

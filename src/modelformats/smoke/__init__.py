@@ -19,7 +19,7 @@ from __future__ import annotations
 from modelformats.smoke.cli import add_api_key_argument, add_smoke_parser, load_prompts
 from modelformats.smoke.client import discover_model, wait_for_health
 from modelformats.smoke.constants import DEFAULT_HEALTH_TIMEOUT_S, DEFAULT_PROMPTS, DEFAULT_TIMEOUT_S, SERVER_METRICS
-from modelformats.smoke.metrics import parse_prometheus, read_metrics
+from modelformats.smoke.metrics import MetricsSampler, parse_prometheus, read_metrics
 from modelformats.smoke.render import render_report
 from modelformats.smoke.report import GpuMemory, HealthResult, MetricsSnapshot, RequestResult, SmokeReport
 from modelformats.smoke.run import run_smoke
@@ -32,6 +32,7 @@ __all__ = [
     "SERVER_METRICS",
     "GpuMemory",
     "HealthResult",
+    "MetricsSampler",
     "MetricsSnapshot",
     "RequestResult",
     "SmokeReport",

@@ -71,26 +71,30 @@ def _read_metrics(server: _Server, timeout: float) -> tuple[MetricsSnapshot | No
     return snapshot, None
 
 
-class _MetricsSampler:
-    """Reads /metrics every half second in a thread while the prompts run; keeps each gauge's peak."""
+class MetricsSampler:
+    """Reads /metrics every half second in a thread while requests run; keeps each gauge's peak.
 
-    def __init__(self, server: _Server) -> None:
-        self.server = server
+    Shared by `run_smoke` and `modelformats bench`: `with MetricsSampler(url) as s: ...`, then `s.peak`.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 2.0) -> None:
+        self.server = _parse_base_url(base_url, api_key)
+        self.timeout = timeout
         self.peak: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelformats-metrics", daemon=True)
 
-    def __enter__(self) -> _MetricsSampler:
+    def __enter__(self) -> MetricsSampler:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(_PROBE_TIMEOUT_S + 1)
+        self._thread.join(max(self.timeout, _PROBE_TIMEOUT_S) + 1)
 
     def _run(self) -> None:
         while not self._stop.wait(_METRICS_INTERVAL_S):
-            snapshot, _ = _read_metrics(self.server, 2.0)
+            snapshot, _ = _read_metrics(self.server, self.timeout)
             if snapshot is not None:
                 self.observe(snapshot)
 

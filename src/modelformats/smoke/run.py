@@ -14,7 +14,7 @@ from modelformats.smoke.constants import (
     DEFAULT_PROMPTS,
     DEFAULT_TIMEOUT_S,
 )
-from modelformats.smoke.metrics import _MetricsSampler, _read_metrics
+from modelformats.smoke.metrics import MetricsSampler, _read_metrics
 from modelformats.smoke.report import GpuMemory, RequestResult, SmokeReport
 from modelformats.smoke.stream import _stream_chat
 
@@ -64,7 +64,7 @@ def run_smoke(
         if why:
             warnings.append(f"{why}; requests are sent without a model name")
     before, note = _read_metrics(server, _PROBE_TIMEOUT_S)
-    sampler = _MetricsSampler(server)
+    sampler = MetricsSampler(server.url, api_key=server.api_key)
     # A server without metrics is not polled while the prompts run.
     with sampler if before is not None else contextlib.nullcontext(sampler):
         results = [_stream_chat(server, p, model=model, timeout=timeout, max_tokens=max_tokens) for p in prompts]
