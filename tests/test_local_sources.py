@@ -4,6 +4,7 @@ shown escaped in human output."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,42 @@ def test_download_a_local_directory_copies_the_planned_files(capsys, model_dir, 
     copied = out_dir / "local" / "tiny" / "tiny-Q8_0.gguf"
     assert copied.read_bytes() == (model_dir / "tiny-Q8_0.gguf").read_bytes()
     assert "copied: 1 file(s) from the local model directory" in out
+
+
+def test_a_plan_made_from_a_directory_downloads_from_that_directory(capsys, model_dir, tmp_path, monkeypatch):
+    """`plan DIR --json` then `download --plan`: the files come from DIR, the Hub is never asked."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: a Hub request would fail
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "plan", str(model_dir), "--download-root", str(out_dir), "--json")
+    assert code == 0, err
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(out)
+    assert [item.get("source_dir") for item in json.loads(out)["download"]["items"]] == [str(model_dir.resolve())]
+    code, out, err = run(capsys, "download", "--plan", str(plan_file))
+    assert code == 0, err
+    copied = out_dir / "local" / "tiny" / "tiny-Q8_0.gguf"
+    assert copied.read_bytes() == (model_dir / "tiny-Q8_0.gguf").read_bytes()
+    assert "copied: 1 file(s) from the local model directory" in out
+
+
+def test_a_plan_whose_directory_is_gone_is_refused_naming_it(capsys, model_dir, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run(capsys, "plan", str(model_dir), "--download-root", str(out_dir), "--json")
+    assert code == 0, err
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(out)
+    moved = model_dir.rename(tmp_path / "moved")
+    code, out, err = run(capsys, "download", "--plan", str(plan_file))
+    assert code == 2, (out, err)
+    assert f"from the local directory '{model_dir.resolve()}', which is not a directory any more" in err
+    assert "re-plan from where the model is now" in err
+    assert not out_dir.exists() and moved.is_dir()
+
+
+def test_a_hub_plan_has_no_source_dir(capsys):
+    code, out, err = run(capsys, "plan", "--json")
+    assert code == 0, err
+    assert all("source_dir" not in item for item in json.loads(out)["download"]["items"])
 
 
 def test_inspect_a_directory_reads_its_gguf(capsys, model_dir, monkeypatch):

@@ -44,9 +44,12 @@ class DownloadItem:
     sizes: Mapping[str, int] = field(default_factory=dict)
     # The Hub's hash of each file whose hash the listing records (repo path -> 'sha256:<hex>' / 'git-sha1:<hex>').
     hashes: Mapping[str, str] = field(default_factory=dict)
+    # The local model directory the files are copied from (a plan made from a directory); None: the Hub.
+    source_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        local = {"source_dir": self.source_dir} if self.source_dir is not None else {}
+        return local | {
             "repo_id": self.repo_id,
             "revision": self.revision,
             "files": list(self.files),
@@ -70,6 +73,7 @@ class DownloadItem:
             bytes_estimated=bool(d.get("bytes_estimated", False)),
             sizes=dict(d.get("sizes") or {}),
             hashes=dict(d.get("hashes") or {}),
+            source_dir=d.get("source_dir"),
         )
 
 

@@ -142,6 +142,7 @@ class _Item:
     bytes_estimated: bool
     sizes: Mapping[str, int]
     hashes: Mapping[str, Digest] = field(default_factory=dict)
+    source_dir: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -198,6 +199,12 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
         sizes: Mapping[Any, Any] = raw["sizes"] if isinstance(raw.get("sizes"), Mapping) else {}
         hashes = _hashes(raw.get("hashes"), f"download.items[{i}].hashes")
         revision = raw.get("revision")
+        source_dir = raw.get("source_dir")
+        if source_dir is not None and not (isinstance(source_dir, str) and Path(source_dir).is_absolute()):
+            raise InvalidRequestError(
+                f"The plan's download.items[{i}].source_dir {source_dir!r} must be an absolute path (the local "
+                "model directory the plan was made from). Re-plan from that directory."
+            )
         items.append(
             _Item(
                 repo_id=raw["repo_id"],
@@ -209,6 +216,7 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
                 bytes_estimated=raw.get("bytes_estimated") is True,
                 sizes={k: v for k, v in sizes.items() if isinstance(k, str) and isinstance(v, int)},
                 hashes=hashes,
+                source_dir=Path(source_dir) if source_dir is not None else None,
             )
         )
     joins: list[_Join] = []
@@ -326,7 +334,8 @@ def download(
     huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given; it is never printed.
     Byte parts are deleted once their joined file is verified, unless `keep_parts`. `progress`
     receives one line per file fetched or resumed. `local_sources` maps repo ids to local model
-    directories (a plan made from one): their files are copied from there (regular files only), not fetched.
+    directories: their files are copied from there (regular files only), not fetched. A plan made from a local
+    directory names it per item (`source_dir`); `local_sources` overrides that.
     """
     root, items, joins, plan_path = _parse(plan)
     files = tuple(_planned(items))
@@ -346,7 +355,14 @@ def download(
     done = {j.output for j in joins if _joined_already(j)}
     skip = {part for j in joins if j.output in done for part in j.parts}
     state = _State(root)
-    local = dict(local_sources or {})
+    local: dict[str, Path] = {item.repo_id: item.source_dir for item in items if item.source_dir is not None}
+    local.update(local_sources or {})
+    for repo_id, folder in local.items():
+        if not folder.is_dir():
+            raise InvalidRequestError(
+                f"The plan copies {repo_id}'s files from the local directory {str(folder)!r}, which is not a "
+                "directory any more. Restore it, or re-plan from where the model is now."
+            )
     try:
         copied = [p for item in items if item.repo_id in local for p in _copy_local(item, local[item.repo_id], skip)]
         hub_items = [item for item in items if item.repo_id not in local]

@@ -171,6 +171,9 @@ class RepoListing:
     # Parsed GGUF headers (GGUFHeader.to_dict()) by repo path, when a source read them.
     gguf_headers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: str | None = None
+    # The local directory the files were listed from (sources.local.LocalDirSource); None for the Hub
+    # and recordings. A plan's download copies from it instead of asking the Hub for a 'local/...' id.
+    origin_dir: str | None = None
 
     def __post_init__(self) -> None:
         validate_repo_id(self.repo_id)

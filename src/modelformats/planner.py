@@ -471,13 +471,16 @@ class _Planner:
                 bytes_estimated=sel.bytes_estimated,
                 sizes=_known_sizes(route.listing, sel.files),
                 hashes=_known_hashes(route.listing, sel.files),
+                source_dir=route.listing.origin_dir,
             )
         ]
         tok = sel.tokenizer
         if tok is not None:
+            tok_origin: str | None = None
             try:
                 tok_listing = self.source.fetch(tok.repo_id)
                 tok_sizes, tok_hashes = _known_sizes(tok_listing, tok.files), _known_hashes(tok_listing, tok.files)
+                tok_origin = tok_listing.origin_dir
             except LISTING_UNAVAILABLE:
                 tok_sizes, tok_hashes = {}, {}
             items.append(
@@ -491,6 +494,7 @@ class _Planner:
                     bytes_estimated=tok.download_bytes is None,
                     sizes=tok_sizes,
                     hashes=tok_hashes,
+                    source_dir=tok_origin,
                 )
             )
         joins = tuple(

@@ -72,6 +72,7 @@ class LocalDirSource:
             index_shards=docs.index_shards,
             gguf_headers=headers,
             notes=notes,
+            origin_dir=str(self.root.resolve()),
         )
 
 
