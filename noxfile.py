@@ -125,6 +125,8 @@ def run_in(session: nox.Session, python: Path, *args: str, env: dict[str, str] |
         "VLLM_TARGET_DEVICE": "cpu",
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
+        # Recorded evidence is compared byte for byte; str(set) order must not change per run.
+        "PYTHONHASHSEED": "0",
         "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     full_env.update(env or {})

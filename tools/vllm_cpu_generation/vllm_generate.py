@@ -23,9 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tools.stable_text import exception_line
+
 
 def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:400]
+    return exception_line(exc, 400)
 
 
 @contextlib.contextmanager
