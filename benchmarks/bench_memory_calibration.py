@@ -78,6 +78,8 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "sliding_attention_layers": "sliding_attention_layers",
         "linear_attention_layers": "linear_attention_layers",
         "sliding_window": "sliding_window",
+        "num_experts": "num_experts",
+        "expert_intermediate_size": "expert_intermediate_size",
     }
     values = {trait: shape[key] for key, trait in keys.items() if key in shape}
     if "sliding_attention_layers" in values and "linear_attention_layers" not in values:

@@ -79,6 +79,8 @@ class ModelTraits:
     is_moe: bool | None = None
     num_experts: int | None = None
     num_experts_per_tok: int | None = None
+    # Width of one routed expert's MLP (moe_intermediate_size; intermediate_size in gpt-oss/Mixtral configs).
+    expert_intermediate_size: int | None = None
     params_total: int | None = None
     params_active: int | None = None
     num_layers: int | None = None
@@ -159,6 +161,10 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
     ):
         if (n := _int(cfg.get(key))) is not None:
             values[trait] = n
+    if values.get("is_moe"):
+        width = _int(cfg.get("moe_intermediate_size")) or _int(cfg.get("intermediate_size"))
+        if width is not None:
+            values["expert_intermediate_size"] = width
     for trait in ("kv_lora_rank", "qk_rope_head_dim"):
         if (n := _int(cfg.get(trait))) is not None:
             values[trait] = n

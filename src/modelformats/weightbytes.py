@@ -47,6 +47,8 @@ class WeightBytes:
     embeddings_16bit: bool = False
     # Part of the figure is an assumption (a mixed GGUF quant sized at its dominant tensor type, ...).
     assumed: bool = False
+    # Only the routed experts' MLP weights are quantized (gpt-oss MXFP4); everything else stays 16-bit.
+    experts_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class WeightBytes:
             "basis": self.basis,
             "embeddings_16bit": self.embeddings_16bit,
             "assumed": self.assumed,
+            "experts_only": self.experts_only,
         }
 
 
@@ -159,16 +162,16 @@ def fp8_bytes(qc: Mapping[str, Any]) -> WeightBytes:
 
 
 def mxfp4_bytes() -> WeightBytes:
-    """MXFP4 (gpt-oss): only the MoE experts are MXFP4; attention, router and embeddings stay bf16
-    (config.json modules_to_not_convert), so the 16-bit share is larger than the embeddings we count."""
+    """MXFP4 (gpt-oss): only the routed experts are MXFP4; attention, router and embeddings stay bf16
+    (config.json modules_to_not_convert)."""
     return WeightBytes(
         bytes_per_weight=_MXFP4_BYTES,
         basis=(
-            "MXFP4: 32 FP4 weights + one E8M0 scale = 4.25 bits per weight; attention and router stay bf16 "
-            "(modules_to_not_convert) but only the embeddings are counted at 2 B"
+            "MXFP4 experts: 32 FP4 weights + one E8M0 scale = 4.25 bits per weight; attention, router and "
+            "embeddings stay bf16 (modules_to_not_convert)"
         ),
         embeddings_16bit=True,
-        assumed=True,
+        experts_only=True,
     )
 
 

@@ -230,3 +230,29 @@ def test_calibration_numbers_are_quoted_from_their_source() -> None:
                 assert value == blocks * 16 and str(blocks) in quoted, (log["id"], key, value)
                 continue
             assert any(s and s in quoted for s in _number_strings(value)), (log["id"], key, value)
+
+
+def test_mxfp4_quantizes_only_the_experts() -> None:
+    traits = traits_from_config(
+        {
+            "model_type": "gpt_oss",
+            "num_hidden_layers": 24,
+            "num_local_experts": 32,
+            "hidden_size": 2880,
+            "intermediate_size": 2880,
+        },
+        origin="t",
+    )
+    traits = ModelTraits(**{**traits.to_dict(), "params_total": 20_000_000_000, "sources": {}})
+    wb = _weight_bytes({"quant_method": "mxfp4"})
+    assert wb is not None and wb.experts_only
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    experts = 24 * 32 * 3 * 2880 * 2880
+    assert ctx.weights.bytes == math.ceil(experts * 4.25 / 8 + (20_000_000_000 - experts) * 2)
+    assert not ctx.weights.assumed
+    # Without the expert shape the whole model is sized at the MXFP4 rate, and labelled an assumption.
+    bare = resolve_request(
+        GpuRequest(traits=ModelTraits(params_total=20_000_000_000), weight_bytes=wb, weights_in_torch_dtype=False),
+        default_rules(),
+    )
+    assert bare.weights.assumed and bare.weights.basis.startswith("ASSUMED")
