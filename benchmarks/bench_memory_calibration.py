@@ -203,7 +203,7 @@ def render(rows: list[Row], fits: list[tuple[str, str, bool, bool, bool]]) -> st
     out += [
         "",
         "per term and family (|error|)",
-        f"{'term':8} {'family':20} {'n':>2} {'median':>8} {'max':>8} {'base med':>9}",
+        f"{'term':8} {'family':24} {'n':>2} {'median':>8} {'max':>8} {'base med':>9}",
     ]
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
@@ -213,7 +213,7 @@ def render(rows: list[Row], fits: list[tuple[str, str, bool, bool, bool]]) -> st
         errs = [abs(r.error) for r in rs]
         base = [abs(r.baseline_error) for r in rs]
         out.append(
-            f"{term:8} {fam:20} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
+            f"{term:8} {fam:24} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
             f"{statistics.median(base) * 100:>8.1f}%"
         )
     agree = sum(started == new for _, _, started, new, _ in fits)
