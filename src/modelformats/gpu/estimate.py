@@ -124,7 +124,8 @@ _EXACT_WITH = (
     "or the GGUF header (<arch>.block_count, <arch>.attention.head_count_kv, <arch>.attention.key_length)"
 )
 # Multi-head latent attention caches one compressed latent per layer (kv_lora_rank + rope dims, 576 for
-# DeepSeek-V2/V3), far below 2 x heads x head_dim; traits do not carry kv_lora_rank, so we keep the bound.
+# DeepSeek-V2/V3), far below 2 x heads x head_dim. With kv_lora_rank in the traits the latent is sized
+# (_mla_shape); these model types without it keep the heads x head_dim figure as a labelled upper bound.
 _MLA_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek2"})
 
 
