@@ -50,15 +50,6 @@ class WeightBytes:
     # Only the routed experts' MLP weights are quantized (gpt-oss MXFP4); everything else stays 16-bit.
     experts_only: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bytes_per_weight": self.bytes_per_weight,
-            "basis": self.basis,
-            "embeddings_16bit": self.embeddings_16bit,
-            "assumed": self.assumed,
-            "experts_only": self.experts_only,
-        }
-
 
 def grouped_int_bytes(bits: int, group_size: int, *, zero_points: bool) -> float:
     """Integer weights in groups: bits/8 per weight + one 16-bit scale (+ a packed zero point) per group."""

@@ -256,3 +256,11 @@ def test_mxfp4_quantizes_only_the_experts() -> None:
         default_rules(),
     )
     assert bare.weights.assumed and bare.weights.basis.startswith("ASSUMED")
+
+
+def test_a_model_without_attention_layers_has_no_kv_cache() -> None:
+    traits = traits_from_config(
+        {"num_hidden_layers": 4, "num_key_value_heads": 8, "head_dim": 64, "layer_types": ["mamba"] * 4}, origin="t"
+    )
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert (kv.layers, kv.assumed) == (0, False)

@@ -363,6 +363,16 @@ def resolve_kv_shape(
     layers = kv_layers
     head_dim = traits.resolved_head_dim
     kv_heads = traits.kv_heads
+    if layers == 0:  # every layer is linear attention / state-space: no KV cache at all
+        return KvShape(
+            layers=0,
+            kv_width=0,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            assumed=False,
+            basis="no attention layers (config.json layer kinds)",
+            notes=tuple(notes),
+        )
     if layers and head_dim and kv_heads:
         src = traits.sources
         where = sorted({src[k] for k in ("num_layers", "num_kv_heads", "head_dim", "hidden_size") if k in src})
