@@ -370,6 +370,7 @@ class _Planner:
             traits=traits,
             weights_bytes=selection.download_bytes,
             weights_basis=selection.bytes_basis,
+            weight_bytes=selection.weight_bytes,
             engine=engine.name,
             format=weights.format,
             quantization=weights.quantization,

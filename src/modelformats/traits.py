@@ -65,6 +65,7 @@ _GGUF_KEYS: Mapping[str, str] = {
     "expert_count": "num_experts",
     "expert_used_count": "num_experts_per_tok",
     "vocab_size": "vocab_size",
+    "attention.kv_lora_rank": "kv_lora_rank",
 }
 
 
@@ -78,6 +79,8 @@ class ModelTraits:
     is_moe: bool | None = None
     num_experts: int | None = None
     num_experts_per_tok: int | None = None
+    # Width of one routed expert's MLP (moe_intermediate_size; intermediate_size in gpt-oss/Mixtral configs).
+    expert_intermediate_size: int | None = None
     params_total: int | None = None
     params_active: int | None = None
     num_layers: int | None = None
@@ -88,7 +91,19 @@ class ModelTraits:
     sliding_window: int | None = None
     max_position_embeddings: int | None = None
     vocab_size: int | None = None
+    tie_word_embeddings: bool | None = None
     torch_dtype: str | None = None
+    # Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the cached latent is kv_lora_rank + rope dims.
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int | None = None
+    # Per-layer attention kinds, when config.json records them (layer_types, full_attention_interval,
+    # sliding_window_pattern, attn_layer_period): layers that keep a full-length KV cache, layers that keep
+    # `sliding_window` tokens, and linear-attention / state-space layers that keep a fixed state instead.
+    full_attention_layers: int | None = None
+    sliding_attention_layers: int | None = None
+    linear_attention_layers: int | None = None
+    # The config describes per-layer attention kinds we do not model (a hybrid without a readable layout).
+    unmodelled_attention: str | None = None
     # trait name -> where its value came from ("config.json of owner/name", "GGUF header", ...)
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -146,10 +161,76 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
     ):
         if (n := _int(cfg.get(key))) is not None:
             values[trait] = n
+    if values.get("is_moe"):
+        width = _int(cfg.get("moe_intermediate_size")) or _int(cfg.get("intermediate_size"))
+        if width is not None:
+            values["expert_intermediate_size"] = width
+    for trait in ("kv_lora_rank", "qk_rope_head_dim"):
+        if (n := _int(cfg.get(trait))) is not None:
+            values[trait] = n
+    tie = cfg.get("tie_word_embeddings")
+    if isinstance(tie, bool):
+        values["tie_word_embeddings"] = tie
+    values.update(_layer_kinds(cfg, values.get("num_layers")))
     dtype = cfg.get("torch_dtype", cfg.get("dtype"))
     if isinstance(dtype, str):
         values["torch_dtype"] = dtype
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+# layer_types values (transformers' per-layer attention kinds) -> which count they add to.
+_FULL_KINDS = frozenset({"full_attention", "attention", "global_attention", "global"})
+_SLIDING_KINDS = frozenset({"sliding_attention", "local_attention", "sliding_window", "local"})
+_LINEAR_KINDS = frozenset({"linear_attention", "mamba", "mamba2", "ssm", "conv", "recurrent", "gated_deltanet"})
+# Keys that only hybrid (linear / state-space + attention) configs carry.
+_HYBRID_KEYS = ("linear_num_key_heads", "mamba_d_state", "ssm_state_size", "mamba_expand", "attn_layer_indices")
+
+
+def _layer_kinds(cfg: Mapping[str, Any], layers: int | None) -> dict[str, Any]:
+    """Full / sliding / linear layer counts from whichever per-layer key the config uses."""
+    kinds = cfg.get("layer_types", cfg.get("layers_block_type"))
+    if isinstance(kinds, list) and kinds and all(isinstance(k, str) for k in kinds):
+        return _kinds_from_list(kinds)
+    counts = _kinds_from_period(cfg, layers) if layers is not None else None
+    if counts is not None:
+        full, sliding = counts
+        assert layers is not None
+        return {
+            "full_attention_layers": full,
+            "sliding_attention_layers": sliding,
+            "linear_attention_layers": layers - full - sliding,
+        }
+    present = [k for k in _HYBRID_KEYS if k in cfg]
+    if present:
+        return {"unmodelled_attention": f"config.json has hybrid-layer keys ({', '.join(present)}) but no layer layout"}
+    return {}
+
+
+def _kinds_from_list(kinds: list[str]) -> dict[str, Any]:
+    full = sum(k in _FULL_KINDS for k in kinds)
+    sliding = sum(k in _SLIDING_KINDS for k in kinds)
+    linear = sum(k in _LINEAR_KINDS for k in kinds)
+    if full + sliding + linear != len(kinds):
+        unknown = sorted(set(kinds) - _FULL_KINDS - _SLIDING_KINDS - _LINEAR_KINDS)
+        return {"unmodelled_attention": f"layer_types has kinds we do not model: {', '.join(unknown)}"}
+    return {"full_attention_layers": full, "sliding_attention_layers": sliding, "linear_attention_layers": linear}
+
+
+def _kinds_from_period(cfg: Mapping[str, Any], layers: int) -> tuple[int, int] | None:
+    """(full, sliding) layers from a period key; the rest are linear. None when no such key is set."""
+    interval = _int(cfg.get("full_attention_interval"))
+    if interval is not None:  # Qwen3-Next: every interval-th layer is full attention, the rest linear
+        return layers // interval, 0
+    period = _int(cfg.get("attn_layer_period"))
+    if period is not None:  # Jamba: one attention layer per period (at attn_layer_offset), the rest Mamba
+        offset = cfg.get("attn_layer_offset", 0)
+        offset = offset if isinstance(offset, int) else 0
+        return sum(1 for i in range(layers) if i % period == offset), 0
+    pattern = _int(cfg.get("sliding_window_pattern"))
+    if pattern is not None and _int(cfg.get("sliding_window")) is not None:  # Gemma 3: every pattern-th is global
+        full = layers // pattern
+        return full, layers - full
+    return None
 
 
 def _experts(cfg: Mapping[str, Any], model_type: str | None) -> dict[str, Any]:
@@ -179,6 +260,9 @@ def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelT
         for suffix, trait in _GGUF_KEYS.items():
             if (n := _int(meta.get(f"{arch}.{suffix}"))) is not None:
                 values[trait] = n
+    rope = _int(meta.get(f"{arch}.rope.dimension_count")) if isinstance(arch, str) else None
+    if "kv_lora_rank" in values and rope is not None:
+        values["qk_rope_head_dim"] = rope
     # A gguf-split shard's header counts only that shard's tensors, not the model's.
     split = _int(meta.get("split.count"))
     if (n := _int(header.get("parameter_count"))) is not None and (split is None or split == 1):

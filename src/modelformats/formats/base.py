@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from modelformats.listing import ListingSource, RepoListing
+from modelformats.weightbytes import WeightBytes
 
 __all__ = [
     "ENGINE_KINDS",
@@ -185,6 +186,9 @@ class FileSelection:
     details: Mapping[str, Any] = field(default_factory=dict)
     # What the user must know about the chosen files (a name its header contradicts); reaches plan.warnings.
     warnings: tuple[str, ...] = ()
+    # Bytes per weight as this format stores them (sizes the weights when the listing has no sizes, and
+    # counts parameters from sizes when nothing else does); None: the format does not say.
+    weight_bytes: WeightBytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ from modelformats.formats.base import (
     ServingFacts,
     TokenizerSource,
 )
+from modelformats.gguf._vocab import GGUF_PACKAGE_VERSION
 from modelformats.gguf.files import SIDE_FILE_RULES, GGUFInventory, GGUFUnit, inventory_gguf
 from modelformats.gguf.quant import (
     DEFAULT_QUANT_ORDER,
@@ -42,6 +43,7 @@ from modelformats.gguf.quant import (
 from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
 from modelformats.listing import ListingSource, RepoListing
 from modelformats.naming import escape_pattern
+from modelformats.weightbytes import WeightBytes
 
 __all__ = ["GGUFFormat", "UnitChoice", "select_unit"]
 
@@ -179,6 +181,7 @@ class GGUFFormat(BaseFormat):
             base_repo=base_repo,
             needs_projector=_needs_projector(inv, base),
             warnings=tuple(w for w in warnings if w.startswith(f"{unit.model_file} ")),
+            weight_bytes=_weight_bytes(tag),
             details={
                 "quant_name": tag.name,
                 "tensor_type": tag.tensor_type,
@@ -188,6 +191,25 @@ class GGUFFormat(BaseFormat):
                 "projectors": list(inv.side_files.get("projector", ())),
             },
         )
+
+
+def _weight_bytes(tag: QuantTag) -> WeightBytes:
+    """Bytes per weight of the quant's tensor type, from the `gguf` package's block sizes (Q8_0: 34 B per 32)."""
+    bpw = tag.bits_per_weight / 8
+    mixed = tag.name != tag.tensor_type
+    return WeightBytes(
+        bytes_per_weight=bpw,
+        basis=(
+            f"GGUF {tag.label}: {tag.tensor_type} stores {tag.bits_per_weight:g} bits per weight (gguf "
+            f"{GGUF_PACKAGE_VERSION} GGML_QUANT_SIZES)"
+            + (
+                f"; a mixed quant: some tensors use another type, so {tag.tensor_type} for all is an assumption"
+                if mixed
+                else ""
+            )
+        ),
+        assumed=mixed,
+    )
 
 
 # --- choice ----------------------------------------------------------------------------------------

@@ -31,6 +31,15 @@ from modelformats.naming import (
     support_files,
     unique,
 )
+from modelformats.weightbytes import (
+    WeightBytes,
+    awq_bytes,
+    bitsandbytes_bytes,
+    compressed_tensors_bytes,
+    fp8_bytes,
+    gptq_bytes,
+    mxfp4_bytes,
+)
 
 __all__ = [
     "AWQFormat",
@@ -63,6 +72,11 @@ def config_quant_method(listing: RepoListing) -> str | None:
     if isinstance(qc, Mapping) and isinstance(qc.get("quant_method"), str):
         return str(qc["quant_method"]).lower()
     return None
+
+
+def _quantization_config(listing: RepoListing) -> Mapping[str, object] | None:
+    qc = (listing.config or {}).get("quantization_config")
+    return qc if isinstance(qc, Mapping) else None
 
 
 def _root_files(listing: RepoListing, suffix: str) -> list[RepoFile]:
@@ -169,7 +183,12 @@ class _HFFormat(BaseFormat):
             excluded=_exclusions(listing, set(files), self.weights_kind),
             notes=tuple(notes),
             model_file=None,
+            weight_bytes=self.weight_bytes(listing, detection),
         )
+
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        """Bytes per weight as this format stores them; None: sized by config.json's torch_dtype or not known."""
+        return None
 
 
 def _size(listing: RepoListing, weights: tuple[str, ...], files: tuple[str, ...]) -> tuple[int | None, str, bool]:
@@ -247,6 +266,13 @@ class SafeTensorsFormat(_HFFormat):
         extra = [f"config.json quantization_config.quant_method = {method!r}"] if method else []
         return self._detection(listing, extra, method)
 
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        # Plain safetensors carrying a method no strategy of its own claims: MXFP4 (gpt-oss) is sized here.
+        qc = _quantization_config(listing)
+        if qc is not None and str(qc.get("quant_method", "")).lower() == "mxfp4":
+            return mxfp4_bytes()
+        return None
+
 
 class PyTorchBinFormat(_HFFormat):
     name = "pytorch"
@@ -313,6 +339,10 @@ class GPTQFormat(_QuantizedFormat):
         tags=frozenset({"gptq"}),
     )
 
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        qc = _quantization_config(listing)
+        return gptq_bytes(qc) if qc is not None else None
+
 
 class AWQFormat(_QuantizedFormat):
     name = "awq"
@@ -337,6 +367,10 @@ class AWQFormat(_QuantizedFormat):
         tags=frozenset({"awq"}),
     )
 
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        qc = _quantization_config(listing)
+        return awq_bytes(qc) if qc is not None else None
+
 
 class CompressedTensorsFormat(_QuantizedFormat):
     name = "compressed-tensors"
@@ -354,6 +388,10 @@ class CompressedTensorsFormat(_QuantizedFormat):
         ),
     )
     signals = QuantSignals(quant_methods=frozenset({"compressed-tensors"}), tags=frozenset({"compressed-tensors"}))
+
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        qc = _quantization_config(listing)
+        return compressed_tensors_bytes(qc) if qc is not None else None
 
 
 class FP8Format(_QuantizedFormat):
@@ -375,6 +413,10 @@ class FP8Format(_QuantizedFormat):
     )
     signals = QuantSignals(quant_methods=frozenset({"fp8", "fbgemm_fp8"}), tags=frozenset({"fp8"}))
 
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        qc = _quantization_config(listing)
+        return fp8_bytes(qc) if qc is not None else None
+
 
 class BitsAndBytesFormat(_QuantizedFormat):
     name = "bitsandbytes"
@@ -391,3 +433,7 @@ class BitsAndBytesFormat(_QuantizedFormat):
         ),
     )
     signals = QuantSignals(quant_methods=frozenset({"bitsandbytes"}), tags=frozenset({"bitsandbytes"}))
+
+    def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
+        qc = _quantization_config(listing)
+        return bitsandbytes_bytes(qc) if qc is not None else None

@@ -24,6 +24,7 @@ from modelformats.gpu.catalogue import (
 from modelformats.gpu.estimate import MemoryEstimate
 from modelformats.gpu.rules import GpuRule
 from modelformats.traits import ModelTraits
+from modelformats.weightbytes import WeightBytes
 
 __all__ = [
     "ENGINES",
@@ -53,6 +54,9 @@ class GpuRequest:
     params: int | None = None
     bytes_per_weight: float | None = None
     bytes_per_weight_basis: str = ""
+    # Bytes per weight as the format stores them (its strategy's FileSelection.weight_bytes): sizes the
+    # weights without file sizes, and counts parameters from file sizes when nothing else does.
+    weight_bytes: WeightBytes | None = None
     engine: str = "vllm"
     # The format's name (for rules and messages) and its facts (its strategy's `serving`).
     format: str | None = None

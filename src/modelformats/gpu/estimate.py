@@ -124,7 +124,8 @@ _EXACT_WITH = (
     "or the GGUF header (<arch>.block_count, <arch>.attention.head_count_kv, <arch>.attention.key_length)"
 )
 # Multi-head latent attention caches one compressed latent per layer (kv_lora_rank + rope dims, 576 for
-# DeepSeek-V2/V3), far below 2 x heads x head_dim; traits do not carry kv_lora_rank, so we keep the bound.
+# DeepSeek-V2/V3), far below 2 x heads x head_dim. With kv_lora_rank in the traits the latent is sized
+# (_mla_shape); these model types without it keep the heads x head_dim figure as a labelled upper bound.
 _MLA_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek2"})
 
 
@@ -158,6 +159,10 @@ class KvShape:
     # Layers that keep only `sliding_window` tokens; 0 when unknown (counted as full attention).
     sliding_layers: int = 0
     notes: tuple[str, ...] = ()
+    # Tensors cached per layer and token: 2 (K and V), 1 for multi-head latent attention (one latent).
+    tensors: int = 2
+    # Multi-head latent attention: every tensor-parallel rank keeps the whole latent (it has no heads to split).
+    latent: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -277,6 +282,60 @@ def _is_mla(traits: ModelTraits) -> bool:
     return traits.model_type in _MLA_MODEL_TYPES or traits.gguf_architecture in _MLA_MODEL_TYPES
 
 
+def _layer_counts(
+    traits: ModelTraits, sliding_window_layers: int | None, max_model_len: int | None, notes: list[str]
+) -> tuple[int | None, int, int | None]:
+    """(window, sliding layers, layers that keep a KV cache): linear-attention layers keep none."""
+    window = traits.sliding_window
+    if window is not None and max_model_len is not None and window >= max_model_len:
+        window = None  # a window as long as the context changes nothing (Qwen2.5 records 131,072)
+    if traits.full_attention_layers is not None:
+        kv_layers = traits.full_attention_layers + (traits.sliding_attention_layers or 0)
+        if traits.linear_attention_layers:
+            notes.append(
+                f"{traits.linear_attention_layers} linear-attention (or state-space) layers keep a fixed state "
+                f"per sequence, not a KV cache: only the {kv_layers} attention layers are counted per token; "
+                "their state is not modelled."
+            )
+        # A window covering the whole context makes sliding layers full ones.
+        return window, (traits.sliding_attention_layers or 0) if window is not None else 0, kv_layers
+    if window is None:
+        return None, 0, traits.num_layers
+    if sliding_window_layers is not None:
+        return window, sliding_window_layers, traits.num_layers
+    notes.append(
+        f"A sliding window of {window:,} tokens is recorded, but not which layers use it: every "
+        "layer is counted at full length (an upper bound)."
+    )
+    return window, 0, traits.num_layers
+
+
+def _mla_shape(traits: ModelTraits) -> KvShape:
+    """vLLM's MLA cache: one latent of kv_lora_rank + qk_rope_head_dim per layer and token, no V, no heads."""
+    rank = traits.kv_lora_rank or 0
+    rope = traits.qk_rope_head_dim or 0
+    layers = traits.num_layers or 0
+    src = traits.sources
+    where = sorted({src[k] for k in ("kv_lora_rank", "qk_rope_head_dim", "num_layers") if k in src})
+    notes: tuple[str, ...] = ()
+    if not rope:
+        notes = ("qk_rope_head_dim is not recorded: the latent is counted as kv_lora_rank alone (a lower bound).",)
+    return KvShape(
+        layers=layers,
+        kv_width=rank + rope,
+        kv_heads=traits.kv_heads,
+        head_dim=None,
+        assumed=not layers,
+        basis=(
+            f"multi-head latent attention: kv_lora_rank {rank} + qk_rope_head_dim {rope} = {rank + rope} "
+            f"elements per layer and token ({'; '.join(where) or 'model traits'})"
+        ),
+        tensors=1,
+        latent=True,
+        notes=notes,
+    )
+
+
 def resolve_kv_shape(
     traits: ModelTraits,
     *,
@@ -287,27 +346,33 @@ def resolve_kv_shape(
 ) -> KvShape:
     """Layers and K/V width from the traits; a labelled upper bound from `shape_params` without them."""
     notes: list[str] = []
+    if traits.kv_lora_rank:
+        return _mla_shape(traits)
     if _is_mla(traits):
         notes.append(
             "Multi-head latent attention: engines cache one latent of kv_lora_rank + rope dims per layer "
-            "(576 for DeepSeek-V2/V3), far less than this heads x head_dim figure; the KV term is an upper "
-            "bound."
+            "(576 for DeepSeek-V2/V3), far less than this heads x head_dim figure, but kv_lora_rank is not "
+            "recorded here; the KV term is an upper bound."
         )
-    window = traits.sliding_window
-    sliding = 0
-    if window is not None and max_model_len is not None and window >= max_model_len:
-        window = None  # a window as long as the context changes nothing (Qwen2.5 records 131,072)
-    if window is not None:
-        if sliding_window_layers is not None:
-            sliding = sliding_window_layers
-        else:
-            notes.append(
-                f"A sliding window of {window:,} tokens is recorded, but not which layers use it: every "
-                "layer is counted at full length (an upper bound)."
-            )
-    layers = traits.num_layers
+    if traits.unmodelled_attention:
+        notes.append(
+            f"Attention design not modelled ({traits.unmodelled_attention}): every layer is counted as full "
+            "attention, an upper bound."
+        )
+    window, sliding, kv_layers = _layer_counts(traits, sliding_window_layers, max_model_len, notes)
+    layers = kv_layers
     head_dim = traits.resolved_head_dim
     kv_heads = traits.kv_heads
+    if layers == 0:  # every layer is linear attention / state-space: no KV cache at all
+        return KvShape(
+            layers=0,
+            kv_width=0,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            assumed=False,
+            basis="no attention layers (config.json layer kinds)",
+            notes=tuple(notes),
+        )
     if layers and head_dim and kv_heads:
         src = traits.sources
         where = sorted({src[k] for k in ("num_layers", "num_kv_heads", "head_dim", "hidden_size") if k in src})
@@ -404,10 +469,16 @@ def estimate_memory(
     # (upper-bound) shape we size that startup minimum; max_num_seqs then caps concurrency, it is not
     # reserved. llama.cpp allocates its whole --ctx-size up front, so it is always sized in full.
     sequences = 1 if (kv.assumed and vllm) else max_num_seqs
-    kv_total = math.ceil(2 * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
-    per_token = math.ceil(2 * kv.layers * kv.kv_width * kv_cache_bytes_per_element)
-    heads = f"{kv.kv_heads} KV heads x {kv.head_dim} head dim" if kv.kv_heads else f"{kv.kv_width:,} K/V width"
-    formula = f"2 x {kv.layers} layers x {heads} x {kv_cache_bytes_per_element:g} B x {max_model_len:,} max_model_len"
+    kv_total = math.ceil(kv.tensors * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
+    per_token = math.ceil(kv.tensors * (full_layers + kv.sliding_layers) * kv.kv_width * kv_cache_bytes_per_element)
+    if kv.latent:
+        heads = f"{kv.kv_width:,}-element latent"
+    else:
+        heads = f"{kv.kv_heads} KV heads x {kv.head_dim} head dim" if kv.kv_heads else f"{kv.kv_width:,} K/V width"
+    formula = (
+        f"{kv.tensors} x {kv.layers} layers x {heads} x {kv_cache_bytes_per_element:g} B x {max_model_len:,} "
+        "max_model_len"
+    )
     if sequences == max_num_seqs:
         formula += f" x {max_num_seqs} max_num_seqs"
     else:
@@ -418,8 +489,10 @@ def estimate_memory(
     if kv.sliding_layers:
         formula += f" ({kv.sliding_layers} sliding-window layers hold {window_tokens:,} tokens each)"
     tp = layout.tensor_parallel_size
-    replication = _kv_replication(kv.kv_heads, tp)
-    if replication > 1:
+    replication = tp if kv.latent else _kv_replication(kv.kv_heads, tp)
+    if kv.latent and tp > 1:
+        formula += f"; the latent is whole on each of the {tp} TP ranks"
+    elif replication > 1:
         formula += f"; each KV head copied to {replication} of the {tp} TP ranks"
     kv_on_gpus = kv_total * replication
     terms.append(

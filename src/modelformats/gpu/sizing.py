@@ -82,7 +82,31 @@ def _resolve_params(request: GpuRequest) -> tuple[int | None, str]:
     if request.weights_bytes and request.bytes_per_weight:
         n = math.floor(request.weights_bytes / request.bytes_per_weight)
         return n, f"{format_bytes(request.weights_bytes)} / {request.bytes_per_weight:g} bytes per weight"
+    wb = request.weight_bytes
+    if request.weights_bytes and wb is not None:
+        n = math.floor(request.weights_bytes / wb.bytes_per_weight)
+        return n, f"{format_bytes(request.weights_bytes)} / {wb.bytes_per_weight:.4g} bytes per weight ({wb.basis})"
     return None, ""
+
+
+def _expert_params(traits: ModelTraits) -> tuple[int, str] | None:
+    """Routed experts' MLP weights (gate, up, down): layers x experts x 3 x hidden x expert width."""
+    t = traits
+    if not (t.num_layers and t.num_experts and t.hidden_size and t.expert_intermediate_size):
+        return None
+    n = t.num_layers * t.num_experts * 3 * t.hidden_size * t.expert_intermediate_size
+    what = f"{t.num_layers} layers x {t.num_experts} experts x 3 x {t.hidden_size:,} x {t.expert_intermediate_size:,}"
+    return n, what
+
+
+def _embedding_params(traits: ModelTraits) -> tuple[int, str] | None:
+    """Token embeddings + (untied) output head: the tensors quantization methods keep in 16-bit."""
+    if not traits.vocab_size or not traits.hidden_size:
+        return None
+    copies = 1 if traits.tie_word_embeddings else 2
+    n = traits.vocab_size * traits.hidden_size * copies
+    what = "tied embeddings" if copies == 1 else "embeddings and output head"
+    return n, f"{what} {traits.vocab_size:,} x {traits.hidden_size:,}{' x 2' if copies == 2 else ''}"
 
 
 def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str) -> WeightsSize:
@@ -103,6 +127,46 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
         return WeightsSize(
             bytes=math.ceil(params * bpw),
             basis=f"{params:,} parameters ({params_basis}) x {bpw:g} bytes per weight ({basis or 'given'})",
+        )
+    wb = request.weight_bytes
+    experts = _expert_params(request.traits) if wb is not None and wb.experts_only else None
+    if wb is not None and experts is not None and experts[0] < params:
+        n_q, what = experts
+        return WeightsSize(
+            bytes=math.ceil(n_q * wb.bytes_per_weight + (params - n_q) * 2),
+            basis=(
+                f"{n_q:,} expert weights ({what}) x {wb.bytes_per_weight:.4g} B + the other "
+                f"{params - n_q:,} of {params:,} parameters ({params_basis}) x 2 B ({wb.basis})"
+            ),
+        )
+    if wb is not None:
+        embed = _embedding_params(request.traits) if wb.embeddings_16bit else None
+        if embed is not None and embed[0] < params:
+            n16, what = embed
+            total = math.ceil((params - n16) * wb.bytes_per_weight + n16 * 2)
+            how = (
+                f"({params:,} - {n16:,} 16-bit {what}) x {wb.bytes_per_weight:.4g} B + {n16:,} x 2 B"
+                f" ({params_basis}; {wb.basis})"
+            )
+        else:
+            total = math.ceil(params * wb.bytes_per_weight)
+            left = " (the 16-bit embeddings are not counted: vocabulary or hidden size unknown)"
+            how = f"{params:,} parameters ({params_basis}) x {wb.bytes_per_weight:.4g} B ({wb.basis})" + (
+                left if wb.embeddings_16bit else ""
+            )
+            wb_assumed = wb.assumed or wb.embeddings_16bit or wb.experts_only
+            return WeightsSize(
+                bytes=total,
+                basis=("ASSUMED: " if wb_assumed else "") + how,
+                assumed=wb_assumed,
+                exact_with="the file sizes of the weights (a listing with sizes)" if wb_assumed else None,
+            )
+        assumed = wb.assumed or wb.experts_only  # experts-only without the expert shape: all at the low rate
+        return WeightsSize(
+            bytes=total,
+            basis=("ASSUMED: " if assumed else "") + how,
+            assumed=assumed,
+            exact_with="the file sizes of the weights (a listing with sizes)" if assumed else None,
         )
     return WeightsSize(
         bytes=math.ceil(params * _ASSUMED_BYTES_PER_WEIGHT),

@@ -1,0 +1,241 @@
+"""The memory estimate against vLLM's own numbers: every log in tests/data/calibration/vllm_startup_logs.json.
+
+For each public vLLM startup log (quoted exactly, with its model shape and settings) the estimator is
+fed the same shape and settings and compared with what vLLM printed:
+
+- weights: "Loading model weights took" / "Model loading took" (GiB, per GPU) against the weights
+  term per GPU. Quantized checkpoints are sized through the format strategy that claims their
+  config.json (`FileSelection.weight_bytes`), never from a listing's file sizes.
+- kv/token: vLLM's KV bytes per token per GPU (available KV memory / KV tokens, or the KV needed for
+  one max_model_len sequence) against the estimate's KV bytes per token on the fullest GPU.
+- fit: where the log gives vLLM's total GPU memory, whether the estimate (one max_model_len sequence,
+  vLLM's start-up check) fits `total x gpu_memory_utilization`, against whether vLLM started.
+
+The baseline, measured in the same run, is the estimator without the facts issue 16 added: no
+format bytes per weight (2 bytes per weight), no MLA latent, no per-layer attention kinds.
+
+    python benchmarks/bench_memory_calibration.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from modelformats.formats.base import SelectionContext
+from modelformats.gpu import GpuRequest
+from modelformats.gpu.estimate import Layout, estimate_memory
+from modelformats.gpu.rules import default_rules
+from modelformats.gpu.sizing import resolve_request
+from modelformats.listing import RepoFile, RepoListing
+from modelformats.registry import default_registry
+from modelformats.traits import ModelTraits
+from modelformats.weightbytes import WeightBytes
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "calibration" / "vllm_startup_logs.json"
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Row:
+    log: str
+    family: str
+    term: str
+    observed: float
+    estimated: float
+    baseline: float
+
+    @property
+    def error(self) -> float:
+        return self.estimated / self.observed - 1
+
+    @property
+    def baseline_error(self) -> float:
+        return self.baseline / self.observed - 1
+
+
+def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
+    keys = {
+        "params": "params_total",
+        "layers": "num_layers",
+        "kv_heads": "num_kv_heads",
+        "attention_heads": "num_attention_heads",
+        "head_dim": "head_dim",
+        "hidden_size": "hidden_size",
+        "vocab_size": "vocab_size",
+        "tie_word_embeddings": "tie_word_embeddings",
+        "kv_lora_rank": "kv_lora_rank",
+        "qk_rope_head_dim": "qk_rope_head_dim",
+        "full_attention_layers": "full_attention_layers",
+        "sliding_attention_layers": "sliding_attention_layers",
+        "linear_attention_layers": "linear_attention_layers",
+        "sliding_window": "sliding_window",
+        "num_experts": "num_experts",
+        "expert_intermediate_size": "expert_intermediate_size",
+    }
+    values = {trait: shape[key] for key, trait in keys.items() if key in shape}
+    if "sliding_attention_layers" in values and "linear_attention_layers" not in values:
+        values["linear_attention_layers"] = 0
+    return ModelTraits(**values, sources=dict.fromkeys(values, "calibration shape"))
+
+
+def weight_bytes_of(shape: Mapping[str, Any]) -> WeightBytes | None:
+    """What the format strategy that claims this config.json says (the planner's own path)."""
+    qc = shape.get("quantization_config")
+    if qc is None:
+        return None
+    listing = RepoListing(
+        repo_id="calibration/model",
+        files=(RepoFile(path="config.json"), RepoFile(path="model.safetensors")),
+        config={"model_type": "calibration", "quantization_config": qc},
+    )
+    found = default_registry().detect(listing)
+    return found.strategy.select_files(listing, found.detection, SelectionContext()).weight_bytes
+
+
+def baseline_traits(traits: ModelTraits) -> ModelTraits:
+    """The estimator before issue 16: no MLA latent, no per-layer attention kinds."""
+    return replace(
+        traits,
+        kv_lora_rank=None,
+        qk_rope_head_dim=None,
+        full_attention_layers=None,
+        sliding_attention_layers=None,
+        linear_attention_layers=None,
+    )
+
+
+def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | None, bpw: float | None) -> Any:
+    s = log["settings"]
+    tp = s.get("tensor_parallel_size", 1)
+    length = s.get("max_model_len") or log["observed"].get("kv_needed_tokens") or 4096
+    request = GpuRequest(
+        traits=traits,
+        # A log that quotes only the KV cache: weights are not compared (0 keeps the request valid).
+        weights_bytes=None if traits.params_total else 0,
+        weight_bytes=wb,
+        bytes_per_weight=bpw,
+        bytes_per_weight_basis="calibration shape" if bpw else "",
+        weights_in_torch_dtype=False,
+        max_model_len=length,
+        max_num_seqs=1,
+        kv_cache_bytes_per_element=1.0 if str(s.get("kv_cache_dtype", "auto")).startswith("fp8") else 2.0,
+    )
+    ctx = resolve_request(request, default_rules())
+    return estimate_memory(
+        engine="vllm",
+        weights=ctx.weights,
+        kv=ctx.kv,
+        max_model_len=length,
+        max_num_seqs=1,
+        max_num_batched_tokens=None,
+        kv_cache_bytes_per_element=request.kv_cache_bytes_per_element,
+        layout=Layout(tensor_parallel_size=tp),
+        # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
+        enforce_eager=bool(s.get("enforce_eager", False)) or s.get("cuda_graphs_in_budget") is False,
+    )
+
+
+def kv_per_token_per_gpu(est: Any) -> float:
+    kv = est.term("kv_cache")
+    return kv.per_gpu_bytes / est.max_model_len
+
+
+def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, bool, bool, bool]]]:
+    rows: list[Row] = []
+    fits: list[tuple[str, str, bool, bool, bool]] = []
+    for log in data["logs"]:
+        shape, obs = log["shape"], log["observed"]
+        traits = traits_of(shape)
+        wb = weight_bytes_of(shape)
+        bpw = shape.get("bytes_per_weight")
+        new = _estimate(log, traits, wb, bpw)
+        old = _estimate(log, baseline_traits(traits), None, bpw or 2.0)
+        fam, lid = log["family"], log["id"]
+        weights_obs = obs.get("weights_gib", obs.get("weights_gib_per_gpu"))
+        if weights_obs is not None and "params" in shape:
+            rows.append(
+                Row(
+                    lid,
+                    fam,
+                    "weights",
+                    weights_obs * GIB,
+                    new.term("weights").per_gpu_bytes,
+                    old.term("weights").per_gpu_bytes,
+                )
+            )
+        per_token_obs: float | None = None
+        if "kv_available_gib" in obs and "kv_tokens" in obs:
+            per_token_obs = obs["kv_available_gib"] * GIB / obs["kv_tokens"]
+        elif "kv_needed_gib" in obs:
+            per_token_obs = obs["kv_needed_gib"] * GIB / obs["kv_needed_tokens"]
+        if per_token_obs is not None:
+            rows.append(Row(lid, fam, "kv/token", per_token_obs, kv_per_token_per_gpu(new), kv_per_token_per_gpu(old)))
+        total = obs.get("total_gpu_gib")
+        util = log["settings"].get("gpu_memory_utilization")
+        if total is not None and util is not None and "started" in obs:
+            usable = int(total * GIB)
+            fits.append((lid, fam, obs["started"], new.fits(usable, util), old.fits(usable, util)))
+    return rows, fits
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}%"
+
+
+def render(rows: list[Row], fits: list[tuple[str, str, bool, bool, bool]]) -> str:
+    out = ["per log", f"{'log':42} {'term':8} {'vLLM':>10} {'estimate':>10} {'error':>8} {'baseline':>9}"]
+    for r in rows:
+        unit = GIB if r.term == "weights" else 1
+        fmt = "{:>10.2f}" if r.term == "weights" else "{:>10,.0f}"
+        out.append(
+            f"{r.log[:42]:42} {r.term:8} {fmt.format(r.observed / unit)} {fmt.format(r.estimated / unit)} "
+            f"{_pct(r.error):>8} {_pct(r.baseline_error):>9}"
+        )
+    out += [
+        "",
+        "per term and family (|error|)",
+        f"{'term':8} {'family':24} {'n':>2} {'median':>8} {'max':>8} {'base med':>9}",
+    ]
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[(r.term, r.family)].append(r)
+        groups[(r.term, "all")].append(r)
+    for (term, fam), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):
+        errs = [abs(r.error) for r in rs]
+        base = [abs(r.baseline_error) for r in rs]
+        out.append(
+            f"{term:8} {fam:24} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
+            f"{statistics.median(base) * 100:>8.1f}%"
+        )
+    agree = sum(started == new for _, _, started, new, _ in fits)
+    base_agree = sum(started == old for _, _, started, _, old in fits)
+    out += ["", f"fit verdict agrees with vLLM: {agree}/{len(fits)} (baseline {base_agree}/{len(fits)})"]
+    for lid, _, started, new, _old in fits:
+        out.append(f"  {lid:42} vLLM {'started' if started else 'refused'}; estimate {'fits' if new else 'no fit'}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="machine-readable rows")
+    args = parser.parse_args(argv)
+    data = json.loads(DATA.read_text())
+    rows, fits = evaluate(data)
+    if args.json:
+        print(json.dumps({"rows": [r.__dict__ | {"error": r.error} for r in rows], "fits": fits}, indent=1))
+    else:
+        print(render(rows, fits))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Issue 16: weights sized from the format's bytes per weight, KV per attention design (MLA, hybrid
+linear/full, sliding window), and the calibration set's integrity."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from modelformats.formats.base import SelectionContext
+from modelformats.gpu import GpuRequest
+from modelformats.gpu.estimate import Layout, WeightsSize, estimate_memory, resolve_kv_shape
+from modelformats.gpu.rules import default_rules
+from modelformats.gpu.sizing import resolve_request
+from modelformats.listing import RepoFile, RepoListing
+from modelformats.planner import PlanOptions, plan
+from modelformats.registry import default_registry
+from modelformats.sources.recorded import RecordedSource
+from modelformats.traits import ModelTraits, traits_from_config
+from modelformats.weightbytes import WeightBytes, grouped_int_bytes
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+LISTINGS = DATA / "listings"
+CALIBRATION = DATA / "calibration" / "vllm_startup_logs.json"
+GIB = 1024**3
+
+
+def _weight_bytes(qc: dict[str, object]) -> WeightBytes | None:
+    listing = RepoListing(
+        repo_id="test/quantized",
+        files=(RepoFile(path="config.json"), RepoFile(path="model.safetensors")),
+        config={"model_type": "llama", "quantization_config": qc},
+    )
+    found = default_registry().detect(listing)
+    return found.strategy.select_files(listing, found.detection, SelectionContext()).weight_bytes
+
+
+@pytest.mark.parametrize(
+    ("qc", "expected"),
+    [
+        ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, 0.5 + (2 + 0.5) / 128),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True}, 0.5 + 2 / 128),
+        ({"quant_method": "gptq", "bits": 8, "group_size": -1}, 1.0),
+        ({"quant_method": "fp8", "weight_block_size": [128, 128]}, 1.0),
+        ({"quant_method": "mxfp4"}, 4.25 / 8),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_use_double_quant": True}, 0.5 + 1 / 64),
+        ({"quant_method": "bitsandbytes", "load_in_8bit": True}, 1.0),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "g": {"weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 64}}
+                },
+            },
+            0.5 + 2 / 64,
+        ),
+    ],
+)
+def test_each_quantized_format_states_its_bytes_per_weight(qc: dict[str, object], expected: float) -> None:
+    wb = _weight_bytes(qc)
+    assert wb is not None
+    assert wb.bytes_per_weight == pytest.approx(expected)
+    assert wb.basis  # says where the number came from
+
+
+def test_grouped_int_bytes() -> None:
+    assert grouped_int_bytes(4, 128, zero_points=False) == pytest.approx(0.515625)
+
+
+def test_awq_without_sizes_counts_embeddings_at_16_bit() -> None:
+    traits = ModelTraits(params_total=8_000_000_000, vocab_size=128_000, hidden_size=4096, tie_word_embeddings=False)
+    wb = WeightBytes(bytes_per_weight=0.5, basis="test", embeddings_16bit=True)
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    embed = 128_000 * 4096 * 2
+    assert ctx.weights.bytes == math.ceil((8_000_000_000 - embed) * 0.5 + embed * 2)
+    assert not ctx.weights.assumed
+
+
+def test_gguf_q8_0_counts_parameters_at_8_5_bits() -> None:
+    # The same recording as the shared fixture (../shared/fixtures/listings, byte-identical).
+    source = RecordedSource.from_paths([LISTINGS])
+    p = plan("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", source=source, options=PlanOptions(policy="cost"))
+    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
+    kv = next(t for t in p.memory["terms"] if t["name"] == "kv_cache")
+    assert weights["bytes"] == pytest.approx(8.54e9, rel=0.01)
+    # 8.54 GB / (34 B per 32 weights) = 8.04 B parameters, not 17.08 B (2 per byte)
+    assert "8,037,647,057 parameters" in kv["basis"]
+    assert kv["assumed"]  # no header, no config: the shape is still a labelled bound
+    assert (p.gpu["name"], p.gpu["count"]) == ("L4", 2)  # was 3 x L4 with the 4-bit guess
+
+
+def _mla_traits() -> ModelTraits:
+    cfg = {
+        "model_type": "deepseek_v2",
+        "num_hidden_layers": 27,
+        "hidden_size": 2048,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "kv_lora_rank": 512,
+        "qk_rope_head_dim": 64,
+    }
+    return traits_from_config(cfg, origin="test")
+
+
+def test_mla_caches_one_latent_per_layer() -> None:
+    kv = resolve_kv_shape(_mla_traits(), shape_params=None, shape_params_basis="")
+    assert (kv.layers, kv.kv_width, kv.tensors, kv.latent) == (27, 576, 1, True)
+    est = estimate_memory(
+        engine="vllm",
+        weights=_no_weights(),
+        kv=kv,
+        max_model_len=32768,
+        max_num_seqs=1,
+        max_num_batched_tokens=None,
+    )
+    # vllm#15871: "0.95 GiB KV cache is needed" for 32,768 tokens of DeepSeek-V2-Lite
+    assert est.kv_bytes_per_token == 27 * 576 * 2
+    assert est.term("kv_cache").bytes / GIB == pytest.approx(0.95, abs=0.005)
+
+
+def test_mla_latent_is_whole_on_every_tp_rank() -> None:
+    kv = resolve_kv_shape(_mla_traits(), shape_params=None, shape_params_basis="")
+    est = estimate_memory(
+        engine="vllm",
+        weights=_no_weights(),
+        kv=kv,
+        max_model_len=1024,
+        max_num_seqs=1,
+        max_num_batched_tokens=None,
+        layout=Layout(tensor_parallel_size=2),
+    )
+    assert est.term("kv_cache").per_gpu_bytes == 27 * 576 * 2 * 1024
+
+
+def _no_weights() -> WeightsSize:
+    return WeightsSize(bytes=0, basis="none")
+
+
+def test_hybrid_counts_only_full_attention_layers_and_warns_about_state() -> None:
+    traits = traits_from_config(
+        {
+            "num_hidden_layers": 48,
+            "num_key_value_heads": 2,
+            "head_dim": 256,
+            "num_attention_heads": 16,
+            "full_attention_interval": 4,
+        },
+        origin="test",
+    )
+    assert (traits.full_attention_layers, traits.linear_attention_layers) == (12, 36)
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert kv.layers == 12
+    assert any("linear-attention" in n for n in kv.notes)
+
+
+def test_gemma3_pattern_caps_sliding_layers_at_the_window() -> None:
+    traits = traits_from_config(
+        {
+            "num_hidden_layers": 62,
+            "num_key_value_heads": 16,
+            "head_dim": 128,
+            "num_attention_heads": 32,
+            "sliding_window": 1024,
+            "sliding_window_pattern": 6,
+        },
+        origin="test",
+    )
+    assert (traits.full_attention_layers, traits.sliding_attention_layers) == (10, 52)
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="", max_model_len=32768)
+    assert (kv.layers, kv.sliding_layers, kv.sliding_window) == (62, 52, 1024)
+    assert not kv.notes
+
+
+def test_layer_types_are_read_and_unknown_kinds_warn() -> None:
+    gpt_oss = traits_from_config(
+        {"num_hidden_layers": 4, "layer_types": ["sliding_attention", "full_attention"] * 2}, origin="t"
+    )
+    assert (gpt_oss.full_attention_layers, gpt_oss.sliding_attention_layers) == (2, 2)
+    odd = traits_from_config(
+        {
+            "num_hidden_layers": 2,
+            "num_key_value_heads": 8,
+            "head_dim": 64,
+            "layer_types": ["full_attention", "chunked_attention"],
+        },
+        origin="t",
+    )
+    assert odd.unmodelled_attention is not None
+    kv = resolve_kv_shape(odd, shape_params=None, shape_params_basis="")
+    assert any("not modelled" in n for n in kv.notes)
+
+
+def test_hybrid_keys_without_a_layout_warn() -> None:
+    traits = traits_from_config(
+        {"num_hidden_layers": 8, "num_key_value_heads": 8, "head_dim": 64, "mamba_d_state": 16}, origin="t"
+    )
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert any("not modelled" in n for n in kv.notes)
+
+
+def test_fp8_kv_cache_halves_the_kv_term() -> None:
+    traits = ModelTraits(num_layers=32, num_kv_heads=8, head_dim=128)
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    common = {"engine": "vllm", "weights": _no_weights(), "kv": kv, "max_model_len": 4096, "max_num_seqs": 1}
+    bf16 = estimate_memory(**common, max_num_batched_tokens=None)  # type: ignore[arg-type]
+    fp8 = estimate_memory(**common, max_num_batched_tokens=None, kv_cache_bytes_per_element=1.0)  # type: ignore[arg-type]
+    assert fp8.term("kv_cache").bytes * 2 == bf16.term("kv_cache").bytes
+
+
+def _number_strings(value: float) -> set[str]:
+    return {f"{value}", f"{value:,}", f"{value:.2f}", f"{value:g}", f"{int(value):,}" if value == int(value) else ""}
+
+
+def test_calibration_numbers_are_quoted_from_their_source() -> None:
+    """Every observed number appears in the log lines quoted from its source (kv_tokens may be blocks x 16)."""
+    data = json.loads(CALIBRATION.read_text())
+    assert data["logs"]
+    for log in data["logs"]:
+        assert re.match(r"https://", log["source"]), log["id"]
+        quoted = "\n".join(log["quoted"])
+        assert log["shape"]["source"], log["id"]
+        for key, value in log["observed"].items():
+            if isinstance(value, bool):
+                continue
+            if key == "kv_tokens" and not any(s and s in quoted for s in _number_strings(value)):
+                blocks = value // 16
+                assert value == blocks * 16 and str(blocks) in quoted, (log["id"], key, value)
+                continue
+            assert any(s and s in quoted for s in _number_strings(value)), (log["id"], key, value)
+
+
+def test_mxfp4_quantizes_only_the_experts() -> None:
+    traits = traits_from_config(
+        {
+            "model_type": "gpt_oss",
+            "num_hidden_layers": 24,
+            "num_local_experts": 32,
+            "hidden_size": 2880,
+            "intermediate_size": 2880,
+        },
+        origin="t",
+    )
+    traits = ModelTraits(**{**traits.to_dict(), "params_total": 20_000_000_000, "sources": {}})
+    wb = _weight_bytes({"quant_method": "mxfp4"})
+    assert wb is not None and wb.experts_only
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    experts = 24 * 32 * 3 * 2880 * 2880
+    assert ctx.weights.bytes == math.ceil(experts * 4.25 / 8 + (20_000_000_000 - experts) * 2)
+    assert not ctx.weights.assumed
+    # Without the expert shape the whole model is sized at the MXFP4 rate, and labelled an assumption.
+    bare = resolve_request(
+        GpuRequest(traits=ModelTraits(params_total=20_000_000_000), weight_bytes=wb, weights_in_torch_dtype=False),
+        default_rules(),
+    )
+    assert bare.weights.assumed and bare.weights.basis.startswith("ASSUMED")
+
+
+def test_a_model_without_attention_layers_has_no_kv_cache() -> None:
+    traits = traits_from_config(
+        {"num_hidden_layers": 4, "num_key_value_heads": 8, "head_dim": 64, "layer_types": ["mamba"] * 4}, origin="t"
+    )
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert (kv.layers, kv.assumed) == (0, False)
