@@ -52,17 +52,19 @@ def run_smoke(
     health = wait_for_health(server.url, timeout=health_timeout, api_key=api_key)
     warnings: list[str] = []
 
-    def refused(error: str, answer: str | None) -> SmokeReport:
-        """Stop at the first answer that says the key is missing or wrong: waiting or retrying cannot fix it."""
+    def refused(answer: str, sent: Sequence[RequestResult] = ()) -> SmokeReport:
+        """Stop at the first answer that says the key is missing or wrong: waiting or retrying cannot fix it.
+        The prompts not sent say so; the warning names the fix."""
+        unsent = (RequestResult(prompt=p, ok=False, error=f"not sent: {answer}") for p in prompts[len(sent) :])
         return SmokeReport(
             base_url=server.url, model=model, model_source="given" if model else None, health=health,
-            results=tuple(RequestResult(prompt=p, ok=False, error=error) for p in prompts),
-            started_at=started_at, warnings=(auth_failure(answer, api_key_given=bool(api_key)) or error,),
+            results=(*sent, *unsent), started_at=started_at,
+            warnings=(auth_failure(answer, api_key_given=bool(api_key)) or answer,),
         )  # fmt: skip
 
     if not health.ready:
-        if auth_failure(health.last_error, api_key_given=bool(api_key)):
-            return refused("authentication failed", health.last_error)
+        if health.last_error and auth_failure(health.last_error, api_key_given=bool(api_key)):
+            return refused(health.last_error)
         return SmokeReport(
             base_url=server.url, model=model, model_source="given" if model else None, health=health,
             results=tuple(RequestResult(prompt=p, ok=False, error="server not ready") for p in prompts),
@@ -71,8 +73,8 @@ def run_smoke(
     source: str | None = "given"
     if model is None:
         model, why = _discover_model(server, timeout)
-        if auth_failure(why, api_key_given=bool(api_key)):
-            return refused("authentication failed", why)
+        if why and auth_failure(why, api_key_given=bool(api_key)):
+            return refused(why)
         source = "/v1/models" if model else None
         if why:
             warnings.append(f"{why}; requests are sent without a model name")
@@ -82,7 +84,7 @@ def run_smoke(
     with sampler if before is not None else contextlib.nullcontext(sampler):
         results, denied = _send(server, prompts, model=model, timeout=timeout, max_tokens=max_tokens)
     if denied is not None:
-        return refused(denied, denied)
+        return refused(denied, results)
     after = None
     if before is not None:
         sampler.observe(before)
