@@ -144,10 +144,11 @@ def vllm_compat(session: nox.Session) -> None:
     """Every planned vLLM argv parsed by the real vLLM (make_arg_parser + EngineArgs), per version.
 
     Cases come from modelformats (tools/vllm_compat/cases.py: VllmEngine.command() for every kind of
-    plan, and `modelformats plan --json` on every recorded listing); then the checker must reject
+    plan, `modelformats plan --json` on every recorded listing, and the Modal example's argv per
+    container for a one-node and a two-node plan); then the checker must reject
     deliberately broken cases, or the session fails.
     """
-    session.install("-e", ".")
+    session.install("-e", ".[modal]")  # the `modal` cases import the Modal example (offline)
     work = CACHE / "vllm_compat"
     for name in VLLM_ENVS:
         version = name.removeprefix("vllm-")

@@ -368,6 +368,14 @@ def test_smoke_sends_the_key_too(server):
     state.api_key = "sekrit"
     report = run_smoke(url, prompts=["hi"], max_tokens=2, api_key="sekrit")
     assert report.ok and report.model == "tiny"
-    refused = run_smoke(url, prompts=["hi"], max_tokens=2)
-    assert refused.results[0].error == "HTTP 401: Invalid API Key"
+    refused = run_smoke(url, prompts=["hi", "there"], max_tokens=2)
+    # /v1/models already refuses: nothing is sent, and the report says why and how to fix it.
+    assert [r.error for r in refused.results] == ["not sent: GET /v1/models answered HTTP 401: Invalid API Key"] * 2
+    assert refused.warnings == (
+        "authentication failed (GET /v1/models answered HTTP 401: Invalid API Key): the server demands an API "
+        "key and none was sent: pass --api-key KEY or set OPENAI_API_KEY.",
+    )
+    assert refused.exit_code == 1
+    wrong = run_smoke(url, prompts=["hi"], max_tokens=2, api_key="nope")
+    assert "refused the API key sent" in wrong.warnings[0]
     assert wait_for_health(url, api_key="x").ready  # /health is public, as in vLLM and llama-server

@@ -44,7 +44,10 @@ def plans(tmp_path_factory):
 @pytest.fixture
 def offline(monkeypatch):
     """No Modal token and no network: any connection attempt fails the test."""
-    for name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODELFORMATS_PLAN_JSON", "MODELFORMATS_HF_SECRET"):
+    for name in (
+        "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODELFORMATS_PLAN_JSON", "MODELFORMATS_HF_SECRET",
+        "MODELFORMATS_AUTH", "MODELFORMATS_API_KEY_SECRET", "MODELFORMATS_API_KEY",
+    ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
 
     def refuse(*args, **kwargs):
@@ -100,8 +103,15 @@ def test_vllm_plan_becomes_the_serve_function(offline, plans):
     assert info.web_info.unauthenticated is True
     hook = webhook(app.serve)
     assert (hook.web_server_port, hook.web_server_startup_timeout) == (plan["port"], 784)
-    # Function env shows up as an anonymous secret holding these names.
-    assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET, HF_HUB_OFFLINE])"]
+    # Auth is on by default: the engine's key comes from a Modal Secret. Function env shows up as an
+    # anonymous secret holding these names.
+    assert info.secrets == [
+        "modal.Secret.from_name('modelformats-api-key')",
+        "Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET, MODELFORMATS_AUTH, "
+        "MODELFORMATS_API_KEY_SECRET, HF_HUB_OFFLINE])",
+    ]
+    assert (app.SPEC.nodes, app.SPEC.auth, app.SPEC.head_args, app.SPEC.worker_args) == (1, "api-key", (), ())
+    assert info.cluster_info is None  # one node: a plain web function, not a Modal cluster
     assert app.SPEC.base_image == "nvidia/cuda:12.9.0-devel-ubuntu22.04"
     assert app.SPEC.requirements == ("vllm==0.33.0",)
     assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", **plan["engine"]["env"]}
@@ -120,8 +130,11 @@ def test_download_function_mounts_the_plan_root_and_has_no_gpu(offline, plans):
     }
     assert info.timeout == 1336
     assert info.web_info is None
-    # The serving env turns the Hub off; the download env must not.
-    assert info.secrets == ["Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET])"]
+    # The serving env turns the Hub off; the download env must not. The endpoint's key is not its business.
+    assert info.secrets == [
+        "Secret.from_dict([MODELFORMATS_PLAN_JSON, MODELFORMATS_HF_SECRET, MODELFORMATS_AUTH, "
+        "MODELFORMATS_API_KEY_SECRET])"
+    ]
 
 
 def test_llamacpp_plan_serves_llama_server_from_its_image(offline, plans):
@@ -177,9 +190,9 @@ def test_the_documented_entrypoint_exists(offline, plans):
             "Re-plan with --gpu TYPE:N or a smaller --quant.",
         ),
         (
-            {"gpu": {"name": "H100", "count": 8, "nodes": 2}},
-            "The plan needs 2 nodes; this example serves one node (Modal web functions cannot be clustered). "
-            "Re-plan with a larger --gpu TYPE:N or a smaller quant (docs/modal.md).",
+            {"gpu": {"name": "H100", "count": 8, "nodes": 2}, "launch": None},
+            "The plan needs 2 nodes but carries no multi-node launch facts ('launch'); only vLLM plans run on "
+            "several nodes. Re-plan with vLLM, a larger --gpu TYPE:N or a smaller quant (docs/modal.md).",
         ),
         (
             {"engine": {"name": "vllm", "argv": []}},
@@ -259,3 +272,81 @@ def test_download_requirements_are_the_projects_own_dependencies(offline, plans)
     assert {Requirement(r).name.replace("_", "-") for r in app.DOWNLOAD_REQUIREMENTS} == {
         Requirement(r).name.replace("_", "-") for r in declared
     }
+
+
+# --- authentication and multi-node (issue 17) -----------------------------------------------------------
+
+SYNTHETIC = ROOT / "tests" / "data" / "synthetic"
+HUGE = "example/Huge-MoE-2.5T"  # synthetic: 2.56 TB of bf16 weights, more than one Modal node holds
+
+
+@pytest.fixture(scope="module")
+def two_node_plan(tmp_path_factory):
+    from modelformats.sources.recorded import RecordedSource
+
+    plan = make_plan(HUGE, source=RecordedSource.from_paths([SYNTHETIC]))
+    assert plan.gpu is not None and plan.gpu["nodes"] == 2 and plan.launch is not None
+    path = tmp_path_factory.mktemp("plans") / "two-node.json"
+    path.write_text(json.dumps(plan.to_dict()))
+    return path
+
+
+def test_the_one_node_plan_demands_the_key_on_rank_0(offline, plans):
+    app = import_app(offline, plans["vllm"])
+    assert app.node_argv(app.SPEC, api_key="sekret") == (*app.SERVE_ARGV, "--api-key", "sekret")
+    with pytest.raises(ValueError, match=r"MODELFORMATS_API_KEY is empty.*modal secret create modelformats-api-key"):
+        app.node_argv(app.SPEC, api_key=None)
+    assert not hasattr(app, "ClusterServer")
+
+
+def test_auth_off_only_when_asked(offline, plans):
+    offline.setenv("MODELFORMATS_AUTH", "none")
+    app = import_app(offline, plans["vllm"])
+    assert (app.SPEC.auth, app.SPEC.api_key_secret) == ("none", None)
+    assert not any("from_name" in s for s in app.serve.info().secrets)
+    assert app.node_argv(app.SPEC, api_key="ignored") == app.SERVE_ARGV
+
+
+def test_a_misspelt_auth_mode_is_refused(offline, plans):
+    offline.setenv("MODELFORMATS_AUTH", "off")
+    with pytest.raises(ValueError, match="MODELFORMATS_AUTH='off' is not one of api-key, none"):
+        import_app(offline, plans["vllm"])
+
+
+def test_a_named_api_key_secret(offline, plans):
+    offline.setenv("MODELFORMATS_API_KEY_SECRET", "team-llm-key")
+    app = import_app(offline, plans["llamacpp"])
+    assert "modal.Secret.from_name('team-llm-key')" in app.serve.info().secrets
+    # llama-server takes the same flag.
+    assert app.node_argv(app.SPEC, api_key="k")[-2:] == ("--api-key", "k")
+
+
+def test_two_node_plan_becomes_a_clustered_server(offline, two_node_plan):
+    plan = json.loads(two_node_plan.read_text())
+    app = import_app(offline, two_node_plan)
+    assert not hasattr(app, "serve")
+    info = app.ClusterServer.info()
+    # modal.clustered(size=2, rdma=True): two containers of 8 x B300 each, InfiniBand between them.
+    assert (info.cluster_info.size, info.cluster_info.rdma) == (2, True)
+    assert info.gpus == [("B300", 8)]
+    assert app.SPEC.apt_packages == ("libibverbs1",)
+    assert info.port == plan["port"] and info.unauthenticated is True  # the engine checks the key itself
+    assert info.secrets[0] == "modal.Secret.from_name('modelformats-api-key')"
+    # 2.56 TB: engine start 600 s + 2.56e12 / 200 MB/s, capped at 2 h, plus 10 min for the ranks to meet.
+    assert (app.SPEC.web_startup_timeout, info.startup_timeout) == (7200 + 600, 7200 + 600)
+    assert app.SPEC.download_timeout == 600 + 51_200  # 2.56e12 B / 50 MB/s from the Hub, within 24 h
+    assert app.SPEC.health_timeout == 7800 + 300
+    assert volume_names(info)["/models"] == "modelformats-models"
+
+
+def test_two_node_argv_per_rank(offline, two_node_plan):
+    app = import_app(offline, two_node_plan)
+    head = app.node_argv(app.SPEC, rank=0, master_addr="10.0.0.1", api_key="k")
+    worker = app.node_argv(app.SPEC, rank=1, master_addr="10.0.0.1", api_key="k")
+    argv = app.SERVE_ARGV
+    assert argv[argv.index("--nnodes") + 1] == "2" and argv.count("--nnodes") == 1
+    assert head == (*argv, "--node-rank", "0", "--master-addr", "10.0.0.1", "--api-key", "k")
+    # Only rank 0 serves HTTP: the worker joins headless and never holds the key.
+    assert worker == (*argv, "--node-rank", "1", "--master-addr", "10.0.0.1", "--headless")
+    with pytest.raises(ValueError, match="rank 2 is outside the plan's 2 node"):
+        app.node_argv(app.SPEC, rank=2, master_addr="10.0.0.1")

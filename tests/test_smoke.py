@@ -541,3 +541,22 @@ def test_render_report_table_and_gpu_memory(server):
     assert "GPU memory peak (MiB, per GPU): 61234/81559 (nvidia-smi, 42 samples)" in lines
     assert lines[-1] == "result: OK"
     assert any(line.startswith("metrics (vllm): peak KV-cache usage") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("answer", "given", "expected"),
+    [
+        ("HTTP 401: Invalid API Key", False, "pass --api-key KEY or set OPENAI_API_KEY"),
+        ("GET /v1/models answered HTTP 403: Forbidden", True, "refused the API key sent"),
+        ("HTTP 400: too long", False, None),
+        (None, False, None),
+    ],
+)
+def test_auth_failure_names_the_fix(answer, given, expected):
+    from modelformats.smoke.client import auth_failure
+
+    found = auth_failure(answer, api_key_given=given)
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(f"authentication failed ({answer})") and expected in found

@@ -9,7 +9,9 @@ llama-server is built once from the llama.cpp sources vendored in the llama-cpp-
 1. the library's `run_smoke` with the three default prompts, a start time (load time), `/metrics`;
 2. the CLI (`python -m modelformats smoke --json`), as a user runs it;
 3. a request the server refuses (a prompt longer than the context): a per-request error, exit 1;
-4. the same URL after the server stopped: "not ready", exit 1, within the health bound.
+4. the same URL after the server stopped: "not ready", exit 1, within the health bound;
+5. a server started with --api-key: without the key an authentication error with the fix in < 2 s
+   (library and CLI), a wrong key refused, the right key (flag or OPENAI_API_KEY) answered.
 
 It prints build/start times, TTFT, latency and tokens/s, and exits non-zero when a check fails.
 Timings are printed, never asserted.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,6 +64,58 @@ def _check_main_run(report: SmokeReport, checks: list[tuple[str, bool]]) -> None
         f"llamacpp:tokens_predicted_total grew by the usage total ({delta} vs {generated})",
         delta == generated,
     )
+
+
+def _check_api_key(binary: Path, model: Path, tmp: Path, checks: list[tuple[str, bool]]) -> None:
+    """A server started with --api-key (what the Modal example's serve function adds): without the key the
+    smoke run stops at the first 401 with the fix, in under 2 s; with it (flag or OPENAI_API_KEY) it passes."""
+    key = "modelformats-smoke-e2e-key"  # a throwaway key for a loopback server
+    server_args = [
+        "-m", str(model), "--alias", "tiny-llama-moe", "--jinja", "--metrics",
+        "-c", str(CONTEXT * SLOTS), "--parallel", str(SLOTS), "-t", "2", "--api-key", key,
+    ]  # fmt: skip
+    with start_llama_server(binary, server_args, log_path=tmp / "server-api-key.log") as url:
+        started = time.monotonic()
+        refused = run_smoke(url, max_tokens=8, timeout=60, health_timeout=30)
+        refused_s = time.monotonic() - started
+        warning = refused.warnings[0] if refused.warnings else ""
+        print(f"  without the key ({refused_s:.2f} s) -> {warning}")
+        _check(
+            checks,
+            f"no key: an authentication error naming --api-key, exit 1, in {refused_s:.2f} s (< 2 s)",
+            refused.exit_code == 1
+            and warning.startswith("authentication failed (")
+            and "HTTP 401" in warning
+            and "pass --api-key KEY or set OPENAI_API_KEY" in warning
+            and refused_s < 2,
+        )
+        wrong = run_smoke(url, max_tokens=8, timeout=60, health_timeout=30, api_key="not-the-key")
+        _check(
+            checks,
+            "a wrong key: an authentication error saying the key was refused, exit 1",
+            wrong.exit_code == 1 and "refused the API key sent" in (wrong.warnings[0] if wrong.warnings else ""),
+        )
+        ok = run_smoke(url, max_tokens=8, timeout=60, health_timeout=30, api_key=key)
+        _check(checks, "with --api-key: all prompts answered, exit 0", ok.exit_code == 0 and len(ok.results) == 3)
+        env = {**os.environ, "OPENAI_API_KEY": key}
+        cli = subprocess.run(
+            [sys.executable, "-m", "modelformats", "smoke", "--base-url", url + "/v1", "--json",
+             "--max-tokens", "8", "--timeout", "60"],
+            capture_output=True, text=True, timeout=300, check=False, env=env,
+        )  # fmt: skip
+        data = json.loads(cli.stdout) if cli.stdout.startswith("{") else {}
+        _check(checks, "CLI with OPENAI_API_KEY: exit 0, ok=true", cli.returncode == 0 and data.get("ok") is True)
+        cli = subprocess.run(
+            [sys.executable, "-m", "modelformats", "smoke", "--base-url", url + "/v1", "--max-tokens", "8"],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
+        )  # fmt: skip
+        shown = cli.stdout + cli.stderr
+        _check(
+            checks,
+            "CLI without a key: exit 1 and the authentication error on screen",
+            cli.returncode == 1 and "authentication failed" in shown and "--api-key" in shown,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             f"a stopped server is reported not ready within the bound ({gone_s:.1f} s), exit 1",
             gone.exit_code == 1 and not gone.health.ready and gone_s < 6,
         )
+
+        _check_api_key(binary, model, Path(tmp), checks)
 
     print(f"llama-server binary: {binary} (ready in {build_s:.1f} s: cold = built now, warm = cached)")
     print(f"server load time: {report.load_time_s:.2f} s" if report.load_time_s is not None else "")

@@ -13,6 +13,16 @@ timeouts. Which plan:
   `MODELFORMATS_FORMAT=gguf|native|auto` and `MODELFORMATS_ENGINE=vllm|llamacpp|auto` as its
   `--format` / `--engine` (e.g. `MODELFORMATS_FORMAT=gguf` serves the Q8_0 GGUF).
 
+A plan that needs more than one node (`plan["launch"]`, vLLM's multi-node launch facts) is served by an
+`@app.server` class under `@modal.clustered(size=N, rdma=True)`: every container runs the plan's argv
+plus its rank's arguments (rank 0 serves HTTP; the others join `--headless`). One node keeps the
+`@app.function` + `@modal.web_server` server.
+
+Authentication is on by default: the engine is started with `--api-key` (vLLM and llama-server share
+the flag) read from the Modal Secret named by `MODELFORMATS_API_KEY_SECRET` (default
+`modelformats-api-key`, holding `MODELFORMATS_API_KEY`); clients send it as a bearer token. Only
+`MODELFORMATS_AUTH=none` serves a public, unauthenticated endpoint.
+
 The plan travels to the containers as `MODELFORMATS_PLAN_JSON` in the functions' environment, so
 a container imports this file with the same plan as your machine, without the planner.
 This is the only module of the project that imports modal (docs/modal.md explains each part).
@@ -44,6 +54,17 @@ _PROJECT_IGNORE = [".git", ".cache", ".nox", ".venv", "**/__pycache__", "tests",
 # The name of a Modal secret holding HF_TOKEN (`modal secret create huggingface-secret HF_TOKEN=hf_...`);
 # only needed for gated or private repos, so it is used only when this variable names one.
 SECRET_ENV = "MODELFORMATS_HF_SECRET"
+# Authentication of the served endpoint: "api-key" (default) or "none" (explicitly public).
+AUTH_ENV = "MODELFORMATS_AUTH"
+AUTH_CHOICES = ("api-key", "none")
+# The Modal Secret holding the key (`modal secret create modelformats-api-key MODELFORMATS_API_KEY=...`); the
+# local entrypoint reads the same variable (or OPENAI_API_KEY) to smoke-test the endpoint.
+API_KEY_SECRET_ENV = "MODELFORMATS_API_KEY_SECRET"
+DEFAULT_API_KEY_SECRET = "modelformats-api-key"
+API_KEY_ENV = "MODELFORMATS_API_KEY"
+# vLLM (FrontendArgs.api_key, vllm/entrypoints/common/cli_args.py:335 in 0.33) and llama-server
+# (common/arg.cpp:3492) both take the key as `--api-key KEY` and answer 401 without it.
+API_KEY_FLAG = "--api-key"
 
 MINUTES = 60
 HOURS = 60 * MINUTES
@@ -84,6 +105,8 @@ UNKNOWN_BYTES_DOWNLOAD_S = 2 * HOURS
 MAX_FUNCTION_TIMEOUT_S = 24 * HOURS  # Modal's upper bound for `timeout`
 # Modal schedules the container and pulls the image before the engine starts.
 CONTAINER_START_S = 5 * MINUTES
+# A cluster's ranks are scheduled together and meet in torch.distributed before rank 0 serves.
+CLUSTER_JOIN_S = 10 * MINUTES
 REQUEST_TIMEOUT_S = 5 * MINUTES
 DEFAULT_MAX_INPUTS = 32
 DOWNLOAD_CPUS = 4.0
@@ -122,7 +145,17 @@ class ServeSpec:
     engine: str
     argv: tuple[str, ...]
     port: int
+    # Per container: all GPUs of one node ("B300:8"); `nodes` containers form one Modal cluster.
     gpu: str
+    nodes: int
+    # Multi-node only: what rank 0 and the other ranks add to `argv` ({master_addr}, {node_rank} filled at start).
+    head_args: tuple[str, ...]
+    worker_args: tuple[str, ...]
+    rdma: bool
+    apt_packages: tuple[str, ...]
+    # "api-key": the engine demands the key of the Modal Secret `api_key_secret`; "none": public.
+    auth: str
+    api_key_secret: str | None
     max_inputs: int
     download_root: str
     base_image: str
@@ -140,8 +173,14 @@ def _clamp(seconds: float, low: int, high: int) -> int:
     return int(min(max(seconds, low), high))
 
 
-def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
-    """Derive image, GPU, command and timeouts from a plan dict; PlanError when it cannot be served here."""
+def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret: str | None = None) -> ServeSpec:
+    """Derive image, GPU, command, cluster, auth and timeouts from a plan dict; PlanError when it cannot be
+    served here."""
+    if auth not in AUTH_CHOICES:
+        raise PlanError(
+            f"{AUTH_ENV}={auth!r} is not one of {', '.join(AUTH_CHOICES)}. Leave it unset for an endpoint that "
+            f"demands the key in the Modal Secret {DEFAULT_API_KEY_SECRET!r}, or set it to 'none' for a public one."
+        )
     engine = plan.get("engine") or {}
     argv = tuple(engine.get("argv") or ())
     if not argv:
@@ -155,17 +194,24 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
             f"The plan for {plan.get('repo_id')!r} has no GPU (nothing in the catalogue fits its memory "
             "estimate). Re-plan with --gpu TYPE:N or a smaller --quant."
         )
-    if int(gpu.get("nodes", 1)) != 1:
+    nodes = int(gpu.get("nodes", 1))
+    launch = plan.get("launch") or {}
+    if nodes > 1 and not (launch.get("mp") or {}).get("head_args"):
         raise PlanError(
-            f"The plan needs {gpu['nodes']} nodes; this example serves one node (Modal web functions cannot "
-            "be clustered). Re-plan with a larger --gpu TYPE:N or a smaller quant (docs/modal.md)."
+            f"The plan needs {nodes} nodes but carries no multi-node launch facts ('launch'); only vLLM plans "
+            "run on several nodes. Re-plan with vLLM, a larger --gpu TYPE:N or a smaller quant (docs/modal.md)."
         )
+    mp = launch.get("mp") or {}
+    cluster = launch.get("modal_cluster") or {}
     size = plan.get("download_bytes")
     if isinstance(size, int) and size > 0:
         download = _clamp(DOWNLOAD_BASE_S + size / HUB_BYTES_PER_S, DOWNLOAD_BASE_S, MAX_FUNCTION_TIMEOUT_S)
         startup = _clamp(ENGINE_INIT_S + size / VOLUME_BYTES_PER_S, ENGINE_INIT_S, 2 * HOURS)
     else:
         download, startup = UNKNOWN_BYTES_DOWNLOAD_S, 2 * HOURS
+    if nodes > 1:
+        # Every rank is scheduled and joins the process group before rank 0 answers.
+        startup += CLUSTER_JOIN_S
     name = str(engine.get("name"))
     image_env = {
         "HF_XET_HIGH_PERFORMANCE": "1",
@@ -181,6 +227,13 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
         port=int(plan.get("port", 8000)),
         # The plan's Modal string keeps modifiers ('H100!': no silent upgrade to H200).
         gpu=str(gpu.get("modal") or f"{gpu['name']}:{int(gpu.get('count', 1))}"),
+        nodes=nodes,
+        head_args=tuple(mp.get("head_args") or ()) if nodes > 1 else (),
+        worker_args=tuple(mp.get("worker_args") or ()) if nodes > 1 else (),
+        rdma=bool(cluster.get("rdma", False)) if nodes > 1 else False,
+        apt_packages=tuple(cluster.get("apt_install") or ()) if nodes > 1 else (),
+        auth=auth,
+        api_key_secret=(api_key_secret or DEFAULT_API_KEY_SECRET) if auth == "api-key" else None,
         max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
         download_root=str((plan.get("download") or {}).get("root") or "/models"),
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
@@ -193,6 +246,25 @@ def serve_spec(plan: Mapping[str, Any]) -> ServeSpec:
         serve_timeout=startup + 10 * MINUTES,
         health_timeout=startup + CONTAINER_START_S,
     )
+
+
+def node_argv(spec: ServeSpec, *, rank: int = 0, master_addr: str = "", api_key: str | None = None) -> tuple[str, ...]:
+    """The command one container runs: the plan's argv, its rank's arguments, and (rank 0, auth on) the key.
+
+    Only rank 0 serves HTTP, so only it takes `--api-key`; the others run `--headless`.
+    """
+    if rank < 0 or rank >= spec.nodes:
+        raise PlanError(f"rank {rank} is outside the plan's {spec.nodes} node(s).")
+    if spec.auth == "api-key" and rank == 0 and not api_key:
+        raise PlanError(
+            f"Authentication is on but {API_KEY_ENV} is empty: attach the Modal Secret {spec.api_key_secret!r} "
+            f"(`modal secret create {spec.api_key_secret} {API_KEY_ENV}=...`), or set {AUTH_ENV}=none to serve "
+            "a public endpoint."
+        )
+    extra = spec.head_args if rank == 0 else spec.worker_args
+    filled = tuple(a.replace("{master_addr}", master_addr).replace("{node_rank}", str(rank)) for a in extra)
+    key = (API_KEY_FLAG, api_key) if spec.auth == "api-key" and rank == 0 and api_key else ()
+    return (*spec.argv, *filled, *key)
 
 
 def _is_project(requirement: str) -> bool:
@@ -220,12 +292,16 @@ def parse_nvidia_smi(text: str) -> list[tuple[float, float]]:
 # --- Modal objects, all from the plan ------------------------------------------------------------
 
 PLAN = load_plan()
-SPEC = serve_spec(PLAN)
+SPEC = serve_spec(
+    PLAN, auth=os.environ.get(AUTH_ENV, "api-key"), api_key_secret=os.environ.get(API_KEY_SECRET_ENV) or None
+)
 SERVE_ARGV = SPEC.argv
 
 app = modal.App(APP_NAME)
 
 serve_image = modal.Image.from_registry(SPEC.base_image, add_python=PYTHON).entrypoint([])
+if SPEC.apt_packages:  # RDMA between cluster nodes needs the InfiniBand verbs library
+    serve_image = serve_image.apt_install(*SPEC.apt_packages)
 if SPEC.requirements:
     serve_image = serve_image.uv_pip_install(*SPEC.requirements)
 for _requirement in SPEC.project_requirements:
@@ -249,8 +325,18 @@ gpu_stats = modal.Dict.from_name("modelformats-gpu-stats", create_if_missing=Tru
 
 _secret_name = os.environ.get(SECRET_ENV, "")
 SECRETS = [modal.Secret.from_name(_secret_name, required_keys=["HF_TOKEN"])] if _secret_name else []
-# Containers import this file again: give them the same plan and secret choice.
-_FUNCTION_ENV = {PLAN_JSON_ENV: json.dumps(PLAN, sort_keys=True), SECRET_ENV: _secret_name}
+# The endpoint's key, for the serving containers only (the download function never needs it).
+SERVE_SECRETS = [
+    *SECRETS,
+    *([modal.Secret.from_name(SPEC.api_key_secret, required_keys=[API_KEY_ENV])] if SPEC.api_key_secret else []),
+]
+# Containers import this file again: give them the same plan, secret and auth choice.
+_FUNCTION_ENV = {
+    PLAN_JSON_ENV: json.dumps(PLAN, sort_keys=True),
+    SECRET_ENV: _secret_name,
+    AUTH_ENV: SPEC.auth,
+    API_KEY_SECRET_ENV: SPEC.api_key_secret or "",
+}
 
 
 @app.function(
@@ -302,23 +388,68 @@ def _sample_gpu_memory() -> None:
         time.sleep(GPU_SAMPLE_INTERVAL_S)
 
 
-@app.function(
-    image=serve_image,
-    gpu=SPEC.gpu,
-    volumes={SPEC.download_root: weights_volume, HF_CACHE: hf_cache_volume, VLLM_CACHE: vllm_cache_volume},
-    secrets=SECRETS,
-    timeout=SPEC.serve_timeout,
-    scaledown_window=15 * MINUTES,
-    # One replica: a second GPU container doubles the bill; raise this for real traffic.
-    max_containers=1,
-    env={**_FUNCTION_ENV, "HF_HUB_OFFLINE": "1"},
-)
-@modal.concurrent(max_inputs=SPEC.max_inputs)
-@modal.web_server(port=SPEC.port, startup_timeout=SPEC.web_startup_timeout)
-def serve() -> None:
-    """Start the plan's engine command; Modal routes HTTP to SPEC.port once it accepts connections."""
-    threading.Thread(target=_sample_gpu_memory, name="gpu-memory", daemon=True).start()
-    subprocess.Popen(list(SERVE_ARGV))  # argv as planned, no shell
+_SERVE_VOLUMES = {SPEC.download_root: weights_volume, HF_CACHE: hf_cache_volume, VLLM_CACHE: vllm_cache_volume}
+
+
+def _start_engine(rank: int = 0, master_addr: str = "") -> subprocess.Popen[bytes]:
+    """Start this container's engine process (argv as planned plus its rank's arguments, no shell)."""
+    argv = node_argv(SPEC, rank=rank, master_addr=master_addr, api_key=os.environ.get(API_KEY_ENV))
+    if rank == 0:
+        threading.Thread(target=_sample_gpu_memory, name="gpu-memory", daemon=True).start()
+    return subprocess.Popen(list(argv))
+
+
+if SPEC.nodes == 1:
+
+    @app.function(
+        image=serve_image,
+        gpu=SPEC.gpu,
+        volumes=_SERVE_VOLUMES,
+        secrets=SERVE_SECRETS,
+        timeout=SPEC.serve_timeout,
+        scaledown_window=15 * MINUTES,
+        # One replica: a second GPU container doubles the bill; raise this for real traffic.
+        max_containers=1,
+        env={**_FUNCTION_ENV, "HF_HUB_OFFLINE": "1"},
+    )
+    @modal.concurrent(max_inputs=SPEC.max_inputs)
+    @modal.web_server(port=SPEC.port, startup_timeout=SPEC.web_startup_timeout)
+    def serve() -> None:
+        """Start the plan's engine command; Modal routes HTTP to SPEC.port once it accepts connections."""
+        _start_engine()
+
+else:
+
+    @app.server(
+        image=serve_image,
+        gpu=SPEC.gpu,
+        volumes=_SERVE_VOLUMES,  # type: ignore[arg-type] - a dict of Volumes is what modal takes
+        secrets=SERVE_SECRETS,
+        env={**_FUNCTION_ENV, "HF_HUB_OFFLINE": "1"},
+        port=SPEC.port,
+        startup_timeout=SPEC.web_startup_timeout,
+        # The engine checks the key itself (auth "api-key"); Modal's proxy auth would also demand
+        # Modal-Key/Modal-Secret headers that OpenAI clients do not send.
+        unauthenticated=True,
+        max_concurrency=SPEC.max_inputs,
+        # One cluster: max_containers counts containers and must be a multiple of the cluster size.
+        max_containers=SPEC.nodes,
+        scaledown_window=15 * MINUTES,
+    )
+    @modal.clustered(size=SPEC.nodes, rdma=SPEC.rdma)
+    class ClusterServer:
+        """One vLLM across SPEC.nodes containers: rank 0 serves HTTP, the others run headless."""
+
+        @modal.enter()
+        def start(self) -> None:
+            cluster = modal.Cluster.from_context()
+            # vLLM's mp backend and torch.distributed rendezvous over IPv4.
+            master = cluster.container_ips(family="ipv4")[0]
+            self.process = _start_engine(cluster.container_rank(), master)
+
+        @modal.exit()
+        def stop(self) -> None:
+            self.process.terminate()
 
 
 def _read_gpu_memory(since: float) -> Any:
@@ -340,11 +471,18 @@ def test_gguf_model(skip_download: bool = False, max_tokens: int = 256) -> None:
     """Download the plan's files, start the server, send the three prompts, print answers and timings."""
     from modelformats.smoke import DEFAULT_PROMPTS, render_report, run_smoke
 
-    print(f"plan: {PLAN['repo_id']} -> {SPEC.engine} on {SPEC.gpu}: {' '.join(SERVE_ARGV)}")
+    nodes = f" x {SPEC.nodes} nodes" if SPEC.nodes > 1 else ""
+    print(f"plan: {PLAN['repo_id']} -> {SPEC.engine} on {SPEC.gpu}{nodes}: {' '.join(SERVE_ARGV)}")
+    api_key = os.environ.get(API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or None
+    if SPEC.auth == "api-key" and not api_key:
+        raise SystemExit(
+            f"The endpoint demands the key in the Modal Secret {SPEC.api_key_secret!r}: export {API_KEY_ENV} (or "
+            f"OPENAI_API_KEY) with the same value to smoke-test it, or set {AUTH_ENV}=none for a public endpoint."
+        )
     if not skip_download:
         print(download_weights.remote())
     started = time.time()
-    url = serve.get_web_url()
+    url = serve.get_web_url() if SPEC.nodes == 1 else ClusterServer.get_url()
     print(f"waiting for {url}/health (up to {SPEC.health_timeout} s) ...")
     report = run_smoke(
         url,
@@ -355,6 +493,7 @@ def test_gguf_model(skip_download: bool = False, max_tokens: int = 256) -> None:
         started_at=started,
         health_timeout=SPEC.health_timeout,
         gpu_memory=lambda: _read_gpu_memory(started),
+        api_key=api_key if SPEC.auth == "api-key" else None,
     )
     for result in report.results:
         print(f"\n> {result.prompt}")

@@ -68,6 +68,12 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     p.add_argument("--gpu", help="force a GPU, e.g. H100 or A100-80GB:2")
     p.add_argument("--max-model-len", type=_positive_int)
     p.add_argument("--max-num-seqs", type=_positive_int)
+    p.add_argument(
+        "--experts-per-token",
+        type=_positive_int,
+        metavar="N",
+        help="MoE models: route each token to N experts instead of the model's default",
+    )
     if download_root:  # `download` has --dir instead: the plan's paths point where the files land
         p.add_argument(
             "--download-root", default="/models", help="where the engine will find the files (default /models)"
@@ -165,6 +171,7 @@ def _make_plan(args: argparse.Namespace) -> Any:
         gpu=args.gpu,
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
+        experts_per_token=args.experts_per_token,
         download_root=args.download_root,
         disable=tuple(args.disable),
     )

@@ -14,6 +14,7 @@ __all__ = [
     "ChecksumMismatchError",
     "DuplicateRegistrationError",
     "EngineCannotLoadError",
+    "ExpertsPerTokenError",
     "GGUFHeaderError",
     "GGUFLayoutMismatchError",
     "GatedRepoError",
@@ -79,6 +80,16 @@ class InvalidRepoIdError(ModelFormatsError, ValueError):
 
 class InvalidRequestError(ModelFormatsError, ValueError):
     """Options that contradict each other or name something that does not exist."""
+
+
+class ExpertsPerTokenError(InvalidRequestError):
+    """`--experts-per-token N` that the model's metadata does not allow (not a MoE, N above its experts)."""
+
+    def __init__(self, message: str, *, requested: int, num_experts: int | None, default: int | None) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.num_experts = num_experts
+        self.default = default
 
 
 # --- the Hub ------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class PlanOptions:
     gpu: str | None = None
     max_model_len: int | None = None
     max_num_seqs: int | None = None
+    # MoE only: experts each token is routed to, instead of the model's own number (at most its expert count).
+    experts_per_token: int | None = None
     download_root: str = "/models"
     port: int = 8000
     # Formats switched off for this plan, on top of MODELFORMATS_DISABLE.

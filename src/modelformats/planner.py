@@ -19,6 +19,7 @@ from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, Load
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
     EngineCannotLoadError,
+    ExpertsPerTokenError,
     InvalidRequestError,
     ModelFormatsError,
     NoFittingGpuError,
@@ -32,7 +33,7 @@ from modelformats.registry import DetectionResult, FormatRegistry, default_regis
 from modelformats.sources.once import OncePerPlanSource
 from modelformats.sources.recorded import default_source
 from modelformats.traits import ModelTraits, merge_traits, traits_from_listing
-from modelformats.validate import check_options, check_quant_honoured
+from modelformats.validate import check_experts_per_token, check_options, check_quant_honoured
 
 if TYPE_CHECKING:
     from modelformats.gpu import GpuDecision, GpuPolicy, PolicyRegistry
@@ -301,13 +302,24 @@ class _Planner:
         routed = replace(base, selection=selection, weights=weights, verdict=verdict)
         if not verdict.loads:
             return routed
+        if self.options.experts_per_token is not None:
+            try:
+                check_experts_per_token(self.options.experts_per_token, traits)
+            except InvalidRequestError as exc:
+                return replace(routed, problem=str(exc), error=exc)
         try:
             gpu = self._choose_gpu(engine, weights, selection, traits, detected.strategy.serving)
         except (NoFittingGpuError, InvalidRequestError) as exc:
             return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
-        runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
-        return replace(routed, gpu=gpu, command=engine.command(weights, runtime, verdict))
+        runtime = gpu.runtime_spec(
+            served_model_name=served, port=self.options.port, experts_per_token=self.options.experts_per_token
+        )
+        try:
+            command = engine.command(weights, runtime, verdict)
+        except InvalidRequestError as exc:  # an engine that cannot express what was asked (e.g. the override)
+            return replace(routed, gpu=gpu, problem=str(exc), error=exc)
+        return replace(routed, gpu=gpu, command=command)
 
     def _traits(self, listing: RepoListing, selection: FileSelection) -> ModelTraits:
         key = (listing.repo_id.lower(), selection.model_file, selection.base_repo, selection.quant is not None)
@@ -395,6 +407,12 @@ class _Planner:
             first = ranked[0].error
             if first is not None and len(errors) == 1:
                 raise first  # the same user error on every route (e.g. --quant names a quant that is not there)
+            # --experts-per-token is checked against the model, not the route: when it is what kept every
+            # route an engine would load, it is the answer (the engines' own refusals stay alternatives).
+            experts = {str(r.error): r.error for r in ranked if r.verdict.loads}
+            only = next(iter(experts.values())) if len(experts) == 1 else None
+            if isinstance(only, ExpertsPerTokenError):
+                raise only
             lines = [f"- {r.label}: {'; '.join(r.reasons) or 'refused'}" for r in ranked]
             opts = self.options
             widen = opts.engine != "auto" or opts.format != "auto"
@@ -535,6 +553,11 @@ class _Planner:
             + "."
         )
         out += sel.notes  # a GGUF selection explains its tokenizer source among its notes
+        n = self.options.experts_per_token
+        if n is not None and chosen.weights is not None:
+            t = chosen.weights.traits
+            default = f", instead of the model's {t.num_experts_per_tok}" if t.num_experts_per_tok else ""
+            out.append(f"Experts per token: {n} of the model's {t.num_experts} (--experts-per-token{default}).")
         assert chosen.gpu is not None
         out += chosen.gpu.explanation
         for alt in alternatives:

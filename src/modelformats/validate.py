@@ -2,7 +2,8 @@
 
 `check_options` reports all bad options at once (one `InvalidRequestError` each, in an
 `ExceptionGroup` when there are several), so `--gpu H100:0` is said once, as an argument error,
-instead of once per route. `check_quant_honoured` is the one post-planning rule: an explicit
+instead of once per route. `check_experts_per_token` checks `--experts-per-token` against the model's
+metadata once its traits are known. `check_quant_honoured` is the one post-planning rule: an explicit
 `--quant` that the chosen route does not serve is an error naming the quants that exist.
 """
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from modelformats.errors import InvalidRequestError, ModelFormatsError, QuantNotFoundError
+from modelformats.errors import ExpertsPerTokenError, InvalidRequestError, ModelFormatsError, QuantNotFoundError
 
 if TYPE_CHECKING:
     from modelformats.deployment import DeploymentPlan
     from modelformats.gpu import PolicyRegistry
     from modelformats.options import PlanOptions
+    from modelformats.traits import ModelTraits
 
-__all__ = ["check_options", "check_quant_honoured", "read_plan_file"]
+__all__ = ["check_experts_per_token", "check_options", "check_quant_honoured", "read_plan_file"]
 
 
 def _option_errors(options: PlanOptions, policies: Sequence[str]) -> list[ModelFormatsError]:
@@ -64,7 +66,11 @@ def _option_errors(options: PlanOptions, policies: Sequence[str]) -> list[ModelF
         problems.append(
             InvalidRequestError(f"--revision {options.revision!r} is empty or padded; pass a branch, tag or commit.")
         )
-    for flag, value in (("--max-model-len", options.max_model_len), ("--max-num-seqs", options.max_num_seqs)):
+    for flag, value in (
+        ("--max-model-len", options.max_model_len),
+        ("--max-num-seqs", options.max_num_seqs),
+        ("--experts-per-token", options.experts_per_token),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             problems.append(InvalidRequestError(f"{flag} {value!r} must be a positive integer."))
     return problems
@@ -82,6 +88,37 @@ def check_options(options: PlanOptions, policies: PolicyRegistry | None = None) 
         raise problems[0]
     if problems:
         raise ExceptionGroup("Invalid options", problems)
+
+
+def check_experts_per_token(requested: int, traits: ModelTraits) -> None:
+    """Raise `ExpertsPerTokenError` unless the model is a MoE whose metadata counts at least `requested` experts.
+
+    The count is the model's (config.json `num_local_experts`/`num_experts`/..., GGUF `<arch>.expert_count`),
+    never a repo name; the message is the same whichever of the model's repos it was read from.
+    """
+    experts, default = traits.num_experts, traits.num_experts_per_tok
+    flag = f"--experts-per-token {requested}"
+    if traits.is_moe is False or (experts is not None and experts < 2):
+        raise ExpertsPerTokenError(
+            f"{flag}: the model is not a mixture of experts (its metadata counts {experts or 'no'} routed "
+            "experts), so there is no expert count to change. Drop --experts-per-token.",
+            requested=requested, num_experts=experts, default=default,
+        )  # fmt: skip
+    if experts is None:
+        raise ExpertsPerTokenError(
+            f"{flag}: the model's metadata does not record its number of experts (config.json "
+            "num_local_experts/num_experts/n_routed_experts, or the GGUF header's <arch>.expert_count), so N "
+            "cannot be checked. Plan a repo whose config.json or GGUF header records it, or drop "
+            "--experts-per-token.",
+            requested=requested, num_experts=None, default=default,
+        )  # fmt: skip
+    if requested > experts:
+        uses = f"; it routes each token to {default} by default" if default is not None else ""
+        raise ExpertsPerTokenError(
+            f"{flag}: the model has {experts} experts{uses}, so a token can be routed to at most {experts}. "
+            f"Use --experts-per-token between 1 and {experts}.",
+            requested=requested, num_experts=experts, default=default,
+        )  # fmt: skip
 
 
 def check_quant_honoured(

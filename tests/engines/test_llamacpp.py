@@ -123,8 +123,8 @@ def test_e2e_file_shape():
     assert e2e["schema"] == "modelformats-llamacpp-e2e/1"
     assert e2e["llama_cpp_build"] == 11312
     assert e2e["server_version"] == "version: 0.5.0-dev (build 11312, commit 0c1e57098)"
-    cases = {(c["layout"], c["quant"], c["files"]): c for c in e2e["cases"]}
-    assert all(c["passed"] for c in cases.values())
+    assert all(c["passed"] for c in e2e["cases"])
+    cases = {(c["layout"], c["quant"], c["files"]): c for c in e2e["cases"] if "experts_per_token" not in c}
     target = cases[("llama-moe", "Q8_0", "single")]
     assert target["tensor_types"] == ["F32", "Q8_0"]
     assert target["slot_n_ctx"] == e2e["request"]["max_model_len"]
@@ -378,3 +378,13 @@ def test_verdict_ignores_a_refusal_case_as_proof():
     }
     engine = LlamaCppEngine(e2e=e2e)
     assert engine.check(weights()).level is EvidenceLevel.SOURCE_READ
+
+
+def test_llama_server_applied_the_planned_experts_override():
+    """`plan --experts-per-token 3` on the tiny MoE (4 experts, 2 used): llama.cpp's own log says it used 3."""
+    (case,) = [c for c in load_e2e_results()["cases"] if c.get("experts_per_token")]
+    assert case["passed"] and case["layout"] == "llama-moe" and case["experts_per_token"] == 3
+    assert case["override_kv_logged"] == ["llama.expert_used_count", 3]
+    assert case["n_expert_used_logged"] == 3
+    assert case["completion_tokens"] == case["stream_completion_tokens"] == 8
+    assert load_e2e_results()["argv_flags_in_help"]["--override-kv"] is True

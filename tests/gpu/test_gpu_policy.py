@@ -170,7 +170,7 @@ def test_multi_node_plan_carries_launch_facts():
     assert (lim.tensor_parallel_size, lim.pipeline_parallel_size, lim.nnodes) == (8, 2, 2)
     launch = d.launch
     assert launch is not None
-    assert launch.mp_head_args == ("--nnodes", "2", "--node-rank", "0", "--master-addr", "{master_addr}")
+    assert launch.mp_head_args == ("--node-rank", "0", "--master-addr", "{master_addr}")
     assert launch.mp_worker_args[-1] == "--headless"
     assert launch.ray_serve_args == ("--distributed-executor-backend", "ray")
     assert launch.modal_cluster["decorator"] == "@modal.clustered(size=2, rdma=True)"

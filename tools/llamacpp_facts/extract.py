@@ -38,6 +38,7 @@ SERVER_FLAGS = (
     "--mmproj",
     "--kv-unified",
     "--fit",
+    "--override-kv",
 )
 
 _VENDORED = "vendor/llama.cpp/"

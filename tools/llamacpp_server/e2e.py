@@ -65,6 +65,8 @@ class Case:
     quant: str
     files: str  # single | split | parts
     expect: str = "serve"  # serve | refused
+    # `plan --experts-per-token N`: the engine's --override-kv, checked in the server's own log.
+    experts_per_token: int | None = None
 
 
 def _tensor_types(paths: list[Path]) -> list[str]:
@@ -212,6 +214,7 @@ def _serve_case(
     traits = ModelTraits(
         gguf_architecture="llama",
         num_experts=TinyShape.n_expert if case.layout == "llama-moe" else None,
+        num_experts_per_tok=TinyShape.n_expert_used if case.layout == "llama-moe" else None,
         is_moe=case.layout == "llama-moe",
         max_position_embeddings=TinyShape.context_length,
     )
@@ -234,10 +237,16 @@ def _serve_case(
         gpu_memory_utilization=0.9,
         host="127.0.0.1",
         port=free_port(),
+        experts_per_token=case.experts_per_token,
     )
     command = engine.command(weights, runtime, engine.check(weights))
-    name = f"{case.layout}-{case.quant}-{case.files}"
-    server = LlamaServerProcess(binary=binary, args=command.argv[1:], log_path=work / f"{name}.log")
+    name = f"{case.layout}-{case.quant}-{case.files}" + (
+        f"-experts{case.experts_per_token}" if case.experts_per_token else ""
+    )
+    # The loader's override and hyper-parameter lines are logged at trace level (4); only the
+    # experts case asks for them, beside the planned argv.
+    observe = ("--log-verbosity", "4") if case.experts_per_token is not None else ()
+    server = LlamaServerProcess(binary=binary, args=(*command.argv[1:], *observe), log_path=work / f"{name}.log")
     timings: dict[str, float] = {}
     server.start()
     try:
@@ -245,6 +254,8 @@ def _serve_case(
             return _expect_refusal(server), timings
         timings["ready_s"] = server.wait_healthy(120)
         result = _exercise(server.base_url, served, files.parameters, timings)
+        if case.experts_per_token is not None:
+            result |= _experts_in_log(server.log_path.read_text(errors="replace"), case.experts_per_token)
     finally:
         stopped = time.monotonic()
         code = server.stop()
@@ -252,6 +263,21 @@ def _serve_case(
     result["exit_code"] = code
     assert code == 0, f"exit code {code} after SIGTERM; log:\n{server.log_tail()}"
     return result, timings
+
+
+def _experts_in_log(log: str, n: int) -> dict[str, Any]:
+    """What llama.cpp itself says it did with the override: the loader's 'Using metadata override' line
+    (src/llama-model-loader.cpp:187) and the model's `n_expert_used` (src/llama-model.cpp:2098)."""
+    # The value is a second log call, so it follows its own timestamp: "... = 0.00.074.890 I 3".
+    override = re.search(r"Using metadata override \(\s*int\) '([\w.]+)' = (?:[\d.]+ \w )?(\d+)", log)
+    used = re.search(r"n_expert_used\s+=\s+(\d+)", log)
+    result = {
+        "override_kv_logged": [override.group(1), int(override.group(2))] if override else None,
+        "n_expert_used_logged": int(used.group(1)) if used else None,
+    }
+    assert result["override_kv_logged"] == ["llama.expert_used_count", n], result
+    assert result["n_expert_used_logged"] == n, result
+    return result
 
 
 def _flags_in_help(binary: Path, argv: tuple[str, ...]) -> dict[str, bool]:
@@ -337,6 +363,10 @@ def _build_files(binaries: LlamaBinaries, work: Path) -> list[tuple[Case, Callab
     cases.append((Case(layout="llama-moe", quant="Q8_0", files="split"), tiny("llama-moe", "Q8_0", shards=2)))
     cases.append((Case(layout="llama-moe", quant="Q8_0", files="parts"), parts("llama-moe", "Q8_0")))
     cases.append((Case(layout="llama-moe", quant="Q4_0_4_4", files="single", expect="refused"), removed("llama-moe")))
+    # The target's knob: 3 of the tiny model's 4 experts instead of its 2 (`plan --experts-per-token 3`).
+    cases.append(
+        (Case(layout="llama-moe", quant="Q8_0", files="single", experts_per_token=3), tiny("llama-moe", "Q8_0"))
+    )
     return cases
 
 
@@ -348,17 +378,25 @@ def run_matrix(
     work.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([str(binaries.server), "--version"], capture_output=True, text=True, check=False)
     version_line = next((ln for ln in (version.stdout + version.stderr).splitlines() if ln.startswith("version:")), "")
-    probe_weights = WeightsSpec(format="gguf", repo_id="tiny/x", revision=None, model="x.gguf", container="gguf-file")
+    probe_weights = WeightsSpec(
+        format="gguf", repo_id="tiny/x", revision=None, model="x.gguf", container="gguf-file",
+        traits=ModelTraits(gguf_architecture="llama", is_moe=True, num_experts=4),
+    )  # fmt: skip
     probe = engine.command(
         probe_weights,
-        RuntimeSpec(served_model_name="x", max_model_len=MAX_MODEL_LEN, max_num_seqs=SLOTS, gpu_memory_utilization=0.9),
+        RuntimeSpec(
+            served_model_name="x", max_model_len=MAX_MODEL_LEN, max_num_seqs=SLOTS, gpu_memory_utilization=0.9,
+            experts_per_token=2,
+        ),
         engine.check(probe_weights),
-    )
+    )  # fmt: skip
     flags = _flags_in_help(binaries.server, probe.argv)
     cases_out: list[dict[str, Any]] = []
     timings_out: list[dict[str, Any]] = []
     for case, make in _build_files(binaries, work):
-        label = f"{case.layout} {case.quant} {case.files}"
+        label = f"{case.layout} {case.quant} {case.files}" + (
+            f" experts-per-token {case.experts_per_token}" if case.experts_per_token else ""
+        )
         if only and only not in label:
             continue
         row: dict[str, Any] = {
@@ -366,6 +404,7 @@ def run_matrix(
             "quant": case.quant,
             "files": case.files,
             "expect": case.expect,
+            **({"experts_per_token": case.experts_per_token} if case.experts_per_token else {}),
         }
         started = time.monotonic()
         try:

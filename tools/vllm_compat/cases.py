@@ -6,10 +6,12 @@
 Two sources, both on by default:
 - `engine`: `VllmEngine.command()` on WeightsSpec/RuntimeSpec values covering every kind of plan
   (GGUF single and split, safetensors, AWQ, GPTQ, FP8, compressed-tensors, bitsandbytes, TP>1,
-  pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code);
+  pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code, experts per token);
 - `cli`: `modelformats plan --listing tests/data/listings REPO --engine vllm --vllm-version X --json` for
   every recorded listing, with the expectations read from the plan's other fields (plan_shape.md),
   not from its argv. Listings that produce no vLLM plan are reported as skipped.
+- `modal`: the argv the Modal example (examples/modal_vllm/app.py) runs per container: a one-node plan's
+  rank 0 with `--api-key`, and a two-node cluster's rank 0 and headless worker.
 `--bad` writes cases that must fail (a flag vLLM does not have, a value that differs from the plan,
 a scheduler conflict, a model path vLLM does not take for GGUF, a wrong quantization table):
 nox checks that the checker rejects each one.
@@ -97,6 +99,19 @@ def specs() -> list[Spec]:
             runtime=_rt(TARGET_BASE, dtype="bfloat16", tensor_parallel_size=2, enable_expert_parallel=True),
         ),
         Spec(
+            # `plan --experts-per-token 4`: --hf-overrides '{"num_experts_per_tok": 4}'.
+            label="safetensors-mixtral-experts-per-token",
+            weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL),
+            runtime=_rt(TARGET_BASE, dtype="bfloat16", experts_per_token=4),
+        ),
+        Spec(
+            label="gguf-target-moe-experts-per-token",
+            weights=_w("gguf", TARGET, f"{M}/{TARGET}/{TARGET_Q8_0}", GGUF_MOE, quantization="gguf",
+                       tokenizer=f"{M}/{TARGET_BASE}", hf_config_path=f"{M}/{TARGET_BASE}", gguf_quant="Q8_0",
+                       gguf_layout="single"),
+            runtime=_rt(TARGET, experts_per_token=4),
+        ),
+        Spec(
             label="awq",
             weights=_w("awq", "Qwen/Qwen2.5-7B-Instruct-AWQ", f"{M}/Qwen/Qwen2.5-7B-Instruct-AWQ",
                        ModelTraits(architecture="Qwen2ForCausalLM", model_type="qwen2"), quantization="awq"),
@@ -180,6 +195,7 @@ def _expect_extra(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
         "trust_remote_code": weights.trust_remote_code,
         "enforce_eager": runtime.enforce_eager,
         "nnodes": runtime.nnodes,
+        **({"hf_overrides": {"num_experts_per_tok": n}} if (n := runtime.experts_per_token) is not None else {}),
         **({"block_size": runtime.block_size} if runtime.block_size is not None else {}),
         **({"enable_chunked_prefill": chunked} if chunked is not None else {}),
     }
@@ -284,10 +300,86 @@ def cli_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
     return cases, skipped
 
 
+SYNTHETIC = ROOT / "tests" / "data" / "synthetic"
+EXAMPLE = ROOT / "examples" / "modal_vllm" / "app.py"
+# A loopback key and address: what the Modal example adds per rank is parsed, not the secret itself.
+_KEY = "modelformats-compat-key"
+_MASTER = "10.0.0.1"
+
+
+def _import_example(plan: dict[str, Any]) -> Any:
+    """examples/modal_vllm/app.py imported with `plan` (modal builds its objects offline)."""
+    import importlib.util
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plan.json"
+        path.write_text(json.dumps(plan))
+        saved = {k: os.environ.get(k) for k in ("MODELFORMATS_PLAN", "MODELFORMATS_PLAN_JSON", "MODELFORMATS_AUTH")}
+        os.environ["MODELFORMATS_PLAN"] = str(path)
+        os.environ.pop("MODELFORMATS_PLAN_JSON", None)
+        os.environ.pop("MODELFORMATS_AUTH", None)  # the default: auth on
+        try:
+            spec = importlib.util.spec_from_file_location("modal_example_for_compat", EXAMPLE)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return module
+
+
+def modal_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """What the Modal example runs in each container: one node (rank 0 with --api-key), and a two-node
+    cluster's rank 0 and worker (the synthetic listing no single node holds)."""
+    cases, skipped = [], []
+    plans = [("one-node", _plan_from([LISTINGS], TARGET_BASE, version))]
+    plans.append(("two-node", _plan_from([SYNTHETIC], "example/Huge-MoE-2.5T", version)))
+    for label, (plan, error) in plans:
+        if plan is None or plan["engine"]["name"] != "vllm":
+            skipped.append(f"modal:{label}: {error or 'the plan chose another engine'}")
+            continue
+        app = _import_example(plan)
+        base = _plan_case(plan)
+        ranks = range(app.SPEC.nodes)
+        for rank in ranks:
+            argv = list(app.node_argv(app.SPEC, rank=rank, master_addr=_MASTER, api_key=_KEY))
+            extra = dict(base["expect_extra"])
+            args: dict[str, Any] = dict(base["expect_args"])
+            if app.SPEC.nodes > 1:
+                extra |= {"nnodes": app.SPEC.nodes, "node_rank": rank, "master_addr": _MASTER}
+                args["headless"] = rank > 0
+            if rank == 0:
+                args["api_key"] = [_KEY]
+            cases.append(
+                base | {"label": f"modal:{label} rank {rank}", "argv": argv, "expect_extra": extra, "expect_args": args}
+            )
+    return cases, skipped
+
+
+def _plan_from(listings: list[Path], repo_id: str, version: str) -> tuple[dict[str, Any] | None, str]:
+    from modelformats.errors import ModelFormatsError
+    from modelformats.planner import PlanOptions, plan
+    from modelformats.sources.recorded import RecordedSource
+
+    try:
+        made = plan(repo_id, source=RecordedSource.from_paths(listings), options=PlanOptions(vllm_version=version))
+    except ModelFormatsError as exc:
+        return None, str(exc).splitlines()[0]
+    return made.to_dict(), ""
+
+
 # The one place that names the case sources; `--source` picks among them.
 SOURCES: dict[str, Callable[[str], tuple[list[dict[str, Any]], list[str]]]] = {
     "engine": engine_cases,
     "cli": cli_cases,
+    "modal": modal_cases,
 }
 
 

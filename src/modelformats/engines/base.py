@@ -147,6 +147,9 @@ class RuntimeSpec(RuntimeLimits):
 
     served_model_name: str
     dtype: str = "auto"
+    # MoE: experts each token is routed to, overriding the model's own number (checked against its metadata
+    # by the planner); each engine writes its own override. None: the model's default.
+    experts_per_token: int | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8000
 

@@ -354,7 +354,15 @@ class LlamaCppEngine:
         ]
         if (projector := _projector(weights)) is not None:
             argv += ["--mmproj", projector]
-        notes = [
+        notes: list[str] = []
+        if runtime.experts_per_token is not None:
+            argv += ["--override-kv", self._experts_override(weights, runtime.experts_per_token)]
+            notes.append(
+                f"--override-kv ({self._flag_source('--override-kv')}) sets the GGUF key expert_used_count to "
+                f"{runtime.experts_per_token}: each token is routed to {runtime.experts_per_token} experts "
+                "instead of the number the file records."
+            )
+        notes += [
             f"--ctx-size {ctx_size} = max_model_len {runtime.max_model_len} x --parallel {slots}: with "
             "--no-kv-unified llama-server gives each slot n_ctx / n_parallel tokens "
             f"({context['per_slot']}); "
@@ -384,6 +392,18 @@ class LlamaCppEngine:
             image=f"{image['repository']}:{tag}" if tag else None,
             notes=tuple(notes),
         )
+
+    @staticmethod
+    def _experts_override(weights: WeightsSpec, n: int) -> str:
+        """`<arch>.expert_used_count=int:N`: llama.cpp keys hyper-parameters by the GGUF architecture."""
+        arch = weights.traits.gguf_architecture
+        if arch is None:
+            raise InvalidRequestError(
+                f"--experts-per-token {n}: llama-server overrides the GGUF key <arch>.expert_used_count, but the "
+                f"architecture of {weights.repo_id!r} is unknown (no GGUF header or Hub GGUF summary was read). "
+                "Plan with the Hub online, or with a listing that records the GGUF header."
+            )
+        return f"{arch}.expert_used_count=int:{n}"
 
     def cuda_build_recipe(
         self, cuda_architectures: Sequence[str] = ("75", "80", "86", "89", "90", "100")

@@ -24,7 +24,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
-from modelformats.errors import EngineCannotLoadError, UnsupportedEngineVersionError
+from modelformats.errors import EngineCannotLoadError, InvalidRequestError, UnsupportedEngineVersionError
 from modelformats.vllm_plugin._versions import GGUF_PLUGIN_NAME, OUR_PLUGIN_NAME, SUPPORTED_VERSIONS
 
 __all__ = [
@@ -74,6 +74,9 @@ class VllmProfile:
     gguf_refuses_bf16_on_blackwell: bool = False
 
 
+# The HF config key vLLM's MoE models read for the experts each token is routed to (Mixtral, Qwen-MoE,
+# DeepSeek, OLMoE, gpt-oss: `config.num_experts_per_tok` in vllm/model_executor/models/*.py).
+ACTIVE_EXPERTS_CONFIG_KEY = "num_experts_per_tok"
 # Both wheels define the engine flags in this file (line numbers differ per version).
 _ARGS = "vllm/engine/arg_utils.py"
 
@@ -99,6 +102,7 @@ PROFILES: tuple[VllmProfile, ...] = (
         flags={
             "--tokenizer": f"{_ARGS}:788",
             "--trust-remote-code": f"{_ARGS}:791",
+            "--hf-overrides": f"{_ARGS}:841",
             "--dtype": f"{_ARGS}:793",
             "--hf-config-path": f"{_ARGS}:795",
             "--max-model-len": f"{_ARGS}:807",
@@ -145,6 +149,7 @@ PROFILES: tuple[VllmProfile, ...] = (
         flags={
             "--tokenizer": f"{_ARGS}:972",
             "--trust-remote-code": f"{_ARGS}:975",
+            "--hf-overrides": f"{_ARGS}:1035",
             "--dtype": f"{_ARGS}:977",
             "--hf-config-path": f"{_ARGS}:979",
             "--max-model-len": f"{_ARGS}:991",
@@ -660,7 +665,7 @@ class VllmEngine:
             argv.append("--enforce-eager")
         if weights.trust_remote_code:
             argv.append("--trust-remote-code")
-        notes: list[str] = []
+        notes = self._experts_override(runtime, argv)
         if runtime.nnodes > 1:
             argv += ["--nnodes", str(runtime.nnodes), "--distributed-executor-backend", "mp"]
             notes.append(
@@ -674,6 +679,24 @@ class VllmEngine:
             env=self._env(is_gguf),
             notes=tuple(notes + self._gguf_notes(weights, runtime) + list(verdict.warnings)),
         )
+
+    def _experts_override(self, runtime: RuntimeSpec, argv: list[str]) -> list[str]:
+        """`--hf-overrides '{"num_experts_per_tok": N}'` appended to `argv` for `--experts-per-token N`; its note."""
+        n = runtime.experts_per_token
+        if n is None:
+            return []
+        if "--hf-overrides" not in self.profile.flags:
+            raise InvalidRequestError(
+                f"--experts-per-token {n}: the vLLM {self.version} profile does not record --hf-overrides (read "
+                "from its wheel), so the override cannot be planned. Use another --vllm-version or --engine llamacpp."
+            )
+        # A dict field parsed with json.loads (vllm/engine/arg_utils.py `_compute_kwargs`); ModelConfig sets
+        # each key on the HF config before the model is built.
+        argv += ["--hf-overrides", json.dumps({ACTIVE_EXPERTS_CONFIG_KEY: n})]
+        return [
+            f"--hf-overrides ({self.profile.flags['--hf-overrides']}) sets config.{ACTIVE_EXPERTS_CONFIG_KEY} = {n}: "
+            f"each token is routed to {n} experts."
+        ]
 
     def _scheduler_flags(self, runtime: RuntimeSpec) -> list[str]:
         if runtime.enable_chunked_prefill is False:

@@ -299,11 +299,24 @@ class GpuDecision:
             memory_bytes=o.memory.total_bytes,
         )
 
-    def runtime_spec(self, *, served_model_name: str, port: int = 8000, host: str | None = None) -> RuntimeSpec:
+    def runtime_spec(
+        self,
+        *,
+        served_model_name: str,
+        port: int = 8000,
+        host: str | None = None,
+        experts_per_token: int | None = None,
+    ) -> RuntimeSpec:
         """The engine's `RuntimeSpec`: these limits plus how the server listens (llama.cpp ignores the
-        utilization; it is only our fit budget there)."""
+        utilization; it is only our fit budget there) and the user's expert override."""
         extra = {"host": host} if host is not None else {}
-        return RuntimeSpec.from_limits(self.limits, served_model_name=served_model_name, port=port, **extra)
+        return RuntimeSpec.from_limits(
+            self.limits,
+            served_model_name=served_model_name,
+            port=port,
+            experts_per_token=experts_per_token,
+            **extra,
+        )
 
     def gpu_dict(self) -> dict[str, Any]:
         """The plan's `gpu` object."""

@@ -106,21 +106,13 @@ def launch_facts(option: GpuOption) -> LaunchFacts | None:
     c = option.choice
     if c.nodes == 1:
         return None
-    n = str(c.nodes)
     return LaunchFacts(
         nodes=c.nodes,
         gpus_per_node=c.count,
         modal_gpu=c.modal_gpu,
-        mp_head_args=("--nnodes", n, "--node-rank", "0", "--master-addr", "{master_addr}"),
-        mp_worker_args=(
-            "--nnodes",
-            n,
-            "--node-rank",
-            "{node_rank}",
-            "--master-addr",
-            "{master_addr}",
-            "--headless",
-        ),
+        # The engine's argv already holds `--nnodes N`: these are what differs per node.
+        mp_head_args=("--node-rank", "0", "--master-addr", "{master_addr}"),
+        mp_worker_args=("--node-rank", "{node_rank}", "--master-addr", "{master_addr}", "--headless"),
         ray_head_command=("ray", "start", "--head", "--node-ip-address={master_addr}"),
         ray_worker_command=("ray", "start", "--address={master_addr}:6379"),
         ray_serve_args=("--distributed-executor-backend", "ray"),

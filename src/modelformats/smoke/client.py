@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import socket
 import ssl
 import threading
@@ -200,6 +201,25 @@ def wait_for_health(
                 last_error=f"not ready within {timeout:g} s; last answer: {last_error}",
             )  # fmt: skip
         time.sleep(interval)
+
+
+def auth_failure(answer: str | None, *, api_key_given: bool) -> str | None:
+    """The authentication error, with its fix, when `answer` is an HTTP 401/403 (else None).
+
+    vLLM and llama-server started with --api-key answer 401 to a missing or wrong bearer token; Modal's
+    proxy auth answers 401/403 as well. Neither fixes itself by waiting, so callers stop at once.
+    """
+    match = re.search(r"\bHTTP (401|403)\b", answer or "")
+    if match is None:
+        return None
+    if api_key_given:
+        fix = (
+            "the server refused the API key sent (--api-key / OPENAI_API_KEY): pass the key the server was "
+            "started with (vLLM/llama-server --api-key, or the Modal secret holding it)"
+        )
+    else:
+        fix = "the server demands an API key and none was sent: pass --api-key KEY or set OPENAI_API_KEY"
+    return f"authentication failed ({answer}): {fix}."
 
 
 def discover_model(

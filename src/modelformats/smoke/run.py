@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 from modelformats.errors import InvalidRequestError
-from modelformats.smoke.client import _discover_model, _parse_base_url, wait_for_health
+from modelformats.smoke.client import _discover_model, _parse_base_url, _Server, auth_failure, wait_for_health
 from modelformats.smoke.constants import (
     _PROBE_TIMEOUT_S,
     DEFAULT_HEALTH_TIMEOUT_S,
@@ -51,7 +51,20 @@ def run_smoke(
             raise InvalidRequestError(f"{label} must be positive, got {value!r}; pass a number of seconds or tokens.")
     health = wait_for_health(server.url, timeout=health_timeout, api_key=api_key)
     warnings: list[str] = []
+
+    def refused(answer: str, sent: Sequence[RequestResult] = ()) -> SmokeReport:
+        """Stop at the first answer that says the key is missing or wrong: waiting or retrying cannot fix it.
+        The prompts not sent say so; the warning names the fix."""
+        unsent = (RequestResult(prompt=p, ok=False, error=f"not sent: {answer}") for p in prompts[len(sent) :])
+        return SmokeReport(
+            base_url=server.url, model=model, model_source="given" if model else None, health=health,
+            results=(*sent, *unsent), started_at=started_at,
+            warnings=(auth_failure(answer, api_key_given=bool(api_key)) or answer,),
+        )  # fmt: skip
+
     if not health.ready:
+        if health.last_error and auth_failure(health.last_error, api_key_given=bool(api_key)):
+            return refused(health.last_error)
         return SmokeReport(
             base_url=server.url, model=model, model_source="given" if model else None, health=health,
             results=tuple(RequestResult(prompt=p, ok=False, error="server not ready") for p in prompts),
@@ -60,6 +73,8 @@ def run_smoke(
     source: str | None = "given"
     if model is None:
         model, why = _discover_model(server, timeout)
+        if why and auth_failure(why, api_key_given=bool(api_key)):
+            return refused(why)
         source = "/v1/models" if model else None
         if why:
             warnings.append(f"{why}; requests are sent without a model name")
@@ -67,7 +82,9 @@ def run_smoke(
     sampler = MetricsSampler(server.url, api_key=server.api_key)
     # A server without metrics is not polled while the prompts run.
     with sampler if before is not None else contextlib.nullcontext(sampler):
-        results = [_stream_chat(server, p, model=model, timeout=timeout, max_tokens=max_tokens) for p in prompts]
+        results, denied = _send(server, prompts, model=model, timeout=timeout, max_tokens=max_tokens)
+    if denied is not None:
+        return refused(denied, results)
     after = None
     if before is not None:
         sampler.observe(before)
@@ -90,3 +107,15 @@ def run_smoke(
         gpu_memory=gpu_memory() if gpu_memory is not None else None,
         warnings=tuple(warnings),
     )
+
+
+def _send(
+    server: _Server, prompts: Sequence[str], *, model: str | None, timeout: float, max_tokens: int
+) -> tuple[list[RequestResult], str | None]:
+    """Each prompt in turn; stops at the first answer refusing the key, returned as the second value."""
+    results: list[RequestResult] = []
+    for prompt in prompts:
+        results.append(_stream_chat(server, prompt, model=model, timeout=timeout, max_tokens=max_tokens))
+        if auth_failure(results[-1].error, api_key_given=bool(server.api_key)):
+            return results, results[-1].error
+    return results, None
