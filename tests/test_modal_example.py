@@ -113,7 +113,7 @@ def test_vllm_plan_becomes_the_serve_function(offline, plans):
     assert (app.SPEC.nodes, app.SPEC.auth, app.SPEC.head_args, app.SPEC.worker_args) == (1, "api-key", (), ())
     assert info.cluster_info is None  # one node: a plain web function, not a Modal cluster
     assert app.SPEC.base_image == "nvidia/cuda:12.9.0-devel-ubuntu22.04"
-    assert app.SPEC.requirements == ("vllm==0.33.0",)
+    assert app.SPEC.requirements == ("vllm==0.33.0", "torch==2.14.0", "transformers==5.20.2", "huggingface_hub==2.4.0")
     assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", **plan["engine"]["env"]}
     assert app.SPEC.project_requirements == ()
     assert app.SPEC.health_timeout == 784 + 300

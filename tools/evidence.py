@@ -76,6 +76,7 @@ EVIDENCE: tuple[Evidence, ...] = (
             "tools/stable_text.py",
             "locks/vllm-0.23.0.txt",
             "locks/vllm-0.33.0.txt",
+            "locks/vllm-0.34.0.txt",
         ),
         gguf_listings=True,
     ),

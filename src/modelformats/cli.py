@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from modelformats.engines.vllm import DEFAULT_VLLM_VERSION, VERIFIED_VLLM_VERSIONS
 from modelformats.errors import InvalidRequestError, ModelFormatsError
 from modelformats.listing import ListingSource, dump_listing
 from modelformats.sources.recorded import RecordedSource
@@ -60,7 +61,10 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
     p.add_argument("--revision", help="branch, tag or commit to plan (default: the default branch)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="auto", dest="format_choice")
-    p.add_argument("--vllm-version", help="target vLLM version (default: the newest verified)")
+    p.add_argument(
+        "--vllm-version",
+        help=f"target vLLM version (default: {DEFAULT_VLLM_VERSION}; verified: {', '.join(VERIFIED_VLLM_VERSIONS)})",
+    )
     p.add_argument("--policy", choices=POLICIES, default="seed", help="GPU policy (default: seed)")
     p.add_argument("--quant", help="GGUF quant to pick exactly, e.g. Q5_K_M (case-insensitive)")
     p.add_argument("--quant-order", type=_csv, help="GGUF preference order, e.g. Q8_0,Q6_K,Q5_K_M,Q4_K_M")

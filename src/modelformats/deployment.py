@@ -105,6 +105,8 @@ class EnginePlan:
     image: str | None = None
     verdict: LoadVerdict | None = None
     notes: tuple[str, ...] = ()
+    # `uv pip install --override` lines the requirements need to resolve (only when there are any).
+    overrides: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class EnginePlan:
             "image": self.image,
             "verdict": self.verdict.to_dict() if self.verdict is not None else {},
             "notes": list(self.notes),
+            **({"overrides": list(self.overrides)} if self.overrides else {}),
         }
 
     @classmethod
@@ -129,6 +132,7 @@ class EnginePlan:
             image=d.get("image"),
             verdict=LoadVerdict.from_dict(d["verdict"]) if d.get("verdict") else None,
             notes=_tuple(d.get("notes")),
+            overrides=_tuple(d.get("overrides")),
         )
 
 

@@ -356,6 +356,7 @@ class _Planner:
             container=facts.container,
             quantization=detected.detection.quantization or facts.vllm_quantization,
             quantization_flag=facts.quantization_flag,
+            vllm_plugin=facts.vllm_plugin,
             tokenizer=tokenizer,
             hf_config_path=tokenizer if single_file else None,
             # Custom modelling code is needed only when config.json names it (auto_map).
@@ -460,6 +461,7 @@ class _Planner:
                 image=chosen.command.image,
                 verdict=chosen.verdict,
                 notes=chosen.command.notes,
+                overrides=chosen.command.overrides,
             ),
             gpu=gpu_dict["gpu"],
             runtime=chosen.gpu.limits,

@@ -20,6 +20,7 @@ from modelformats.engines.vllm import (
     vllm_engine,
 )
 from modelformats.errors import EngineCannotLoadError, UnsupportedEngineVersionError
+from modelformats.formats.hf import BitsAndBytesFormat
 from modelformats.traits import ModelTraits
 
 TARGET = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterated-18.4B-GGUF"
@@ -95,7 +96,7 @@ def passing_proof() -> dict:
 
 def with_proof(proof: dict | None, generation: dict | None = None) -> VllmEngine:
     return VllmEngine(
-        PROFILES[-1],
+        next(p for p in PROFILES if p.probe_env == "vllm-0.33.0"),
         "0.33.0",
         modelformats_plugin=True,
         plugin_proof=lambda: proof,
@@ -121,8 +122,11 @@ def passing_generation(**changes: object) -> dict:
 # --- versions --------------------------------------------------------------------------------------
 
 
-def test_default_is_the_newest_verified_version():
-    assert VERIFIED_VLLM_VERSIONS == ("0.23.0", "0.33.0")
+def test_default_is_0_33_not_the_newest_verified_version():
+    # 0.34.0 is verified (parser, probe) but not the default: its requirements need an override to
+    # resolve from PyPI, and modelformats' vLLM plugin is unproven on it (DEFAULT_VLLM_VERSION).
+    assert VERIFIED_VLLM_VERSIONS == ("0.23.0", "0.33.0", "0.34.0")
+    assert vllm_engine("0.34.0").profile.install_overrides == ("flashinfer-python==0.7.4",)
     engine = vllm_engine()
     assert (engine.name, engine.version, engine.modelformats_plugin) == ("vllm", "0.33.0", False)
     assert isinstance(engine, Engine)
@@ -134,7 +138,7 @@ def test_unverified_versions_are_refused_naming_the_verified_ones(version):
     with pytest.raises(UnsupportedEngineVersionError) as info:
         vllm_engine(version)
     assert str(info.value) == (
-        f"vllm {version} has no verified profile; verified: 0.23.0, 0.33.0. Pass --vllm-version with one "
+        f"vllm {version} has no verified profile; verified: 0.23.0, 0.33.0, 0.34.0. Pass --vllm-version with one "
         "of those, or add a profile (docs/compatibility.md)."
     )
 
@@ -360,7 +364,7 @@ def test_dense_llama_on_0_33_is_refused_for_the_rotary_order_without_the_plugin(
     assert with_proof(passing_proof()).check(gguf(traits=DENSE)).level is EvidenceLevel.CPU_WEIGHT_PROOF
 
 
-@pytest.mark.parametrize("version", VERIFIED_VLLM_VERSIONS)
+@pytest.mark.parametrize("version", ["0.23.0", "0.33.0"])
 def test_mistral_config_on_a_llama_gguf_is_refused(version):
     verdict = vllm_engine(version).check(gguf(traits=replace(DENSE, model_type="mistral")))
     stack = "vLLM 0.23.0" if version == "0.23.0" else V33
@@ -495,12 +499,68 @@ def test_registered_architecture_is_engine_native():
     )
 
 
-def test_bitsandbytes_loads_on_0_23_only():
-    assert vllm_engine("0.23.0").check(hf("bitsandbytes", "bitsandbytes")).loads
+def bnb(arch: str = "LlamaForCausalLM", *, is_moe: bool | None = None) -> WeightsSpec:
+    """A bitsandbytes checkpoint as the planner builds it: the format's own plugin facts attached."""
+    weights = replace(hf("bitsandbytes", "bitsandbytes", arch), vllm_plugin=BitsAndBytesFormat.serving.vllm_plugin)
+    return replace(weights, traits=replace(weights.traits, is_moe=is_moe))
+
+
+def test_bitsandbytes_is_in_tree_on_0_23():
+    command = serve(vllm_engine("0.23.0"), bnb(), runtime())
+    assert vllm_engine("0.23.0").check(bnb()).level is EvidenceLevel.ENGINE_NATIVE
+    assert not any("bnb" in r for r in command.requirements) and dict(command.env) == {}
+
+
+@pytest.mark.parametrize("version", ["0.33.0", "0.34.0"])
+def test_bitsandbytes_goes_through_vllm_bnb_plugin_from_0_28(version):
+    engine = vllm_engine(version)
+    verdict = engine.check(bnb())
+    assert verdict.loads and verdict.level is EvidenceLevel.SOURCE_READ
+    assert verdict.evidence[1].startswith(
+        f"'bitsandbytes' left vLLM's tree in 0.28.0; on vLLM {version} it comes from vllm-bnb-plugin==0.0.3 "
+        "(VLLM_PLUGINS=bitsandbytes)"
+    )
+    assert "loader is read in source, not run" in verdict.warnings[-1]
+    # 0.33's lock has no vllm-bnb-plugin: the verdict says its registration was not re-run there.
+    unlocked = [w for w in verdict.warnings if "is not in the vLLM" in w]
+    assert len(unlocked) == (version == "0.33.0")
+    command = engine.command(bnb(), runtime(), verdict)
+    assert "vllm-bnb-plugin==0.0.3" in command.requirements
+    assert dict(command.env) == {"VLLM_PLUGINS": "bitsandbytes"}
+    # vLLM reads the method from config.json; the plugin sets the load format (no flag needed).
+    assert "--quantization" not in command.argv and "--load-format" not in command.argv
+
+
+def test_bitsandbytes_without_the_formats_plugin_facts_is_refused_on_0_33():
     assert vllm_engine("0.33.0").check(hf("bitsandbytes", "bitsandbytes")).reasons == (
         "vLLM 0.33.0 has no quantization method 'bitsandbytes' (QUANTIZATION_METHODS, "
         "vllm/model_executor/layers/quantization/__init__.py:15-50); use vLLM 0.23.0, or another format",
     )
+
+
+def test_the_bnb_plugin_refuses_tensor_parallel_and_warns_on_moe():
+    engine = vllm_engine("0.34.0")
+    with pytest.raises(EngineCannotLoadError) as info:
+        serve(engine, bnb(), runtime(tensor_parallel_size=2))
+    assert info.value.reasons == (
+        "tensor parallelism 2: vllm-bnb-plugin 0.0.3 refuses pre-quantized bitsandbytes checkpoints with tensor "
+        "parallelism (vllm_bnb_plugin/bitsandbytes_loader.py:600-605); use one GPU that holds the model, or "
+        "pipeline parallelism",
+    )
+    assert serve(engine, bnb(), runtime(pipeline_parallel_size=2)).env == {"VLLM_PLUGINS": "bitsandbytes"}
+    moe = engine.check(bnb("MixtralForCausalLM", is_moe=True))
+    assert moe.warnings[0].startswith("vllm-bnb-plugin 0.0.3 refuses 8-bit pre-quantized MoE checkpoints")
+
+
+def test_0_34_plans_carry_its_install_override():
+    command = serve(vllm_engine("0.34.0"), hf(), runtime())
+    assert command.requirements == (
+        "vllm==0.34.0", "torch==2.14.0", "transformers==5.22.2", "huggingface_hub==2.4.0",
+    )  # fmt: skip
+    assert command.overrides == ("flashinfer-python==0.7.4",)
+    assert command.to_dict()["overrides"] == ["flashinfer-python==0.7.4"]
+    assert command.notes[0].startswith("Install: vllm 0.34.0 requires flashinfer-python==0.7.3")
+    assert "overrides" not in serve(vllm_engine("0.33.0"), hf(), runtime()).to_dict()
 
 
 def test_unknown_quantization_methods_and_architectures_are_refused():
@@ -536,7 +596,9 @@ def test_gguf_argv_on_0_23():
         "--max-model-len", "4096", "--max-num-seqs", "8", "--gpu-memory-utilization", "0.9",
         "--host", "0.0.0.0", "--port", "8000",
     )  # fmt: skip
-    assert command.requirements == ("vllm==0.23.0", "gguf==0.19.0", "transformers==4.57.6")
+    assert command.requirements == (
+        "vllm==0.23.0", "torch==2.11.0", "transformers==4.57.6", "huggingface_hub==0.36.2", "gguf==0.19.0",
+    )  # fmt: skip
     assert dict(command.env) == {}
     assert command.notes[0] == (
         "On Blackwell (compute capability >= 10.0) vLLM 0.23's GGUF path refuses bfloat16 "
@@ -547,12 +609,12 @@ def test_gguf_argv_on_0_23():
 
 def test_gguf_requirements_and_plugins_on_0_33():
     stock = serve(vllm_engine("0.33.0"), gguf(traits=GEMMA), runtime())
-    assert stock.requirements == ("vllm==0.33.0", "vllm-gguf-plugin==0.0.5", "gguf==0.19.0", "transformers==5.20.2")
+    pins = ("torch==2.14.0", "transformers==5.20.2", "huggingface_hub==2.4.0")
+    assert stock.requirements == ("vllm==0.33.0", *pins, "vllm-gguf-plugin==0.0.5", "gguf==0.19.0")
     assert dict(stock.env) == {"VLLM_PLUGINS": "gguf"}
     ours = serve(with_proof(passing_proof()), gguf(), runtime())
     assert ours.requirements == (
-        "vllm==0.33.0", "vllm-gguf-plugin==0.0.5", "gguf==0.19.0", "transformers==5.20.2",
-        "modelformats[vllm-plugin]==9.9.9",
+        "vllm==0.33.0", *pins, "vllm-gguf-plugin==0.0.5", "gguf==0.19.0", "modelformats[vllm-plugin]==9.9.9",
     )  # fmt: skip
     assert dict(ours.env) == {"VLLM_PLUGINS": "gguf,modelformats"}
 
@@ -575,7 +637,7 @@ def test_hf_argv_with_every_runtime_option():
         "--nnodes", "2", "--distributed-executor-backend", "mp",
         "--host", "0.0.0.0", "--port", "8080",
     )  # fmt: skip
-    assert command.requirements == ("vllm==0.33.0",)
+    assert command.requirements == ("vllm==0.33.0", "torch==2.14.0", "transformers==5.20.2", "huggingface_hub==2.4.0")
     assert command.notes == (
         "Multi-node: run this on each of the 2 nodes with --node-rank R and --master-addr <node 0 address>; add "
         "--headless on nodes R > 0 (vLLM's mp backend).",
@@ -607,6 +669,8 @@ def test_every_emitted_flag_has_a_source_in_its_profile():
     for version in VERIFIED_VLLM_VERSIONS:
         engine = vllm_engine(version)
         for weights in (replace(hf(), trust_remote_code=True), gguf(traits=GEMMA)):
+            if not engine.check(weights).loads:
+                continue  # GGUF on 0.34: refused as unproven (test_gguf_on_0_34_is_refused_as_unproven...)
             flags = [a for a in serve(engine, weights, rt).argv if a.startswith("--")]
             assert set(flags) <= set(engine.profile.flags), version
 
@@ -629,3 +693,10 @@ def test_probe_data_names_the_layouts_check_uses():
         "gguf_tensors": None,
         "hf_model_type": "mixtral",
     }
+
+
+def test_gguf_on_0_34_is_refused_as_unproven_naming_the_cpu_blocker():
+    verdict = vllm_engine("0.34.0").check(gguf(traits=GEMMA))
+    assert not verdict.loads
+    assert "GGUF path is unproven: the CPU probe could not build a model config" in verdict.reasons[0]
+    assert "vllm/platforms/cpu.py:241-243" in verdict.reasons[0]

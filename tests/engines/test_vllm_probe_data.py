@@ -112,3 +112,12 @@ def test_docs_show_the_current_probe_tables():
     assert table.render(table.json.loads(table.DATA.read_text())) in (ROOT / "docs/compatibility.md").read_text(), (
         "docs/compatibility.md is out of date: paste `python tools/engine_probe/table.py` between its markers"
     )
+
+
+def test_the_0_34_probe_is_blocked_by_the_cpu_platform_not_by_gguf():
+    # Every 0.34 case that gets a config.json stops on CpuPlatform's Triton check before any GGUF code
+    # runs; the profile refuses GGUF there as unproven. If a probe run gets past it, drop probe_blocked_by.
+    profile = next(p for p in PROFILES if p.probe_env == "vllm-0.34.0")
+    cases = [c for c in load_probe()["engines"]["vllm-0.34.0"]["cases"] if c["hf_config_path"]]
+    assert cases and {(c["stopped_at"], c["error"]["message"]) for c in cases} == {("config", profile.probe_blocked_by)}
+    assert all(p.probe_blocked_by is None for p in PROFILES if p is not profile)

@@ -1,6 +1,6 @@
 """Run the GGUF engine probe in every vLLM environment and compare with the committed data file.
 
-    python -m tools.engine_probe --envs '{"vllm-0.23.0": "<python>", "vllm-0.33.0": "<python>"}' [--update]
+    python -m tools.engine_probe --envs '{"vllm-0.23.0": "<python>", ..., "vllm-0.34.0": "<python>"}' [--update]
 
 Writes the tiny GGUF files once (tools/engine_probe/fixtures.py), runs tools/engine_probe/engine.py
 in each environment (in parallel: each is one CPU-bound process), and assembles

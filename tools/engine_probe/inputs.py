@@ -16,7 +16,7 @@ LISTINGS_DIR = ROOT / "tests" / "data" / "listings"
 DATA_FILE = ROOT / "src" / "modelformats" / "engines" / "data" / "vllm_gguf_probe.json"
 LOCKS_DIR = ROOT / "locks"
 # The environments probed, oldest first; each is installed from locks/<name>.txt.
-PROBED_ENVS = ("vllm-0.23.0", "vllm-0.33.0")
+PROBED_ENVS = ("vllm-0.23.0", "vllm-0.33.0", "vllm-0.34.0")
 SCHEMA = "modelformats-vllm-gguf-probe/2"
 
 

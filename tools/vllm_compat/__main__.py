@@ -31,7 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# The plugins vLLM may load while parsing: only vllm-gguf-plugin, as in the plans' VLLM_PLUGINS.
+# The plugins vLLM may load while parsing: vllm-gguf-plugin and the quantization plugins the plans name
+# (main() sets the list from the cases), as in the plans' VLLM_PLUGINS.
 os.environ.setdefault("VLLM_PLUGINS", "gguf")
 # The plans' local paths do not exist here. In offline mode EngineArgs.__post_init__ would resolve
 # them as Hub repo ids (vllm 0.33 vllm/engine/arg_utils.py:933-939); parsing needs no network.
@@ -104,7 +105,7 @@ def _scheduler_problem(engine_args: Any) -> str | None:
     return None
 
 
-def check_case(case: dict[str, Any]) -> list[str]:
+def check_case(case: dict[str, Any], unlocked: tuple[str, ...] = ()) -> list[str]:
     """Problems with one case (empty: vLLM accepts it and parses it to the plan's values)."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -142,6 +143,13 @@ def check_case(case: dict[str, Any]) -> list[str]:
         problems.append(problem)
     if case.get("gguf") and not _is_gguf_reference(engine_args.model):
         problems.append(f"vLLM does not take {engine_args.model!r} for a GGUF file")
+    # Every plugin the plan's VLLM_PLUGINS names must be an installed vllm.general_plugins entry point
+    # (vLLM skips unknown names silently: vllm/plugins/__init__.py).
+    installed = {ep.name for ep in importlib.metadata.entry_points(group="vllm.general_plugins")}
+    named = [n for n in (case.get("env") or {}).get("VLLM_PLUGINS", "").split(",") if n]
+    missing = [n for n in named if n not in installed and n not in unlocked]
+    if missing:
+        problems.append(f"VLLM_PLUGINS names {missing}, not installed entry points {sorted(installed)}")
     return problems
 
 
@@ -165,6 +173,20 @@ def check_tables(data: dict[str, Any], builtin: list[str]) -> list[str]:
         load_general_plugins()
         if "gguf" not in QUANTIZATION_METHODS:
             problems.append("after load_general_plugins() 'gguf' is still not a quantization method")
+    # Out-of-tree quantization plugins the plans name (vllm-bnb-plugin): installed, and registering their method.
+    for name, method in data.get("quantization_plugins", {}).items():
+        points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="vllm.general_plugins")}
+        if name not in points:
+            problems.append(f"vllm.general_plugins has no {name!r} entry point: {points}")
+            continue
+        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+        from vllm.plugins import load_general_plugins
+
+        load_general_plugins()
+        if method not in QUANTIZATION_METHODS:
+            problems.append(
+                f"after load_general_plugins() with plugin {name!r}, {method!r} is not a quantization method"
+            )
     return problems
 
 
@@ -174,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raw = json.loads(args.cases.read_text())
     data: dict[str, Any] = raw if isinstance(raw, dict) else {"cases": raw}
+    # vLLM loads its general plugins once per process, only those VLLM_PLUGINS names when it is set.
+    os.environ["VLLM_PLUGINS"] = ",".join(["gguf", *data.get("quantization_plugins", {})])
     _cpu_platform()
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
 
@@ -187,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     for problem in check_tables(data, builtin):
         print(f"FAIL tables: {problem}")
         failures += 1
+    unlocked = tuple(data.get("unlocked_plugins", ()))
+    for name in unlocked:
+        print(f"skip plugin {name!r}: not in this environment's lock (the plans say so); only argv are parsed")
     for case in data["cases"]:
-        problems = check_case(case)
+        problems = check_case(case, unlocked)
         if problems:
             failures += 1
             print(f"FAIL {case['label']}\n  argv: {' '.join(case['argv'])}")

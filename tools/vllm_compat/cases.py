@@ -29,9 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+
 from modelformats.engines.base import RuntimeSpec, WeightsSpec
 from modelformats.engines.vllm import VllmEngine, vllm_engine
 from modelformats.errors import EngineCannotLoadError
+from modelformats.formats.hf import BitsAndBytesFormat
 from modelformats.traits import ModelTraits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +141,8 @@ def specs() -> list[Spec]:
         Spec(
             label="bitsandbytes",
             weights=_w("bitsandbytes", "unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit",
-                       f"{M}/unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit", LLAMA, quantization="bitsandbytes"),
+                       f"{M}/unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit", LLAMA, quantization="bitsandbytes",
+                       vllm_plugin=BitsAndBytesFormat.serving.vllm_plugin),
             runtime=_rt("unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit"),
         ),
         Spec(
@@ -385,7 +389,8 @@ SOURCES: dict[str, Callable[[str], tuple[list[dict[str, Any]], list[str]]]] = {
 
 def bad_cases(version: str) -> list[dict[str, Any]]:
     """Cases the checker must reject, built by breaking a good one."""
-    good = engine_cases(version)[0][0]
+    cases = engine_cases(version)[0]
+    good = cases[0]
     argv = good["argv"]
     misspelt = [("--max-model-length" if a == "--max-model-len" else a) for a in argv]
     i = argv.index("--max-model-len")
@@ -394,13 +399,36 @@ def bad_cases(version: str) -> list[dict[str, Any]]:
         good | {"label": "bad:misspelt-flag", "argv": misspelt},
         good | {"label": "bad:value-differs", "expect": good["expect"] | {"max_model_len": 1234}},
         good | {"label": "bad:chunked-prefill-conflict", "argv": chunked},
-        good
+        good | {"label": "bad:plugin-not-installed", "env": {"VLLM_PLUGINS": "gguf,not-a-vllm-plugin"}},
+        *_bad_gguf_path([c for c in cases if c["gguf"]][:1]),
+    ]
+
+
+def _bad_gguf_path(gguf_cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A GGUF case whose model path vLLM does not take for GGUF (none where the version plans no GGUF: 0.34)."""
+    return [
+        case
         | {
             "label": "bad:not-a-gguf-path",
-            "argv": [argv[0], argv[1], argv[2].removesuffix(".gguf") + ".bin", *argv[3:]],
-            "expect": good["expect"] | {"model": argv[2].removesuffix(".gguf") + ".bin"},
-        },
+            "argv": [*case["argv"][:2], case["argv"][2].removesuffix(".gguf") + ".bin", *case["argv"][3:]],
+            "expect": case["expect"] | {"model": case["argv"][2].removesuffix(".gguf") + ".bin"},
+        }
+        for case in gguf_cases
     ]
+
+
+def quantization_plugins(version: str, *, locked: bool = True) -> dict[str, str]:
+    """`{entry point name: method}` of the plugins this version's plans bring for methods it lacks in-tree,
+    that its environment has (`locked`) or lacks (the profile's `locked_quant_plugins`)."""
+    profile = vllm_engine(version).profile
+    plugins = (spec.weights.vllm_plugin for spec in specs())
+    return {
+        p.plugin_name: p.method
+        for p in plugins
+        if p is not None
+        and p.method not in profile.quantization_methods
+        and (Requirement(p.requirement).name in profile.locked_quant_plugins) == locked
+    }
 
 
 def build(version: str, sources: list[str], *, bad: bool) -> dict[str, Any]:
@@ -411,6 +439,8 @@ def build(version: str, sources: list[str], *, bad: bool) -> dict[str, Any]:
             "vllm_version": version,
             "quantization_methods": [*table, "not-a-vllm-method"],
             "gguf_plugin_entry_point": bool(engine.profile.gguf_requirements),
+            "quantization_plugins": quantization_plugins(version),
+            "unlocked_plugins": list(quantization_plugins(version, locked=False)),
             "cases": bad_cases(version),
             "skipped": [],
         }
@@ -423,6 +453,8 @@ def build(version: str, sources: list[str], *, bad: bool) -> dict[str, Any]:
         "vllm_version": version,
         "quantization_methods": table,
         "gguf_plugin_entry_point": bool(engine.profile.gguf_requirements),
+        "quantization_plugins": quantization_plugins(version),
+        "unlocked_plugins": list(quantization_plugins(version, locked=False)),
         "cases": cases,
         "skipped": skipped,
     }

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
-from modelformats.formats.base import Container
+from modelformats.formats.base import Container, VllmQuantPlugin
 from modelformats.traits import ModelTraits
 
 __all__ = [
@@ -88,6 +88,8 @@ class WeightsSpec:
     quantization: str | None = None
     # Name the method in argv (the format's `serving.quantization_flag`).
     quantization_flag: bool = False
+    # The plugin that provides `quantization` where vLLM lacks it in-tree (the format's `serving.vllm_plugin`).
+    vllm_plugin: VllmQuantPlugin | None = None
     # Repo id or local directory with tokenizer files, when not `model`.
     tokenizer: str | None = None
     # Repo id or local directory with config.json, when not `model`.
@@ -200,6 +202,8 @@ class EngineCommand:
     # A container image the engine is best taken from (llama.cpp's CUDA server image), if any.
     image: str | None = None
     notes: tuple[str, ...] = ()
+    # uv overrides the requirements need to resolve (a pin of the engine's own that PyPI lacks).
+    overrides: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +212,7 @@ class EngineCommand:
             "env": dict(self.env),
             "image": self.image,
             "notes": list(self.notes),
+            **({"overrides": list(self.overrides)} if self.overrides else {}),
         }
 
 

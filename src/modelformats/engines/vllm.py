@@ -21,13 +21,16 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
 from modelformats.errors import EngineCannotLoadError, InvalidRequestError, UnsupportedEngineVersionError
+from modelformats.formats.base import VllmQuantPlugin
 from modelformats.vllm_plugin._versions import GGUF_PLUGIN_NAME, OUR_PLUGIN_NAME, SUPPORTED_VERSIONS
 
 __all__ = [
+    "DEFAULT_VLLM_VERSION",
     "PROFILES",
     "VERIFIED_VLLM_VERSIONS",
     "VllmEngine",
@@ -72,6 +75,22 @@ class VllmProfile:
     modelformats_plugin: bool
     # The GGUF quant config refuses bfloat16 on compute capability >= 10.0 (0.23: quantization/gguf.py:62-68).
     gguf_refuses_bf16_on_blackwell: bool = False
+    # The versions vLLM's own requirements resolve to in locks/<probe_env>.txt, where the parser, the probe
+    # and the proofs ran: every plan pins them, so an image cannot drift to a transformers or
+    # huggingface_hub this vLLM (or vllm-gguf-plugin's `huggingface_hub.ResolvedRevision` import) rejects.
+    engine_pins: tuple[str, ...] = ()
+    # What the wheel requires, as read (file:line of the METADATA), for the plan's reasons.
+    engine_pins_source: str = ""
+    # The out-of-tree quantization plugins (distribution names) in this profile's lock: vllm_compat runs
+    # their registration there. A plugin a plan needs but the lock lacks is read in source only.
+    locked_quant_plugins: tuple[str, ...] = ()
+    # The probe's GGUF cases could not run on this version: every case with a config stopped on this
+    # CPU-platform error (the exact message recorded), not on anything GGUF. GGUF is then refused as unproven.
+    probe_blocked_by: str | None = None
+    probe_blocked_source: str = ""
+    # uv overrides without which the wheel's own requirements do not resolve from PyPI, and why.
+    install_overrides: tuple[str, ...] = ()
+    install_overrides_reason: str = ""
 
 
 # The HF config key vLLM's MoE models read for the experts each token is routed to (Mixtral, Qwen-MoE,
@@ -132,6 +151,8 @@ PROFILES: tuple[VllmProfile, ...] = (
         },
         modelformats_plugin=False,
         gguf_refuses_bf16_on_blackwell=True,
+        engine_pins=("torch==2.11.0", "transformers==4.57.6", "huggingface_hub==0.36.2"),
+        engine_pins_source="vllm-0.23.0.dist-info/METADATA Requires-Dist (resolved: locks/vllm-0.23.0.txt)",
     ),
     VllmProfile(
         versions=SpecifierSet(">=0.33,<0.34"),
@@ -180,9 +201,84 @@ PROFILES: tuple[VllmProfile, ...] = (
             ),
         },
         modelformats_plugin=True,
+        engine_pins=("torch==2.14.0", "transformers==5.20.2", "huggingface_hub==2.4.0"),
+        engine_pins_source="vllm-0.33.0.dist-info/METADATA Requires-Dist (resolved: locks/vllm-0.33.0.txt)",
+    ),
+    VllmProfile(
+        versions=SpecifierSet(">=0.34,<0.35"),
+        verified=("0.34.0",),
+        probe_env="vllm-0.34.0",
+        gguf_support=(
+            "vllm-gguf-plugin (the wheel's `vllm[extra-quant]` extra pulls vllm-gguf-plugin>=0.0.2, "
+            "vllm-0.34.0.dist-info/METADATA:139-140)"
+        ),
+        gguf_requirements=(f"vllm-gguf-plugin{SUPPORTED_VERSIONS['vllm-gguf-plugin']}",),
+        quantization_methods=_words(
+            """awq auto_awq fp8 w4afp8 fbgemm_fp8 modelopt modelopt_fp4 modelopt_mxfp8 modelopt_mixed auto_gptq
+            gptq gptq_marlin awq_marlin humming compressed-tensors experts_int8 quark moe_wna16 torchao inc
+            mxfp4 gpt_oss_mxfp4 deepseek_v4_fp8 online fp8_per_tensor fp8_per_block fp8_per_channel
+            int8_per_channel_weight_only nvfp4_per_token mxfp8 lut_b_moe mxfp4_hadamard32"""
+        ),
+        quantization_methods_source="vllm/model_executor/layers/quantization/__init__.py:15-51",
+        flags={
+            "--tokenizer": f"{_ARGS}:979",
+            "--trust-remote-code": f"{_ARGS}:982",
+            "--dtype": f"{_ARGS}:984",
+            "--hf-config-path": f"{_ARGS}:986",
+            "--max-model-len": f"{_ARGS}:998",
+            "--quantization": f"{_ARGS}:999",
+            "--enforce-eager": f"{_ARGS}:1007",
+            "--served-model-name": f"{_ARGS}:1038",
+            "--hf-overrides": f"{_ARGS}:1042",
+            "--distributed-executor-backend": f"{_ARGS}:1182",
+            "--pipeline-parallel-size": f"{_ARGS}:1186",
+            "--nnodes": f"{_ARGS}:1192",
+            "--tensor-parallel-size": f"{_ARGS}:1224",
+            "--enable-expert-parallel": f"{_ARGS}:1320",
+            "--block-size": f"{_ARGS}:1402",
+            "--gpu-memory-utilization": f"{_ARGS}:1404",
+            "--max-num-batched-tokens": f"{_ARGS}:1759",
+            "--max-num-seqs": f"{_ARGS}:1773",
+            "--enable-chunked-prefill": f"{_ARGS}:1808 (BooleanOptionalAction, :383-385)",
+            "--no-enable-chunked-prefill": f"{_ARGS}:1808 (BooleanOptionalAction, :383-385)",
+            "--host": "vllm/entrypoints/common/cli_args.py:294",
+            "--port": "vllm/entrypoints/common/cli_args.py:296",
+        },
+        gguf_wrong_output={
+            "llama": (
+                "vLLM 0.34.0 builds llama attention with neox-style rotary unconditionally "
+                "(vllm/model_executor/models/llama.py:236-248, unchanged from 0.33.0) while llama.cpp stores "
+                "Q/K rows permuted for GPT-J-style rotary and vllm-gguf-plugin 0.0.5 hands them over "
+                "unchanged, so every weight loads but attention is wrong (issue 9); modelformats' vLLM "
+                "plugin is proven on 0.33 only. Use llama.cpp, or vLLM 0.33.0 with modelformats' plugin"
+            ),
+        },
+        modelformats_plugin=False,
+        locked_quant_plugins=("vllm-bnb-plugin",),
+        probe_blocked_by="vLLM on x86 CPUs requires Triton (triton-cpu).",
+        probe_blocked_source=(
+            "vllm/platforms/cpu.py:241-243 (new in 0.34: CpuPlatform.check_and_update_config raises on x86 "
+            "without Triton; triton-cpu is not on PyPI and the CUDA wheel's triton finds no driver on CPU)"
+        ),
+        engine_pins=("torch==2.14.0", "transformers==5.22.2", "huggingface_hub==2.4.0"),
+        engine_pins_source=(
+            "vllm-0.34.0.dist-info/METADATA:32-33,85 (transformers>=5.16.1,<5.23.0, huggingface_hub>=2.0.0, "
+            "torch==2.14.0; resolved: locks/vllm-0.34.0.txt)"
+        ),
+        install_overrides=("flashinfer-python==0.7.4",),
+        install_overrides_reason=(
+            "vllm 0.34.0 requires flashinfer-python==0.7.3 (vllm-0.34.0.dist-info/METADATA:90), which is not "
+            "on PyPI (0.7.2.post1 and 0.7.4 are), so `pip install vllm==0.34.0` cannot resolve; install with "
+            "`uv pip install --override` naming flashinfer-python==0.7.4 (what locks/vllm-0.34.0.txt and every "
+            "check here ran with; flashinfer is a CUDA attention backend none of them imports)"
+        ),
     ),
 )
 VERIFIED_VLLM_VERSIONS: tuple[str, ...] = tuple(v for p in PROFILES for v in p.verified)
+# The version plans use unless --vllm-version says otherwise. Not the newest: vllm 0.34.0's requirements
+# do not resolve from PyPI without an override (its profile's install_overrides), and modelformats'
+# vLLM plugin (the only vLLM route for llama-architecture GGUFs such as the target) is proven on 0.33 only.
+DEFAULT_VLLM_VERSION = "0.33.0"
 
 
 @cache
@@ -214,8 +310,8 @@ def load_generation_proof() -> Mapping[str, Any] | None:
 
 
 def vllm_engine(version: str | None = None, *, modelformats_plugin: bool = False) -> VllmEngine:
-    """The engine for a verified vLLM version (None: the newest verified one)."""
-    wanted = version or VERIFIED_VLLM_VERSIONS[-1]
+    """The engine for a verified vLLM version (None: DEFAULT_VLLM_VERSION)."""
+    wanted = version or DEFAULT_VLLM_VERSION
     for profile in PROFILES:
         if wanted in profile.verified:
             return VllmEngine(profile, wanted, modelformats_plugin=modelformats_plugin)
@@ -326,7 +422,8 @@ class VllmEngine:
         # The format's declared method (its strategy's serving facts, or config.json's quant_method)
         # against this version's list: no table of formats here.
         method = weights.quantization
-        if method is not None and method not in self.profile.quantization_methods:
+        plugin = self._quant_plugin(weights)
+        if method is not None and method not in self.profile.quantization_methods and plugin is None:
             others = [v for p in PROFILES if method in p.quantization_methods for v in p.verified]
             instead = f"use vLLM {', '.join(others)}" if others else "no verified vLLM has it"
             return _verdict(
@@ -345,13 +442,21 @@ class VllmEngine:
             else "detected by vLLM from config.json"
         )
         evidence = [f"checkpoint quantization {method!r}, {how}"] if method else []
+        warnings: list[str] = []
+        if plugin is not None:
+            evidence.append(
+                f"{method!r} left vLLM's tree in {plugin.left_vllm_in}; on vLLM {self.version} it comes from "
+                f"{plugin.requirement} (VLLM_PLUGINS={plugin.plugin_name}): {plugin.source}"
+            )
+            if weights.traits.is_moe and plugin.moe_caveat:
+                warnings.append(plugin.moe_caveat)
         arch = weights.traits.architecture
         if arch is None:
             return _verdict(
                 True,
                 EvidenceLevel.SOURCE_READ,
                 evidence=evidence,
-                warnings=["config.json architectures unknown, so vLLM's model registry was not consulted"],
+                warnings=[*warnings, "config.json architectures unknown, so vLLM's model registry was not consulted"],
             )
         if arch not in self._probe["registry_architectures"]:
             return _verdict(
@@ -362,11 +467,28 @@ class VllmEngine:
                     "(ModelRegistry.get_supported_archs(), recorded by tools/engine_probe)"
                 ],
             )
-        return _verdict(
-            True,
-            EvidenceLevel.ENGINE_NATIVE,
-            evidence=[*evidence, f"{arch} is in vLLM {self.version}'s model registry"],
-        )
+        evidence.append(f"{arch} is in vLLM {self.version}'s model registry")
+        if plugin is not None:
+            # The plugin's registration runs in vllm_compat; its loader never ran on a checkpoint here.
+            if Requirement(plugin.requirement).name not in self.profile.locked_quant_plugins:
+                warnings.append(
+                    f"{plugin.requirement} is not in the vLLM {self.version} environment the checks run in "
+                    f"(locks/{self.profile.probe_env}.txt): its registration on this version is not re-run, "
+                    "only the argv is parsed"
+                )
+            warnings.append(
+                f"{plugin.requirement}'s loader is read in source, not run: whether it covers {arch} "
+                "(it needs the model class's packed_modules_mapping) shows only when vLLM loads it"
+            )
+            return _verdict(True, EvidenceLevel.SOURCE_READ, evidence=evidence, warnings=warnings)
+        return _verdict(True, EvidenceLevel.ENGINE_NATIVE, evidence=evidence, warnings=warnings)
+
+    def _quant_plugin(self, weights: WeightsSpec) -> VllmQuantPlugin | None:
+        """The format's plugin for its method when this vLLM lacks the method in-tree, else None."""
+        plugin = weights.vllm_plugin
+        if plugin is None or weights.quantization != plugin.method:
+            return None
+        return None if plugin.method in self.profile.quantization_methods else plugin
 
     def _check_gguf(self, weights: WeightsSpec) -> LoadVerdict:
         layout = self._layout(weights)
@@ -477,6 +599,13 @@ class VllmEngine:
         chosen = [c for c in cases if c.get("variant") == variant] or [c for c in cases if c.get("variant") is None]
         if variant and chosen[0].get("variant") != variant:
             warnings.append(f"split GGUF files were probed only for other layouts than '{layout}'")
+        blocked = self.profile.probe_blocked_by
+        if blocked is not None and (chosen[0].get("error") or {}).get("message") == blocked:
+            return None, [
+                f"{self._stack}'s GGUF path is unproven: the CPU probe could not build a model config "
+                f"({blocked!r}, {self.profile.probe_blocked_source}); serve this GGUF with llama.cpp, or use "
+                "vLLM 0.33.0"
+            ]
         return chosen[0], warnings
 
     def _probe_verdict(
@@ -634,6 +763,8 @@ class VllmEngine:
                 reasons=verdict.reasons,
             )
         is_gguf = weights.container == "gguf-file"
+        plugin = self._quant_plugin(weights)
+        self._check_plugin_limits(weights, runtime, plugin)
         argv = ["vllm", "serve", weights.model]
         # GGUF: a local .gguf makes vLLM set quantization and load format to gguf itself (0.23:
         # vllm/engine/arg_utils.py:1553-1554; plugin: vllm_gguf_plugin/plugin.py:59-66). Other formats:
@@ -675,9 +806,10 @@ class VllmEngine:
         argv += ["--host", runtime.host, "--port", str(runtime.port)]
         return EngineCommand(
             argv=tuple(argv),
-            requirements=self._requirements(is_gguf),
-            env=self._env(is_gguf),
-            notes=tuple(notes + self._gguf_notes(weights, runtime) + list(verdict.warnings)),
+            requirements=self._requirements(is_gguf, plugin),
+            env=self._env(is_gguf, plugin),
+            overrides=self.profile.install_overrides,
+            notes=tuple(notes + self._install_notes() + self._gguf_notes(weights, runtime) + list(verdict.warnings)),
         )
 
     def _experts_override(self, runtime: RuntimeSpec, argv: list[str]) -> list[str]:
@@ -698,6 +830,17 @@ class VllmEngine:
             f"each token is routed to {n} experts."
         ]
 
+    def _check_plugin_limits(self, weights: WeightsSpec, runtime: RuntimeSpec, plugin: VllmQuantPlugin | None) -> None:
+        """Refuse what the quantization plugin's loader refuses for this runtime (tensor parallelism)."""
+        if plugin is not None and plugin.refuses_tensor_parallel and runtime.tensor_parallel_size > 1:
+            reason = f"tensor parallelism {runtime.tensor_parallel_size}: {plugin.refuses_tensor_parallel}"
+            raise EngineCannotLoadError(f"{self._who} cannot load {weights.repo_id!r}: {reason}", reasons=(reason,))
+
+    def _install_notes(self) -> list[str]:
+        if not self.profile.install_overrides:
+            return []
+        return [f"Install: {self.profile.install_overrides_reason}."]
+
     def _scheduler_flags(self, runtime: RuntimeSpec) -> list[str]:
         if runtime.enable_chunked_prefill is False:
             # Without chunked prefill a prompt must fit one batch: vLLM refuses max_num_batched_tokens
@@ -710,31 +853,26 @@ class VllmEngine:
             flags += ["--max-num-batched-tokens", str(runtime.max_num_batched_tokens)]
         return flags
 
-    def _requirements(self, is_gguf: bool) -> tuple[str, ...]:
-        reqs = [f"vllm=={self.version}"]
+    def _requirements(self, is_gguf: bool, plugin: VllmQuantPlugin | None) -> tuple[str, ...]:
+        # vLLM and the torch/transformers/huggingface_hub its checks ran with (the profile's lock);
+        # the probe's GGUF verdicts hold for the same transformers (tests/test_locks.py) and its gguf.
+        reqs = [f"vllm=={self.version}", *self.profile.engine_pins]
+        if plugin is not None:
+            reqs.append(plugin.requirement)
         if is_gguf:
-            versions = self._probe["versions"]
-            # The probe's verdicts hold for the transformers and gguf it ran with: pin both.
-            reqs += [
-                *self.profile.gguf_requirements,
-                f"gguf=={versions['gguf']}",
-                f"transformers=={versions['transformers']}",
-            ]
+            reqs += [*self.profile.gguf_requirements, f"gguf=={self._probe['versions']['gguf']}"]
             if self.modelformats_plugin:
                 proof = self._plugin_proof()
                 pin = f"=={proof['modelformats_plugin_version']}" if proof else ""
                 reqs.append(f"modelformats[vllm-plugin]{pin}")
         return tuple(reqs)
 
-    def _env(self, is_gguf: bool) -> dict[str, str]:
-        if not (is_gguf and self.profile.gguf_requirements):
-            return {}
+    def _env(self, is_gguf: bool, plugin: VllmQuantPlugin | None) -> dict[str, str]:
+        names = [plugin.plugin_name] if plugin is not None else []
+        if is_gguf and self.profile.gguf_requirements:
+            names += [GGUF_PLUGIN_NAME, *([OUR_PLUGIN_NAME] if self.modelformats_plugin else [])]
         # When set, vLLM loads only the general plugins VLLM_PLUGINS names (vllm/plugins/__init__.py).
-        names = [
-            GGUF_PLUGIN_NAME,
-            *([OUR_PLUGIN_NAME] if self.modelformats_plugin else []),
-        ]
-        return {"VLLM_PLUGINS": ",".join(names)}
+        return {"VLLM_PLUGINS": ",".join(names)} if names else {}
 
     def _gguf_notes(self, weights: WeightsSpec, runtime: RuntimeSpec) -> list[str]:
         if weights.container != "gguf-file":

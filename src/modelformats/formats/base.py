@@ -32,6 +32,7 @@ __all__ = [
     "SelectionContext",
     "ServingFacts",
     "TokenizerSource",
+    "VllmQuantPlugin",
 ]
 
 # What an engine is pointed at: a transformers-style repo directory (config.json + weights), or one GGUF file.
@@ -52,6 +53,27 @@ class CapabilityFloor:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class VllmQuantPlugin:
+    """The out-of-tree package that provides a quantization method to vLLM versions without it in-tree.
+
+    Read from the plugin's wheel: the requirement, its `vllm.general_plugins` entry point name (what
+    VLLM_PLUGINS must name), and what its loader refuses (`limits`, each with the file:line).
+    """
+
+    method: str
+    requirement: str
+    # The entry point name in the wheel's entry_points.txt; VLLM_PLUGINS must list it.
+    plugin_name: str
+    source: str
+    # The version the method left vLLM's tree in (documentation for the route's reasons).
+    left_vllm_in: str
+    # Pre-quantized checkpoints cannot be split by tensor parallelism (the loader raises); the fix.
+    refuses_tensor_parallel: str | None = None
+    # Caveats the loader states for MoE checkpoints (shown as a warning on MoE models).
+    moe_caveat: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServingFacts:
     """How a format is served. Owned by its strategy; read by the planner, engines and GPU policy."""
 
@@ -69,6 +91,8 @@ class ServingFacts:
     weights_in_torch_dtype: bool = False
     # A conversion of a base model (GGUF): the base model's native weights are another route.
     base_model_routes: bool = False
+    # Where vLLM lacks `vllm_quantization` in-tree, the plugin package that registers it (bitsandbytes).
+    vllm_plugin: VllmQuantPlugin | None = None
 
     def __post_init__(self) -> None:
         unknown = [e for e in self.engines if e not in ENGINE_KINDS]

@@ -20,6 +20,7 @@ from modelformats.formats.base import (
     FileSelection,
     SelectionContext,
     ServingFacts,
+    VllmQuantPlugin,
 )
 from modelformats.listing import RepoFile, RepoListing
 from modelformats.naming import (
@@ -428,8 +429,31 @@ class BitsAndBytesFormat(_QuantizedFormat):
         capability_floor=CapabilityFloor(
             key="bitsandbytes",
             minimum=(7, 0),
-            source="vllm 0.23.0 vllm/model_executor/layers/quantization/bitsandbytes.py:104 (gone by 0.33.0)",
+            source=(
+                "vllm 0.23.0 vllm/model_executor/layers/quantization/bitsandbytes.py:104; "
+                "vllm-bnb-plugin 0.0.3 vllm_bnb_plugin/quantization/config.py:76-77"
+            ),
             reason="bitsandbytes kernels",
+        ),
+        vllm_plugin=VllmQuantPlugin(
+            method="bitsandbytes",
+            requirement="vllm-bnb-plugin==0.0.3",
+            plugin_name="bitsandbytes",
+            source=(
+                "vllm_bnb_plugin-0.0.3 entry_points.txt [vllm.general_plugins] bitsandbytes = "
+                "vllm_bnb_plugin:register; register() adds quantization and load format 'bitsandbytes' "
+                "(vllm_bnb_plugin/__init__.py:60-70) and sets the load format from config.json (:45-52)"
+            ),
+            left_vllm_in="0.28.0",
+            refuses_tensor_parallel=(
+                "vllm-bnb-plugin 0.0.3 refuses pre-quantized bitsandbytes checkpoints with tensor "
+                "parallelism (vllm_bnb_plugin/bitsandbytes_loader.py:600-605); use one GPU that holds the "
+                "model, or pipeline parallelism"
+            ),
+            moe_caveat=(
+                "vllm-bnb-plugin 0.0.3 refuses 8-bit pre-quantized MoE checkpoints "
+                "(vllm_bnb_plugin/bitsandbytes_loader.py:522-527); 4-bit ones load"
+            ),
         ),
     )
     signals = QuantSignals(quant_methods=frozenset({"bitsandbytes"}), tags=frozenset({"bitsandbytes"}))
