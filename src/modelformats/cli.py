@@ -320,7 +320,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from modelformats.convert import ConvertProgress, convert_gguf
+    try:
+        from modelformats.convert import ConvertProgress, convert_gguf
+    except ImportError as exc:  # numpy / gguf: the `gguf` extra
+        from modelformats.errors import ConversionError
+
+        raise ConversionError(
+            args.file, f"the {exc.name or 'gguf'} package is not installed", "pip install 'modelformats[gguf]'"
+        ) from None
 
     shown = [-1]
 

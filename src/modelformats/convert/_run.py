@@ -139,7 +139,9 @@ def _scalar_fields(reader: Any) -> dict[str, Any]:
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or len(field.types) != 1:
             continue  # arrays (token lists) are not config values
-        values[key] = field.contents()
+        value = field.contents()
+        # A float32 header value as its shortest decimal (1e-05, not 9.999999747378752e-06).
+        values[key] = float(str(np.float32(value))) if isinstance(value, float) else value
     return values
 
 
@@ -218,9 +220,14 @@ def convert_gguf(
     )
     base_dir = Path(base) if base is not None else None
     config = _config(facts, layout, base_dir, dtype=dtype, tensors=tensors)
-    layers = int(config["num_hidden_layers"])
+    layers = int(facts.require("block_count"))
     name_map = layout.name_map(layers, gguf.get_tensor_name_map(gguf.MODEL_ARCH[architecture.upper()], layers).get_name)
-    pieces = _pieces(source=str(source), layout=layout, tensors=tensors, name_map=name_map, config=config)
+    head_count = int(facts.require("attention.head_count"))
+    heads = {
+        "attention.head_count": head_count,
+        "attention.head_count_kv": int(facts.model("attention.head_count_kv") or head_count),
+    }
+    pieces = _pieces(source=str(source), layout=layout, tensors=tensors, name_map=name_map, heads=heads)
     return _write(
         source=source,
         target=target,
@@ -259,7 +266,7 @@ def _pieces(
     layout: ConversionLayout,
     tensors: Mapping[str, tuple[int, Any]],
     name_map: Mapping[str, str],
-    config: Mapping[str, Any],
+    heads: Mapping[str, int],
 ) -> list[_Piece]:
     unmapped = sorted(set(tensors) - set(name_map) - set(_DERIVED_TENSORS))
     if unmapped:
@@ -269,10 +276,8 @@ def _pieces(
             f"{len(unmapped)} tensor(s) have no {layout.hf_architecture} parameter: {shown}",
             "this GGUF's layout is not the one its architecture key says; serve it with llama.cpp",
         )
-    heads = {
-        suffix: int(config["num_attention_heads"] if key == "attention.head_count" else config["num_key_value_heads"])
-        for suffix, key in QK_PERMUTED_MODULES.items()
-    }
+    # The head counts llama.cpp permuted with (its header's, which config_from_base checked against --base).
+    by_module = {suffix: heads[key] for suffix, key in QK_PERMUTED_MODULES.items()}
     pieces: list[_Piece] = []
     for gguf_name, (file, tensor) in tensors.items():
         if gguf_name in _DERIVED_TENSORS:
@@ -284,7 +289,7 @@ def _pieces(
         qtype = int(tensor.tensor_type)
         module = hf_name.rpartition(".")[0]
         unpermute = next(
-            (n for suffix, n in heads.items() if layout.qk_permuted and module.endswith(f".{suffix}")), None
+            (n for suffix, n in by_module.items() if layout.qk_permuted and module.endswith(f".{suffix}")), None
         )
         if EXPERT in hf_name:
             experts, rows = shape[0], rows_total // shape[0]
@@ -444,7 +449,7 @@ def _support_files(partial: Path, *, base: Path | None, source: Path, facts: Hea
                 str(source), f"--base {base} has no tokenizer files", "pass the original model's folder"
             )
     else:
-        _tokenizer_from_gguf(source, partial)
+        _tokenizer_from_gguf(source, partial, facts)
     if (partial / "generation_config.json").is_file():
         return True
     generation = generation_config(facts)
@@ -453,7 +458,7 @@ def _support_files(partial: Path, *, base: Path | None, source: Path, facts: Hea
     return generation is not None
 
 
-def _tokenizer_from_gguf(source: Path, out: Path) -> None:
+def _tokenizer_from_gguf(source: Path, out: Path, facts: HeaderFacts) -> None:
     """The GGUF's own tokenizer metadata, rebuilt by transformers' GGUF tokenizer support."""
     try:
         import transformers
@@ -471,4 +476,10 @@ def _tokenizer_from_gguf(source: Path, out: Path) -> None:
             f"transformers cannot rebuild the GGUF's tokenizer ({type(exc).__name__}: {exc})",
             "pass --base DIR with the original model's tokenizer files",
         ) from exc
+    # transformers' GGUF tokenizer ignores llama.cpp's add_bos/add_eos flags; without them a Llama
+    # prompt would lose its BOS token (proven by `nox -s gguf_convert_proof`).
+    for flag in ("add_bos_token", "add_eos_token"):
+        wanted = facts.values.get(f"tokenizer.ggml.{flag}")
+        if wanted is not None and hasattr(tokenizer, flag):
+            setattr(tokenizer, flag, bool(wanted))
     tokenizer.save_pretrained(str(out))

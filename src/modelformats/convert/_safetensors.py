@@ -91,7 +91,13 @@ def encode(values: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float16":
         return np.ascontiguousarray(values, dtype="<f2")
     bits = np.ascontiguousarray(values, dtype="<f4").view(np.uint32)
-    rounded = ((bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype("<u2")
+    # (bits + 0x7FFF + lsb) >> 16, in place on one temporary (the chunk is the memory bound).
+    carry = bits >> np.uint32(16)
+    carry &= np.uint32(1)
+    carry += np.uint32(0x7FFF)
+    carry += bits
+    carry >>= np.uint32(16)
+    rounded = carry.astype("<u2")
     # A NaN must stay a NaN (the rounding carry could turn its payload into an infinity).
     nan = np.isnan(values)
     if nan.any():
@@ -103,7 +109,7 @@ def write_chunks(handle: BinaryIO, chunks: Iterable[np.ndarray]) -> int:
     """Write encoded chunks; return the byte count."""
     written = 0
     for chunk in chunks:
-        data = np.ascontiguousarray(chunk).tobytes()
-        handle.write(data)
-        written += len(data)
+        data = np.ascontiguousarray(chunk)
+        handle.write(data.data)  # the array's buffer, no copy
+        written += data.nbytes
     return written
