@@ -105,6 +105,18 @@ EVIDENCE: tuple[Evidence, ...] = (
         ),
     ),
     Evidence(
+        name="gguf_convert_proof",
+        path=f"{DATA}/gguf_convert_proof.json",
+        session="gguf_convert_proof",
+        sources=(
+            "tools/gguf_convert_proof/*.py",
+            "tools/gguf_proof/checkpoints.py",
+            "src/modelformats/convert/*.py",
+            "src/modelformats/gguf/hf_names.py",
+            "locks/vllm-0.33.0.txt",
+        ),
+    ),
+    Evidence(
         name="llamacpp_e2e",
         path=f"{DATA}/llamacpp_e2e.json",
         session="llamacpp_e2e",
