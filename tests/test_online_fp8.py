@@ -13,7 +13,7 @@ TARGET = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abliterat
 
 def _fp8(policy: str):
     p = plan(TARGET, source=SOURCE, options=PlanOptions(policy=policy))
-    found = [a for a in p.alternatives if a.label.endswith("online FP8")]
+    found = [a for a in p.alternatives if a.label.startswith("online FP8 of ")]
     assert len(found) == 1, [a.label for a in p.alternatives]
     return p, found[0]
 

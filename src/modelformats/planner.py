@@ -276,7 +276,7 @@ class _Planner:
             ),
         )
         size = _fp8_bytes(route.selection.download_bytes, w.traits)
-        routed = replace(route, label=f"{route.label}, online FP8", weights=weights, verdict=verdict)
+        routed = replace(route, label=f"online FP8 of {route.label}", weights=weights, verdict=verdict)
         if size is None:
             return replace(routed, problem="the 16-bit weights' size is unknown, so FP8 cannot be sized")
         try:
