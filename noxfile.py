@@ -285,7 +285,9 @@ def gguf_convert_proof(session):
     (F32: bit-exact), transformers logits within tolerance, the GGUF-rebuilt tokenizer equal; with the
     Q/K un-permute off, exactly q_proj/k_proj mismatch. Fails when the results differ from
     src/modelformats/engines/data/gguf_convert_proof.json (`-- --update` writes it: tools/evidence.py).
-    Runs in the vllm-0.33.0 venv (torch, transformers, gguf).
+    Runs in the vllm-0.33.0 venv (torch, transformers, gguf). Warm: 353 s wall, 158 s CPU, measured on the
+    shared 2-core machine at load average ~10 (two other proofs running); cold adds nothing of its own (the
+    venv and llama.cpp's converter are the ones heavy_envs and gguf_plugin_proof build).
     """
     update = "--update" in session.posargs
     python = locked_venv(session, "vllm-0.33.0")
