@@ -86,7 +86,9 @@ def test_a_lock_change_makes_the_probe_stale(tmp_path):
         f.write("# recompiled\n")
     found = evidence.check_all(root=root)
     stale = {line.split(" ", 1)[0] for line in found if "locks/vllm-0.33.0.txt (changed)" in line}
-    assert stale == {evidence.BY_NAME["vllm_gguf_probe"].path, evidence.BY_NAME["modelformats_plugin_proof"].path}
+    assert stale == {
+        evidence.BY_NAME[name].path for name in ("vllm_gguf_probe", "modelformats_plugin_proof", "gguf_convert_proof")
+    }
 
 
 def test_finish_compares_and_only_update_writes(tmp_path, capsys):

@@ -54,7 +54,9 @@ def calls(monkeypatch) -> collections.Counter[str]:
 def test_the_default_plan_computes_each_fact_once(calls):
     p = plan()
     routes = 1 + len(p.alternatives)
-    assert routes == 4  # GGUF on vLLM, on vLLM + our plugin, on llama.cpp; the base model's own weights on vLLM
+    # GGUF on vLLM, on vLLM + our plugin, on llama.cpp; the base model's own weights on vLLM, and the same
+    # weights with online FP8 (issue 18: its own verdict, for the fp8 weights).
+    assert routes == 5
     # One verdict per route, passed on to command() (before: 5 checks for these routes).
     assert calls["check"] == routes
     # Files are selected once per repo and engine filter: the GGUF for vLLM (both variants share the

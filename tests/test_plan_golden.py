@@ -347,7 +347,8 @@ def test_target_alternatives_are_ranked_priced_and_explained():
     assert [(a.rank, a.engine.split()[0], a.format, a.loads) for a in p.alternatives] == [
         (2, "llamacpp", "gguf", True),
         (3, "vllm", "gguf", True),
-        (4, "vllm", "gguf", False),
+        (4, "vllm", "safetensors", True),  # online FP8 of the base (issue 18): source-read, ranked below
+        (5, "vllm", "gguf", False),
     ]
     assert all(a.price_per_hour is not None for a in p.alternatives if a.loads)
     text = "\n".join(p.explanation)

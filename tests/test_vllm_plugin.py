@@ -16,15 +16,8 @@ import pytest
 from gguf.quants import dequantize, quantize
 
 from modelformats.errors import GGUFLayoutMismatchError
-from modelformats.vllm_plugin._layout import (
-    MODEL_LAYOUTS,
-    TensorForm,
-    check_heads,
-    check_layout,
-    mixtral_name_map,
-    permute_qk,
-    unpermute_qk,
-)
+from modelformats.gguf.hf_names import mixtral_name_map, permute_qk, unpermute_qk
+from modelformats.vllm_plugin._layout import MODEL_LAYOUTS, TensorForm, check_heads, check_layout
 from modelformats.vllm_plugin._versions import check_plugin_selection, check_versions
 
 SUPPORTED = {"vllm": "0.33.0", "vllm-gguf-plugin": "0.0.5"}

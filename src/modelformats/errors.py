@@ -12,6 +12,7 @@ from collections.abc import Sequence
 __all__ = [
     "LISTING_UNAVAILABLE",
     "ChecksumMismatchError",
+    "ConversionError",
     "DuplicateRegistrationError",
     "EngineCannotLoadError",
     "ExpertsPerTokenError",
@@ -316,6 +317,19 @@ class GGUFLayoutMismatchError(ModelFormatsError, ValueError):
     def __init__(self, path: str, problem: str, fix: str) -> None:
         super().__init__(f"Cannot load {path} on vLLM: {problem}. {fix}")
         self.path = path
+        self.problem = problem
+        self.fix = fix
+
+
+# --- GGUF -> safetensors conversion (modelformats convert) ---------------------------------------
+
+
+class ConversionError(ModelFormatsError, ValueError):
+    """A GGUF that `modelformats convert` cannot turn into a faithful HF checkpoint, or a bad target."""
+
+    def __init__(self, source: str, problem: str, fix: str) -> None:
+        super().__init__(f"Cannot convert {source}: {problem}. Fix: {fix}")
+        self.source = source
         self.problem = problem
         self.fix = fix
 

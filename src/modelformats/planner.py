@@ -240,7 +240,54 @@ class _Planner:
                 f"No way to serve {listing.repo_id!r} with --engine {opts.engine} --format {opts.format}: "
                 "no base model with native weights was found. Use --format auto to see every option."
             )
-        return routes
+        return routes + [fp8 for route in routes if (fp8 := self._online_fp8(route)) is not None]
+
+    def _online_fp8(self, route: _Route) -> _Route | None:
+        """The same 16-bit HF weights quantized to FP8 by vLLM at load (`--quantization fp8`), or None.
+
+        vLLM's Fp8Config without checkpoint scales quantizes every linear and MoE expert weight to FP8
+        as it loads (1 byte/param; embeddings, norms and lm_head stay 16-bit). Read in vLLM's source,
+        not run here (no FP8 kernels on CPU), so the route is `source-read` whatever the 16-bit route's level.
+        """
+        w = route.weights
+        if (
+            not route.loads
+            or w is None
+            or route.selection is None
+            or w.container != "hf-directory"
+            or w.quantization is not None
+            or not _sixteen_bit(route.listing, w.traits)
+            # An engine that quantizes 16-bit weights itself at load names the methods (VllmEngine);
+            # the attribute is optional so engines without it (llama.cpp) need not declare an empty one.
+            or ONLINE_FP8 not in getattr(route.engine, "online_quantization", ())
+        ):
+            return None
+        weights = replace(w, quantization=ONLINE_FP8, quantization_flag=True)
+        checked = route.engine.check(weights)
+        if not checked.loads:
+            return None
+        verdict = replace(
+            checked,
+            level=max(checked.level, EvidenceLevel.SOURCE_READ, key=lambda level: level.rank),
+            evidence=(
+                *checked.evidence,
+                "online FP8: vLLM quantizes the 16-bit weights at load (--quantization fp8 with no checkpoint "
+                "scales); read in vLLM's source, not run on CPU",
+            ),
+        )
+        size = _fp8_bytes(route.selection.download_bytes, w.traits)
+        routed = replace(route, label=f"online FP8 of {route.label}", weights=weights, verdict=verdict)
+        if size is None:
+            return replace(routed, problem="the 16-bit weights' size is unknown, so FP8 cannot be sized")
+        try:
+            gpu = self._choose_gpu(
+                route.engine, weights, route.selection, w.traits, route.detection.strategy.serving, weights_size=size
+            )
+        except (NoFittingGpuError, InvalidRequestError) as exc:
+            return replace(routed, problem=str(exc), error=exc)
+        served = self.requested.repo_id if self.requested is not None else route.listing.repo_id
+        runtime = gpu.runtime_spec(served_model_name=served, port=self.options.port)
+        return replace(routed, gpu=gpu, command=route.engine.command(weights, runtime, verdict))
 
     def _base_routes(self, listing: RepoListing) -> list[_Route]:
         base = self._base_listing(listing)
@@ -369,7 +416,14 @@ class _Planner:
         )
 
     def _choose_gpu(
-        self, engine: Engine, weights: WeightsSpec, selection: FileSelection, traits: ModelTraits, facts: ServingFacts
+        self,
+        engine: Engine,
+        weights: WeightsSpec,
+        selection: FileSelection,
+        traits: ModelTraits,
+        facts: ServingFacts,
+        *,
+        weights_size: tuple[int, str] | None = None,
     ) -> GpuDecision:
         from modelformats.gpu import GpuRequest
 
@@ -379,11 +433,13 @@ class _Planner:
                 "parameter count, so no GPU can be chosen. Record it from the Hub (`modelformats record "
                 f"{weights.repo_id} -o FILE` reads the file sizes) and plan with --listing FILE, or plan online."
             )
+        size_bytes, basis = weights_size or (selection.download_bytes, selection.bytes_basis)
         request = GpuRequest(
             traits=traits,
-            weights_bytes=selection.download_bytes,
-            weights_basis=selection.bytes_basis,
-            weight_bytes=selection.weight_bytes,
+            weights_bytes=size_bytes,
+            weights_basis=basis,
+            # An explicit size (online FP8) is already in its own bytes per weight.
+            weight_bytes=None if weights_size is not None else selection.weight_bytes,
             engine=engine.name,
             format=weights.format,
             quantization=weights.quantization,
@@ -595,6 +651,31 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
         argv=route.command.argv if route.command is not None else (),
         requirements=route.command.requirements if route.command is not None else (),
     )
+
+
+# vLLM's name for online FP8 quantization of 16-bit weights (`--quantization fp8`).
+ONLINE_FP8 = "fp8"
+_SIXTEEN_BIT = ("bfloat16", "float16")
+
+
+def _sixteen_bit(listing: RepoListing, traits: ModelTraits) -> bool:
+    """config.json's torch_dtype, else the Hub's safetensors parameter counts by dtype, say 16-bit weights."""
+    if traits.torch_dtype is not None:
+        return traits.torch_dtype.lower() in _SIXTEEN_BIT
+    counts = listing.safetensors.parameters if listing.safetensors is not None else {}
+    return bool(counts) and set(counts) <= {"BF16", "F16"}
+
+
+def _fp8_bytes(sixteen_bit_bytes: int | None, traits: ModelTraits) -> tuple[int, str] | None:
+    """FP8 weights: half the 16-bit bytes, plus embed_tokens and lm_head kept in 16 bits (counted untied:
+    the traits do not say whether they are tied, so a tied model is over-sized by one table)."""
+    if sixteen_bit_bytes is None:
+        return None
+    kept = traits.vocab_size * traits.hidden_size * 2 if traits.vocab_size and traits.hidden_size else 0
+    basis = f"online FP8: {sixteen_bit_bytes / 1e9:.1f} GB of 16-bit weights at 1 byte/param" + (
+        f", embed_tokens + lm_head kept 16-bit (+{kept / 1e9:.2f} GB)" if kept else ""
+    )
+    return sixteen_bit_bytes // 2 + kept, basis
 
 
 def _route_quant(route: _Route) -> str | None:

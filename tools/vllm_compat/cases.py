@@ -115,6 +115,14 @@ def specs() -> list[Spec]:
             runtime=_rt(TARGET, experts_per_token=4),
         ),
         Spec(
+            # Issue 18's online FP8 route: 16-bit weights quantized by vLLM at load (--quantization fp8),
+            # on two L4s as `plan --policy cost` sizes it for the target's base.
+            label="online-fp8-target-base",
+            weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL, quantization="fp8",
+                       quantization_flag=True),
+            runtime=_rt(TARGET, pipeline_parallel_size=2, enable_chunked_prefill=False, block_size=16),
+        ),
+        Spec(
             label="awq",
             weights=_w("awq", "Qwen/Qwen2.5-7B-Instruct-AWQ", f"{M}/Qwen/Qwen2.5-7B-Instruct-AWQ",
                        ModelTraits(architecture="Qwen2ForCausalLM", model_type="qwen2"), quantization="awq"),

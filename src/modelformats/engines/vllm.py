@@ -341,6 +341,9 @@ class VllmEngine:
     name = "vllm"
     # GGUF on vLLM needs the base model's tokenizer and config.json (--tokenizer, --hf-config-path).
     needs_tokenizer_files = True
+    # `--quantization fp8` on a 16-bit checkpoint: Fp8Config without checkpoint scales quantizes linear and
+    # MoE weights at load (vllm/model_executor/layers/quantization/fp8.py, is_checkpoint_fp8_serialized=False).
+    online_quantization: tuple[str, ...] = ("fp8",)
 
     def __init__(
         self,

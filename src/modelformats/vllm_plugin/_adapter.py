@@ -22,17 +22,14 @@ from vllm_gguf_plugin import weights_adapter
 from vllm_gguf_plugin.weight_utils import gguf_quant_weights_iterator_multi
 from vllm_gguf_plugin.weights_adapter.default import GGUFWeightsAdapter
 
+from modelformats.gguf.hf_names import QK_PERMUTED_MODULES, mixtral_name_map, split_tensor_name, unpermute_qk
 from modelformats.vllm_plugin._layout import (
     GGUF_ARCHITECTURE,
     MODEL_LAYOUTS,
-    QK_PERMUTED_MODULES,
     ModelLayout,
     TensorForm,
     check_heads,
     check_layout,
-    mixtral_name_map,
-    split_tensor_name,
-    unpermute_qk,
 )
 
 __all__ = ["GGUFHeader", "LlamaArchGGUFAdapter", "install", "read_header"]

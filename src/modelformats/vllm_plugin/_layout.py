@@ -1,6 +1,7 @@
 """What the adapter does to llama-architecture GGUFs, as data; free of torch and vLLM.
 
-Three facts decide it, each read in the released wheels and proven by `nox -s gguf_plugin_proof`:
+Three facts decide it, each read in the released wheels and proven by `nox -s gguf_plugin_proof`
+(the name inversion and the Q/K permutation are shared with the converter: `modelformats.gguf.hf_names`):
 
 1. llama.cpp's converter permutes `q_proj`/`k_proj` rows of every `llama`-architecture GGUF
    (`LlamaModel.permute`, conversion/llama.py in llama.cpp as vendored by llama-cpp-python 0.3.36),
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from modelformats.errors import GGUFLayoutMismatchError
 
@@ -26,18 +26,11 @@ __all__ = [
     "GGUF_ARCHITECTURE",
     "IGNORED_GGUF_TENSORS",
     "MODEL_LAYOUTS",
-    "QK_PERMUTED_MODULES",
     "ModelLayout",
     "ModuleRule",
     "TensorForm",
     "check_layout",
-    "mixtral_name_map",
-    "permute_qk",
-    "split_tensor_name",
-    "unpermute_qk",
 ]
-
-T = TypeVar("T")
 
 # The GGUF architecture whose Q/K rows llama.cpp's converter permutes for the two layouts handled here.
 GGUF_ARCHITECTURE = "llama"
@@ -46,12 +39,6 @@ GGUF_ARCHITECTURE = "llama"
 # recomputes from config.json `rope_parameters` (the proof's rotary check compares it with HF's).
 IGNORED_GGUF_TENSORS: Mapping[str, str] = {
     "rope_freqs.weight": "vLLM derives llama3 rope scaling from config.json rope_parameters",
-}
-
-# HF module (name without the parameter suffix) -> GGUF header key holding its head count.
-QK_PERMUTED_MODULES: Mapping[str, str] = {
-    "self_attn.q_proj": "attention.head_count",
-    "self_attn.k_proj": "attention.head_count_kv",
 }
 
 
@@ -132,66 +119,6 @@ MODEL_LAYOUTS: Mapping[str, ModelLayout] = {
         ),
     ),
 }
-
-# Mixtral's checkpoint names, which vLLM 0.33's mixtral.py loads (transformers 5 saves this layout too).
-_MIXTRAL_MODULES = ("model.embed_tokens", "model.norm", "lm_head")
-_MIXTRAL_LAYER_MODULES = (
-    "input_layernorm",
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "post_attention_layernorm",
-    "block_sparse_moe.gate",
-)
-# gguf-py maps the merged `block_sparse_moe.experts.wN` to ffn_{gate,down,up}_exps; the plugin's
-# map_weights splits a 3-D tensor named `.experts.0.` into one tensor per expert.
-_MIXTRAL_EXPERT_SHARDS = ("w1", "w2", "w3")
-
-
-def mixtral_name_map(num_layers: int, gguf_name_of: Callable[[str], str | None]) -> dict[str, str]:
-    """GGUF tensor name -> HF name for a Mixtral stored as `llama`.
-
-    `gguf_name_of` is gguf-py's `get_tensor_name_map(MODEL_ARCH.LLAMA, n).get_name`, so the GGUF side
-    comes from llama.cpp's own table; a name it no longer knows is an error, not a silent skip.
-    """
-    modules: list[tuple[str, str]] = [(module, module) for module in _MIXTRAL_MODULES]
-    for layer in range(num_layers):
-        prefix = f"model.layers.{layer}"
-        modules += [(f"{prefix}.{module}", f"{prefix}.{module}") for module in _MIXTRAL_LAYER_MODULES]
-        modules += [
-            (f"{prefix}.block_sparse_moe.experts.{shard}", f"{prefix}.block_sparse_moe.experts.0.{shard}")
-            for shard in _MIXTRAL_EXPERT_SHARDS
-        ]
-    name_map: dict[str, str] = {}
-    for lookup, hf_module in modules:
-        gguf_module = gguf_name_of(lookup)
-        if gguf_module is None:
-            raise LookupError(f"gguf-py's tensor map for architecture 'llama' has no entry for {lookup!r}")
-        name_map[f"{gguf_module}.weight"] = f"{hf_module}.weight"
-    return name_map
-
-
-def split_tensor_name(name: str) -> tuple[str, str]:
-    """'model.layers.0.self_attn.q_proj.qweight' -> ('model.layers.0.self_attn.q_proj', 'qweight')."""
-    module, _, parameter = name.rpartition(".")
-    return module, parameter
-
-
-def permute_qk(weights: T, n_head: int) -> T:
-    """llama.cpp's `LlamaModel.permute` (conversion/llama.py): halves -> interleaved pairs, per head."""
-    w: Any = weights
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)  # type: ignore[no-any-return]
-
-
-def unpermute_qk(weights: T, n_head: int) -> T:
-    """The inverse of `permute_qk`: interleaved pairs -> halves, i.e. back to HF's row order.
-
-    It moves whole rows (dim 0 = output features). A quantized GGUF row is a run of blocks along the
-    input dimension (Q8_0: 32 weights + one fp16 scale = 34 bytes), so moving raw rows is exact.
-    """
-    w: Any = weights
-    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)  # type: ignore[no-any-return]
 
 
 def check_layout(
