@@ -66,6 +66,10 @@ _GGUF_KEYS: Mapping[str, str] = {
     "expert_used_count": "num_experts_per_tok",
     "vocab_size": "vocab_size",
     "attention.kv_lora_rank": "kv_lora_rank",
+    "attention.value_length": "v_head_dim",
+    # Optional: present only when the converter kept MLA compact; llama.cpp then caches the latent
+    # (src/models/deepseek2.cpp reads it, llama_hparams::is_mla()), otherwise full K and V per head.
+    "attention.key_length_mla": "mla_key_length",
 }
 
 
@@ -96,6 +100,10 @@ class ModelTraits:
     # Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the cached latent is kv_lora_rank + rope dims.
     kv_lora_rank: int | None = None
     qk_rope_head_dim: int | None = None
+    # V head width where it differs from K's (GGUF `<arch>.attention.value_length`).
+    v_head_dim: int | None = None
+    # GGUF `<arch>.attention.key_length_mla`: set only in MLA-compact conversions (llama.cpp caches the latent).
+    mla_key_length: int | None = None
     # Per-layer attention kinds, when config.json records them (layer_types, full_attention_interval,
     # sliding_window_pattern, attn_layer_period): layers that keep a full-length KV cache, layers that keep
     # `sliding_window` tokens, and linear-attention / state-space layers that keep a fixed state instead.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from modelformats.listing import RepoFile, RepoListing
 from modelformats.planner import PlanOptions, plan
 from modelformats.registry import default_registry
 from modelformats.sources.recorded import RecordedSource
-from modelformats.traits import ModelTraits, traits_from_config
+from modelformats.traits import ModelTraits, traits_from_config, traits_from_gguf_header
 from modelformats.weightbytes import WeightBytes, grouped_int_bytes
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -264,3 +265,57 @@ def test_a_model_without_attention_layers_has_no_kv_cache() -> None:
     )
     kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
     assert (kv.layers, kv.assumed) == (0, False)
+
+
+def _deepseek2_gguf(*, compact: bool) -> ModelTraits:
+    """DeepSeek-V2-Lite GGUF headers: a compact-MLA conversion records key_length_mla, an older one does not."""
+    meta: dict[str, object] = {
+        "general.architecture": "deepseek2",
+        "deepseek2.block_count": 27,
+        "deepseek2.embedding_length": 2048,
+        "deepseek2.attention.head_count": 16,
+        "deepseek2.attention.kv_lora_rank": 512,
+        "deepseek2.rope.dimension_count": 64,
+    }
+    if compact:  # convert_hf_to_gguf.py's MLA layout: one 576-wide "head", V 512, the real sizes under *_mla
+        meta |= {
+            "deepseek2.attention.head_count_kv": 1,
+            "deepseek2.attention.key_length": 576,
+            "deepseek2.attention.value_length": 512,
+            "deepseek2.attention.key_length_mla": 192,
+            "deepseek2.attention.value_length_mla": 128,
+        }
+    else:
+        meta |= {
+            "deepseek2.attention.head_count_kv": 16,
+            "deepseek2.attention.key_length": 192,
+            "deepseek2.attention.value_length": 128,
+        }
+    return traits_from_gguf_header({"metadata": meta}, origin="GGUF header")
+
+
+@pytest.mark.parametrize(
+    ("compact", "engine", "per_token"),
+    [
+        (True, "llamacpp", 27 * 576 * 2),
+        # llama.cpp without key_length_mla: full K and V for every head (llama-kv-cache.cpp, !is_mla()).
+        (False, "llamacpp", 27 * 16 * (192 + 128) * 2),
+        # vLLM caches the latent for every MLA model.
+        (False, "vllm", 27 * 576 * 2),
+    ],
+)
+def test_mla_gguf_on_llamacpp_caches_the_latent_only_with_key_length_mla(
+    compact: bool, engine: str, per_token: int
+) -> None:
+    traits = replace(_deepseek2_gguf(compact=compact), params_total=15_700_000_000)
+    ctx = resolve_request(GpuRequest(traits=traits, engine=engine, max_model_len=4096), default_rules())
+    est = estimate_memory(
+        engine=engine,
+        weights=_no_weights(),
+        kv=ctx.kv,
+        max_model_len=4096,
+        max_num_seqs=1,
+        max_num_batched_tokens=None,
+    )
+    assert est.kv_bytes_per_token == per_token
+    assert not ctx.kv.assumed

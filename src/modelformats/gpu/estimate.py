@@ -163,6 +163,8 @@ class KvShape:
     tensors: int = 2
     # Multi-head latent attention: every tensor-parallel rank keeps the whole latent (it has no heads to split).
     latent: bool = False
+    # How the per-layer width reads in the formula when it is not KV heads x head dim (K and V of unequal width).
+    width_label: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -336,6 +338,30 @@ def _mla_shape(traits: ModelTraits) -> KvShape:
     )
 
 
+def _uncompressed_mla_shape(traits: ModelTraits) -> KvShape | None:
+    """llama.cpp without `key_length_mla`: K (key_length) and V (value_length) for every KV head
+    (llama-kv-cache.cpp sizes K as n_embd_k_gqa and V as n_embd_v_gqa when !hparams.is_mla())."""
+    layers, kv_heads, k = traits.num_layers, traits.kv_heads, traits.head_dim
+    if not (layers and kv_heads and k):
+        return None
+    v = traits.v_head_dim or k
+    src = traits.sources
+    where = sorted({src[n] for n in ("num_layers", "num_kv_heads", "head_dim", "v_head_dim") if n in src})
+    return KvShape(
+        layers=layers,
+        kv_width=kv_heads * (k + v),
+        kv_heads=kv_heads,
+        head_dim=k,
+        assumed=False,
+        basis=(
+            f"multi-head latent attention without key_length_mla in the GGUF header: llama.cpp caches full "
+            f"K and V per head, {kv_heads} KV heads x ({k} K + {v} V) ({'; '.join(where) or 'model traits'})"
+        ),
+        tensors=1,
+        width_label=f"{kv_heads} KV heads x ({k} K + {v} V)",
+    )
+
+
 def resolve_kv_shape(
     traits: ModelTraits,
     *,
@@ -343,11 +369,18 @@ def resolve_kv_shape(
     shape_params_basis: str,
     sliding_window_layers: int | None = None,
     max_model_len: int | None = None,
+    latent_cache: bool = True,
 ) -> KvShape:
-    """Layers and K/V width from the traits; a labelled upper bound from `shape_params` without them."""
+    """Layers and K/V width from the traits; a labelled upper bound from `shape_params` without them.
+
+    `latent_cache`: the engine caches MLA's compact latent (vLLM always; llama.cpp only when the GGUF
+    header records `key_length_mla`). Without it an MLA model caches full K and V per head.
+    """
     notes: list[str] = []
-    if traits.kv_lora_rank:
+    if traits.kv_lora_rank and latent_cache:
         return _mla_shape(traits)
+    if traits.kv_lora_rank and (full := _uncompressed_mla_shape(traits)) is not None:
+        return full
     if _is_mla(traits):
         notes.append(
             "Multi-head latent attention: engines cache one latent of kv_lora_rank + rope dims per layer "
@@ -471,7 +504,9 @@ def estimate_memory(
     sequences = 1 if (kv.assumed and vllm) else max_num_seqs
     kv_total = math.ceil(kv.tensors * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
     per_token = math.ceil(kv.tensors * (full_layers + kv.sliding_layers) * kv.kv_width * kv_cache_bytes_per_element)
-    if kv.latent:
+    if kv.width_label:
+        heads = kv.width_label
+    elif kv.latent:
         heads = f"{kv.kv_width:,}-element latent"
     else:
         heads = f"{kv.kv_heads} KV heads x {kv.head_dim} head dim" if kv.kv_heads else f"{kv.kv_width:,} K/V width"

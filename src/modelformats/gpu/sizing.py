@@ -271,6 +271,8 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
         shape_params_basis=shape_basis,
         sliding_window_layers=request.sliding_window_layers,
         max_model_len=length,
+        # vLLM always caches MLA's latent; llama.cpp only when the GGUF header records key_length_mla.
+        latent_cache=request.engine == "vllm" or traits.mla_key_length is not None,
     )
     s = rule.settings
     vllm = request.engine == "vllm"
