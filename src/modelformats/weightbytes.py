@@ -141,8 +141,21 @@ def gptq_bytes(qc: Mapping[str, Any]) -> WeightBytes | None:
     return _grouped(qc, "GPTQ", zero_points=True)
 
 
-def fp8_bytes(qc: Mapping[str, Any]) -> WeightBytes:
-    """FP8 ('fp8', 'fbgemm_fp8'): one byte per weight; per-tensor, per-channel or block scales are negligible."""
+def fp8_bytes(qc: Mapping[str, Any] | None, *, evidence: str = "the format") -> WeightBytes:
+    """FP8 ('fp8', 'fbgemm_fp8'): one byte per weight; per-tensor, per-channel or block scales are negligible.
+
+    Without config.json (`qc` None) the format still fixes 1 B per weight; which layers stay 16-bit is
+    then unknown, so the figure is labelled assumed."""
+    if qc is None:
+        return WeightBytes(
+            bytes_per_weight=1.0,
+            basis=(
+                f"FP8 weights: 1 B per weight (fixed by {evidence}); ASSUMED: no config.json, so which "
+                "layers stay 16-bit is unknown"
+            ),
+            embeddings_16bit=True,
+            assumed=True,
+        )
     block = qc.get("weight_block_size")
     scales = f"block {block} scales" if block else "per-tensor/per-channel scales"
     return WeightBytes(

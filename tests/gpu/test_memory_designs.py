@@ -319,3 +319,17 @@ def test_mla_gguf_on_llamacpp_caches_the_latent_only_with_key_length_mla(
     )
     assert est.kv_bytes_per_token == per_token
     assert not ctx.kv.assumed
+
+
+def test_fp8_checkpoint_without_config_is_sized_at_one_byte_per_weight() -> None:
+    # The shared fixture: compressed-tensors FP8 (Hub tags 'fp8', 'compressed-tensors'), config.json unread,
+    # 2 shards of ~9.08 GB. 2 parameters per byte (the 4-bit guess) made it 18.2 B parameters.
+    source = RecordedSource.from_paths([LISTINGS])
+    p = plan("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", source=source, options=PlanOptions(policy="cost"))
+    kv = next(t for t in p.memory["terms"] if t["name"] == "kv_cache")
+    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
+    m = re.search(r"([\d,]+) parameters", kv["basis"])
+    assert m is not None
+    assert int(m.group(1).replace(",", "")) == pytest.approx(9.08e9, rel=0.01)
+    assert "FP8 weights: 1 B per weight" in kv["basis"] and "ASSUMED" in kv["basis"]
+    assert weights["bytes"] == pytest.approx(9.08e9, rel=0.01)

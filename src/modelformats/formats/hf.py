@@ -392,7 +392,10 @@ class CompressedTensorsFormat(_QuantizedFormat):
 
     def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
         qc = _quantization_config(listing)
-        return compressed_tensors_bytes(qc) if qc is not None else None
+        if qc is not None:
+            return compressed_tensors_bytes(qc)
+        # Without config.json the scheme is unknown, unless the Hub's 'fp8' tag fixes the width (1 B).
+        return fp8_bytes(None, evidence="the Hub tag 'fp8'") if "fp8" in listing.tag_set else None
 
 
 class FP8Format(_QuantizedFormat):
@@ -415,8 +418,8 @@ class FP8Format(_QuantizedFormat):
     signals = QuantSignals(quant_methods=frozenset({"fp8", "fbgemm_fp8"}), tags=frozenset({"fp8"}))
 
     def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
-        qc = _quantization_config(listing)
-        return fp8_bytes(qc) if qc is not None else None
+        # FP8 is 1 B per weight whatever the config says; without one the 16-bit layers are assumed.
+        return fp8_bytes(_quantization_config(listing))
 
 
 class BitsAndBytesFormat(_QuantizedFormat):
