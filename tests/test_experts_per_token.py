@@ -123,3 +123,45 @@ def test_cli_refuses_nine_with_the_expert_count(tmp_path, capsys, source):
     assert code == 0
     argv = json.loads(capsys.readouterr().out)["engine"]["argv"]
     assert argv[argv.index("--hf-overrides") + 1] == '{"num_experts_per_tok": 4}'
+
+
+# Where vLLM's model reads experts per token (vllm 0.33.0 vllm/model_executor/models/): llama4.py
+# `config.num_experts_per_tok` on the text config, dbrx.py `config.ffn_config.moe_top_k`, ernie45_moe.py
+# `config.moe_k`. --hf-overrides walks nested dicts into sub-configs (config/model.py _apply_dict_overrides).
+@pytest.mark.parametrize(
+    ("config", "override"),
+    [
+        (
+            {"model_type": "llama4", "architectures": ["Llama4ForConditionalGeneration"],
+             "text_config": {**MIXTRAL_CONFIG, "num_local_experts": 16, "num_experts_per_tok": 1}},
+            {"text_config": {"num_experts_per_tok": 4}},
+        ),
+        (
+            {**{k: v for k, v in MIXTRAL_CONFIG.items() if k not in ("num_local_experts", "num_experts_per_tok")},
+             "model_type": "dbrx", "architectures": ["DbrxForCausalLM"],
+             "ffn_config": {"moe_num_experts": 16, "moe_top_k": 4}},
+            {"ffn_config": {"moe_top_k": 4}},
+        ),
+        (
+            {**{k: v for k, v in MIXTRAL_CONFIG.items() if k not in ("num_local_experts", "num_experts_per_tok")},
+             "model_type": "ernie4_5_moe", "architectures": ["Ernie4_5_MoeForCausalLM"],
+             "moe_num_experts": 64, "moe_k": 6},
+            {"moe_k": 4},
+        ),
+    ],
+)  # fmt: skip
+def test_vllm_override_sets_the_key_the_model_reads(
+    source: RecordedSource, config: dict[str, object], override: dict[str, object]
+) -> None:
+    listings = [source.fetch(DEFAULT_REPO), replace(source.fetch(BASE), config=config)]
+    p = plan(DEFAULT_REPO, source=RecordedSource(listings), options=PlanOptions(experts_per_token=4, engine="vllm"))
+    argv = list(p.engine.argv)
+    assert json.loads(argv[argv.index("--hf-overrides") + 1]) == override
+
+
+def test_vllm_refuses_when_no_key_records_experts_per_token(source: RecordedSource) -> None:
+    config = {k: v for k, v in MIXTRAL_CONFIG.items() if k != "num_experts_per_tok"}
+    listings = [source.fetch(DEFAULT_REPO), replace(source.fetch(BASE), config=config)]
+    with pytest.raises(InvalidRequestError, match=r"which config key holds its experts per token.*--engine llamacpp"):
+        plan(DEFAULT_REPO, source=RecordedSource(listings),
+             options=PlanOptions(experts_per_token=4, engine="vllm", format="native"))  # fmt: skip

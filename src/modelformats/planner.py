@@ -360,7 +360,10 @@ class _Planner:
             return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
         runtime = gpu.runtime_spec(
-            served_model_name=served, port=self.options.port, experts_per_token=self.options.experts_per_token
+            served_model_name=served,
+            port=self.options.port,
+            experts_per_token=self.options.experts_per_token,
+            experts_per_token_key=traits.experts_per_token_key,
         )
         try:
             command = engine.command(weights, runtime, verdict)

@@ -32,11 +32,13 @@ EXPERT_COUNT_KEYS: tuple[str, ...] = (
     "n_routed_experts",  # DeepSeek-V2/V3, Kimi-K2, GLM-4.5 MoE
     "moe_num_experts",  # ERNIE-4.5 MoE
 )
-# Keys for the number of experts each token is routed to.
+# Keys for the number of experts each token is routed to (what vLLM's model reads as `config.<key>`,
+# vllm/model_executor/models/*.py); looked up in text_config first, then at the top, then in ffn_config.
 ACTIVE_EXPERT_KEYS: tuple[str, ...] = (
-    "num_experts_per_tok",  # Mixtral, Qwen-MoE, DeepSeek, OLMoE
-    "moe_topk",  # Hunyuan
+    "num_experts_per_tok",  # Mixtral, Qwen-MoE, DeepSeek, OLMoE, gpt-oss; Llama-4 in text_config
+    "moe_topk",  # LongCat-Flash, Aria
     "moe_k",  # ERNIE-4.5
+    "moe_top_k",  # DBRX, in ffn_config (dbrx.py: config.ffn_config.moe_top_k)
 )
 # model_type values whose architecture is always a routed MoE, with the key that counts experts.
 # Used only when config.json itself was not read (the Hub's tags carry model_type).
@@ -83,6 +85,9 @@ class ModelTraits:
     is_moe: bool | None = None
     num_experts: int | None = None
     num_experts_per_tok: int | None = None
+    # Where config.json holds num_experts_per_tok, as a dotted path ("text_config.num_experts_per_tok" for
+    # Llama-4, "ffn_config.moe_top_k" for DBRX, "moe_k" for ERNIE-4.5): what an engine override must set.
+    experts_per_token_key: str | None = None
     # Width of one routed expert's MLP (moe_intermediate_size; intermediate_size in gpt-oss/Mixtral configs).
     expert_intermediate_size: int | None = None
     params_total: int | None = None
@@ -157,6 +162,8 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
     if isinstance(config.get("model_type"), str):
         values["model_type"] = config["model_type"]
     values.update(_experts(cfg, values.get("model_type")))
+    if (active := _active_experts(config)) is not None:
+        values["num_experts_per_tok"], values["experts_per_token_key"] = active
     for trait, key in (
         ("num_layers", "num_hidden_layers"),
         ("hidden_size", "hidden_size"),
@@ -241,6 +248,19 @@ def _kinds_from_period(cfg: Mapping[str, Any], layers: int) -> tuple[int, int] |
     return None
 
 
+def _active_experts(config: Mapping[str, Any]) -> tuple[int, str] | None:
+    """Experts per token and the dotted config path that holds it (text_config, top level, ffn_config)."""
+    scopes: list[tuple[str, Any]] = [("text_config.", config.get("text_config")), ("", config)]
+    scopes.append(("ffn_config.", config.get("ffn_config")))
+    for prefix, scope in scopes:
+        if not isinstance(scope, Mapping):
+            continue
+        for key in ACTIVE_EXPERT_KEYS:
+            if (n := _int(scope.get(key))) is not None:
+                return n, prefix + key
+    return None
+
+
 def _experts(cfg: Mapping[str, Any], model_type: str | None) -> dict[str, Any]:
     """Routed expert count, experts per token and MoE-ness from the first key each family uses."""
     out: dict[str, Any] = {}
@@ -251,9 +271,6 @@ def _experts(cfg: Mapping[str, Any], model_type: str | None) -> dict[str, Any]:
         if n is not None:
             out["num_experts"] = n
             break
-    active = next((n for key in ACTIVE_EXPERT_KEYS if (n := _int(cfg.get(key))) is not None), None)
-    if active is not None:
-        out["num_experts_per_tok"] = active
     out["is_moe"] = out["num_experts"] > 1 if "num_experts" in out else model_type in MOE_MODEL_TYPES
     return out
 

@@ -152,6 +152,9 @@ class RuntimeSpec(RuntimeLimits):
     # MoE: experts each token is routed to, overriding the model's own number (checked against its metadata
     # by the planner); each engine writes its own override. None: the model's default.
     experts_per_token: int | None = None
+    # Where the model's config.json holds that number (ModelTraits.experts_per_token_key, a dotted path such
+    # as "text_config.num_experts_per_tok"); None when the metadata does not say.
+    experts_per_token_key: str | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8000
 

@@ -93,9 +93,6 @@ class VllmProfile:
     install_overrides_reason: str = ""
 
 
-# The HF config key vLLM's MoE models read for the experts each token is routed to (Mixtral, Qwen-MoE,
-# DeepSeek, OLMoE, gpt-oss: `config.num_experts_per_tok` in vllm/model_executor/models/*.py).
-ACTIVE_EXPERTS_CONFIG_KEY = "num_experts_per_tok"
 # Both wheels define the engine flags in this file (line numbers differ per version).
 _ARGS = "vllm/engine/arg_utils.py"
 
@@ -799,7 +796,7 @@ class VllmEngine:
             argv.append("--enforce-eager")
         if weights.trust_remote_code:
             argv.append("--trust-remote-code")
-        notes = self._experts_override(runtime, argv)
+        notes = self._experts_override(runtime, argv, gguf_config=is_gguf and not weights.hf_config_path)
         if runtime.nnodes > 1:
             argv += ["--nnodes", str(runtime.nnodes), "--distributed-executor-backend", "mp"]
             notes.append(
@@ -815,21 +812,38 @@ class VllmEngine:
             notes=tuple(notes + self._install_notes() + self._gguf_notes(weights, runtime) + list(verdict.warnings)),
         )
 
-    def _experts_override(self, runtime: RuntimeSpec, argv: list[str]) -> list[str]:
-        """`--hf-overrides '{"num_experts_per_tok": N}'` appended to `argv` for `--experts-per-token N`; its note."""
+    def _experts_override(self, runtime: RuntimeSpec, argv: list[str], *, gguf_config: bool) -> list[str]:
+        """`--hf-overrides` setting the model's own experts-per-token key (nested where config.json nests it,
+        e.g. '{"text_config": {"num_experts_per_tok": N}}' for Llama-4) appended to `argv`; its note."""
         n = runtime.experts_per_token
         if n is None:
             return []
+        key = runtime.experts_per_token_key
+        if key is None and gguf_config:
+            # A GGUF without --hf-config-path: transformers builds the config from the header, mapping
+            # <arch>.expert_used_count to the top-level key (transformers/integrations/ggml.py GGUF_CONFIG_MAPPING).
+            key = "num_experts_per_tok"
+        if key is None:
+            raise InvalidRequestError(
+                f"--experts-per-token {n}: the model's metadata does not say which config key holds its experts "
+                "per token (config.json num_experts_per_tok, text_config.num_experts_per_tok, moe_k, moe_topk, "
+                "ffn_config.moe_top_k), so vLLM's --hf-overrides cannot be aimed at the key its model reads. "
+                "Plan a repo whose config.json records it, use --engine llamacpp, or drop --experts-per-token."
+            )
         if "--hf-overrides" not in self.profile.flags:
             raise InvalidRequestError(
                 f"--experts-per-token {n}: the vLLM {self.version} profile does not record --hf-overrides (read "
                 "from its wheel), so the override cannot be planned. Use another --vllm-version or --engine llamacpp."
             )
         # A dict field parsed with json.loads (vllm/engine/arg_utils.py `_compute_kwargs`); ModelConfig sets
-        # each key on the HF config before the model is built.
-        argv += ["--hf-overrides", json.dumps({ACTIVE_EXPERTS_CONFIG_KEY: n})]
+        # flat keys on the HF config and walks dict values into its sub-configs (config/model.py
+        # _apply_dict_overrides -> _update_nested) before the model is built.
+        override: dict[str, object] = {key.split(".")[-1]: n}
+        for part in reversed(key.split(".")[:-1]):
+            override = {part: override}
+        argv += ["--hf-overrides", json.dumps(override)]
         return [
-            f"--hf-overrides ({self.profile.flags['--hf-overrides']}) sets config.{ACTIVE_EXPERTS_CONFIG_KEY} = {n}: "
+            f"--hf-overrides ({self.profile.flags['--hf-overrides']}) sets config.{key} = {n}: "
             f"each token is routed to {n} experts."
         ]
 

@@ -306,6 +306,7 @@ class GpuDecision:
         port: int = 8000,
         host: str | None = None,
         experts_per_token: int | None = None,
+        experts_per_token_key: str | None = None,
     ) -> RuntimeSpec:
         """The engine's `RuntimeSpec`: these limits plus how the server listens (llama.cpp ignores the
         utilization; it is only our fit budget there) and the user's expert override."""
@@ -315,6 +316,7 @@ class GpuDecision:
             served_model_name=served_model_name,
             port=port,
             experts_per_token=experts_per_token,
+            experts_per_token_key=experts_per_token_key,
             **extra,
         )
 
