@@ -105,14 +105,23 @@ def specs() -> list[Spec]:
             # `plan --experts-per-token 4`: --hf-overrides '{"num_experts_per_tok": 4}'.
             label="safetensors-mixtral-experts-per-token",
             weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL),
-            runtime=_rt(TARGET_BASE, dtype="bfloat16", experts_per_token=4),
+            runtime=_rt(
+                TARGET_BASE, dtype="bfloat16", experts_per_token=4, experts_per_token_key="num_experts_per_tok"
+            ),
+        ),
+        Spec(
+            # A model whose config nests the key (Llama-4: text_config.num_experts_per_tok): a nested override.
+            label="safetensors-experts-per-token-nested",
+            weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL),
+            runtime=_rt(TARGET_BASE, dtype="bfloat16", experts_per_token=4,
+                        experts_per_token_key="text_config.num_experts_per_tok"),
         ),
         Spec(
             label="gguf-target-moe-experts-per-token",
             weights=_w("gguf", TARGET, f"{M}/{TARGET}/{TARGET_Q8_0}", GGUF_MOE, quantization="gguf",
                        tokenizer=f"{M}/{TARGET_BASE}", hf_config_path=f"{M}/{TARGET_BASE}", gguf_quant="Q8_0",
                        gguf_layout="single"),
-            runtime=_rt(TARGET, experts_per_token=4),
+            runtime=_rt(TARGET, experts_per_token=4, experts_per_token_key="num_experts_per_tok"),
         ),
         Spec(
             # Issue 18's online FP8 route: 16-bit weights quantized by vLLM at load (--quantization fp8),
@@ -197,6 +206,12 @@ def _expect(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
     }
 
 
+def _override(key: str, n: int) -> dict[str, Any]:
+    """{"a": {"b": n}} for the dotted key "a.b", built independently of the engine's own code."""
+    head, _, rest = key.partition(".")
+    return {head: _override(rest, n) if rest else n}
+
+
 def _expect_extra(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
     chunked = runtime.enable_chunked_prefill
     return {
@@ -207,7 +222,11 @@ def _expect_extra(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
         "trust_remote_code": weights.trust_remote_code,
         "enforce_eager": runtime.enforce_eager,
         "nnodes": runtime.nnodes,
-        **({"hf_overrides": {"num_experts_per_tok": n}} if (n := runtime.experts_per_token) is not None else {}),
+        **(
+            {"hf_overrides": _override(runtime.experts_per_token_key or "num_experts_per_tok", n)}
+            if (n := runtime.experts_per_token) is not None
+            else {}
+        ),
         **({"block_size": runtime.block_size} if runtime.block_size is not None else {}),
         **({"enable_chunked_prefill": chunked} if chunked is not None else {}),
     }
