@@ -205,8 +205,12 @@ def _layer_kinds(cfg: Mapping[str, Any], layers: int | None) -> dict[str, Any]:
     """Full / sliding / linear layer counts from whichever per-layer key the config uses."""
     kinds = cfg.get("layer_types", cfg.get("layers_block_type"))
     if isinstance(kinds, list) and kinds and all(isinstance(k, str) for k in kinds):
+        if layers is not None and len(kinds) != layers:
+            return {"unmodelled_attention": f"layer_types lists {len(kinds)} kinds for {layers} layers"}
         return _kinds_from_list(kinds)
     counts = _kinds_from_period(cfg, layers) if layers is not None else None
+    if isinstance(counts, str):
+        return {"unmodelled_attention": counts}
     if counts is not None:
         full, sliding = counts
         assert layers is not None
@@ -231,15 +235,20 @@ def _kinds_from_list(kinds: list[str]) -> dict[str, Any]:
     return {"full_attention_layers": full, "sliding_attention_layers": sliding, "linear_attention_layers": linear}
 
 
-def _kinds_from_period(cfg: Mapping[str, Any], layers: int) -> tuple[int, int] | None:
-    """(full, sliding) layers from a period key; the rest are linear. None when no such key is set."""
+def _kinds_from_period(cfg: Mapping[str, Any], layers: int) -> tuple[int, int] | str | None:
+    """(full, sliding) layers from a period key; the rest are linear. None when no such key is set; a
+    reason (str) when the key leaves no attention layer at all, which is a broken config, not a design."""
     interval = _int(cfg.get("full_attention_interval"))
     if interval is not None:  # Qwen3-Next: every interval-th layer is full attention, the rest linear
+        if interval > layers:
+            return f"full_attention_interval {interval} is larger than the {layers} layers"
         return layers // interval, 0
     period = _int(cfg.get("attn_layer_period"))
     if period is not None:  # Jamba: one attention layer per period (at attn_layer_offset), the rest Mamba
         offset = cfg.get("attn_layer_offset", 0)
         offset = offset if isinstance(offset, int) else 0
+        if not 0 <= offset < min(period, layers):
+            return f"attn_layer_offset {offset} is outside attn_layer_period {period} ({layers} layers)"
         return sum(1 for i in range(layers) if i % period == offset), 0
     pattern = _int(cfg.get("sliding_window_pattern"))
     if pattern is not None and _int(cfg.get("sliding_window")) is not None:  # Gemma 3: every pattern-th is global
@@ -285,6 +294,7 @@ def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelT
         for suffix, trait in _GGUF_KEYS.items():
             if (n := _int(meta.get(f"{arch}.{suffix}"))) is not None:
                 values[trait] = n
+        values.update(_gguf_layer_kinds(meta, arch, values))
     rope = _int(meta.get(f"{arch}.rope.dimension_count")) if isinstance(arch, str) else None
     if "kv_lora_rank" in values and rope is not None:
         values["qk_rope_head_dim"] = rope
@@ -294,6 +304,40 @@ def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelT
         values["params_total"] = n
     values["is_moe"] = (values.get("num_experts") or 0) > 1
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+def _gguf_layer_kinds(meta: Mapping[str, Any], arch: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Full-attention vs recurrent (linear / state-space) layers from a GGUF header, as llama.cpp reads them:
+    `<arch>.attention.recurrent_layers` (per-layer flags), else `<arch>.full_attention_interval` (layer i is
+    full when (i + 1) % interval == 0, src/models/qwen3next.cpp), else a per-layer `attention.head_count_kv`
+    array whose zeros are recurrent layers (Jamba, Falcon-H1, Nemotron-H). State-space keys without any of
+    these: the design is marked as not modelled."""
+    layers = values.get("num_layers")
+    recurrent: list[bool] | None = None
+    flags = meta.get(f"{arch}.attention.recurrent_layers")
+    interval = _int(meta.get(f"{arch}.full_attention_interval"))
+    kv = meta.get(f"{arch}.attention.head_count_kv")
+    if isinstance(flags, list) and flags and all(isinstance(f, bool) for f in flags):
+        recurrent = list(flags[:layers] if layers else flags)
+    elif interval is not None and layers:
+        recurrent = [(i + 1) % interval != 0 for i in range(layers)]
+    elif isinstance(kv, list) and kv and all(_int(n) is not None or n == 0 for n in kv):
+        recurrent = [n == 0 for n in kv]
+        if heads := [n for n in kv if n]:
+            values["num_kv_heads"] = max(heads)
+    if recurrent is not None:
+        full = recurrent.count(False)
+        return {
+            "full_attention_layers": full,
+            "sliding_attention_layers": 0,
+            "linear_attention_layers": len(recurrent) - full,
+        }
+    ssm = sorted(k for k in meta if k.startswith(f"{arch}.ssm."))
+    if ssm:
+        return {
+            "unmodelled_attention": f"GGUF header has state-space keys ({', '.join(ssm[:3])}, ...) but no layer layout"
+        }
+    return {}
 
 
 def merge_traits(*layers: ModelTraits) -> ModelTraits:

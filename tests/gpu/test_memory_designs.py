@@ -333,3 +333,47 @@ def test_fp8_checkpoint_without_config_is_sized_at_one_byte_per_weight() -> None
     assert int(m.group(1).replace(",", "")) == pytest.approx(9.08e9, rel=0.01)
     assert "FP8 weights: 1 B per weight" in kv["basis"] and "ASSUMED" in kv["basis"]
     assert weights["bytes"] == pytest.approx(9.08e9, rel=0.01)
+
+
+def _gguf(arch: str, **keys: object) -> ModelTraits:
+    meta: dict[str, object] = {"general.architecture": arch, f"{arch}.block_count": 48}
+    meta |= {f"{arch}.attention.head_count": 16, f"{arch}.attention.key_length": 256}
+    meta |= {f"{arch}.{k.replace('__', '.')}": v for k, v in keys.items()}
+    return traits_from_gguf_header({"metadata": meta}, origin="GGUF header")
+
+
+def test_gguf_hybrid_layouts_count_only_attention_layers() -> None:
+    # qwen3next: layer i is full attention when (i + 1) % full_attention_interval == 0 (src/models/qwen3next.cpp).
+    qwen = _gguf("qwen3next", attention__head_count_kv=2, full_attention_interval=4, ssm__state_size=128)
+    assert (qwen.full_attention_layers, qwen.linear_attention_layers) == (12, 36)
+    assert resolve_kv_shape(qwen, shape_params=None, shape_params_basis="").layers == 12
+    # Per-layer flags win over the interval.
+    flags = [i != 0 for i in range(48)]
+    assert _gguf("qwen3next", attention__recurrent_layers=flags, attention__head_count_kv=2).full_attention_layers == 1
+    # Jamba / Nemotron-H: a per-layer head_count_kv array whose zeros are state-space layers.
+    jamba = _gguf("jamba", attention__head_count_kv=[0, 0, 0, 8] * 12)
+    assert (jamba.full_attention_layers, jamba.linear_attention_layers, jamba.num_kv_heads) == (12, 36, 8)
+
+
+def test_gguf_state_space_keys_without_a_layout_warn() -> None:
+    traits = _gguf("mamba_hybrid", attention__head_count_kv=2, ssm__state_size=128, ssm__conv_kernel=4)
+    assert traits.unmodelled_attention is not None
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert kv.layers == 48 and any("not modelled" in n for n in kv.notes)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"layer_types": ["full_attention", "linear_attention"]},  # 2 kinds for 8 layers
+        {"full_attention_interval": 9},  # larger than the 8 layers: no attention layer at all
+        {"attn_layer_period": 4, "attn_layer_offset": 4},  # offset outside the period
+    ],
+)
+def test_config_layouts_that_do_not_fit_the_layers_warn_instead_of_dropping_the_kv_cache(
+    extra: dict[str, object],
+) -> None:
+    traits = traits_from_config({"num_hidden_layers": 8, "num_key_value_heads": 8, "head_dim": 64, **extra}, origin="t")
+    assert traits.unmodelled_attention is not None
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert kv.layers == 8 and any("not modelled" in n for n in kv.notes)
