@@ -19,6 +19,7 @@ __all__ = [
     "MOE_MODEL_TYPES",
     "ModelTraits",
     "merge_traits",
+    "positive_int",
     "traits_from_config",
     "traits_from_gguf_header",
     "traits_from_listing",
@@ -145,7 +146,8 @@ class ModelTraits:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _int(value: Any) -> int | None:
+def positive_int(value: Any) -> int | None:
+    """`value` when it is a positive int (not a bool); None otherwise. How every metadata count is read."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
@@ -174,14 +176,14 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
         ("max_position_embeddings", "max_position_embeddings"),
         ("vocab_size", "vocab_size"),
     ):
-        if (n := _int(cfg.get(key))) is not None:
+        if (n := positive_int(cfg.get(key))) is not None:
             values[trait] = n
     if values.get("is_moe"):
-        width = _int(cfg.get("moe_intermediate_size")) or _int(cfg.get("intermediate_size"))
+        width = positive_int(cfg.get("moe_intermediate_size")) or positive_int(cfg.get("intermediate_size"))
         if width is not None:
             values["expert_intermediate_size"] = width
     for trait in ("kv_lora_rank", "qk_rope_head_dim"):
-        if (n := _int(cfg.get(trait))) is not None:
+        if (n := positive_int(cfg.get(trait))) is not None:
             values[trait] = n
     tie = cfg.get("tie_word_embeddings")
     if isinstance(tie, bool):
@@ -238,20 +240,22 @@ def _kinds_from_list(kinds: list[str]) -> dict[str, Any]:
 def _kinds_from_period(cfg: Mapping[str, Any], layers: int) -> tuple[int, int] | str | None:
     """(full, sliding) layers from a period key; the rest are linear. None when no such key is set; a
     reason (str) when the key leaves no attention layer at all, which is a broken config, not a design."""
-    interval = _int(cfg.get("full_attention_interval"))
+    interval = positive_int(cfg.get("full_attention_interval"))
     if interval is not None:  # Qwen3-Next: every interval-th layer is full attention, the rest linear
         if interval > layers:
             return f"full_attention_interval {interval} is larger than the {layers} layers"
         return layers // interval, 0
-    period = _int(cfg.get("attn_layer_period"))
+    period = positive_int(cfg.get("attn_layer_period"))
     if period is not None:  # Jamba: one attention layer per period (at attn_layer_offset), the rest Mamba
         offset = cfg.get("attn_layer_offset", 0)
         offset = offset if isinstance(offset, int) else 0
         if not 0 <= offset < min(period, layers):
             return f"attn_layer_offset {offset} is outside attn_layer_period {period} ({layers} layers)"
         return sum(1 for i in range(layers) if i % period == offset), 0
-    pattern = _int(cfg.get("sliding_window_pattern"))
-    if pattern is not None and _int(cfg.get("sliding_window")) is not None:  # Gemma 3: every pattern-th is global
+    pattern = positive_int(cfg.get("sliding_window_pattern"))
+    if (
+        pattern is not None and positive_int(cfg.get("sliding_window")) is not None
+    ):  # Gemma 3: every pattern-th is global
         full = layers // pattern
         return full, layers - full
     return None
@@ -265,7 +269,7 @@ def _active_experts(config: Mapping[str, Any]) -> tuple[int, str] | None:
         if not isinstance(scope, Mapping):
             continue
         for key in ACTIVE_EXPERT_KEYS:
-            if (n := _int(scope.get(key))) is not None:
+            if (n := positive_int(scope.get(key))) is not None:
                 return n, prefix + key
     return None
 
@@ -274,9 +278,9 @@ def _experts(cfg: Mapping[str, Any], model_type: str | None) -> dict[str, Any]:
     """Routed expert count, experts per token and MoE-ness from the first key each family uses."""
     out: dict[str, Any] = {}
     for key in EXPERT_COUNT_KEYS:
-        n = _int(cfg.get(key))
+        n = positive_int(cfg.get(key))
         if n is None and key == "num_experts" and isinstance(cfg.get("ffn_config"), Mapping):
-            n = _int(cfg["ffn_config"].get("moe_num_experts"))  # DBRX keeps it one level down
+            n = positive_int(cfg["ffn_config"].get("moe_num_experts"))  # DBRX keeps it one level down
         if n is not None:
             out["num_experts"] = n
             break
@@ -292,15 +296,15 @@ def traits_from_gguf_header(header: Mapping[str, Any], *, origin: str) -> ModelT
     if isinstance(arch, str):
         values["gguf_architecture"] = arch
         for suffix, trait in _GGUF_KEYS.items():
-            if (n := _int(meta.get(f"{arch}.{suffix}"))) is not None:
+            if (n := positive_int(meta.get(f"{arch}.{suffix}"))) is not None:
                 values[trait] = n
         values.update(_gguf_layer_kinds(meta, arch, values))
-    rope = _int(meta.get(f"{arch}.rope.dimension_count")) if isinstance(arch, str) else None
+    rope = positive_int(meta.get(f"{arch}.rope.dimension_count")) if isinstance(arch, str) else None
     if "kv_lora_rank" in values and rope is not None:
         values["qk_rope_head_dim"] = rope
     # A gguf-split shard's header counts only that shard's tensors, not the model's.
-    split = _int(meta.get("split.count"))
-    if (n := _int(header.get("parameter_count"))) is not None and (split is None or split == 1):
+    split = positive_int(meta.get("split.count"))
+    if (n := positive_int(header.get("parameter_count"))) is not None and (split is None or split == 1):
         values["params_total"] = n
     values["is_moe"] = (values.get("num_experts") or 0) > 1
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
@@ -315,13 +319,13 @@ def _gguf_layer_kinds(meta: Mapping[str, Any], arch: str, values: dict[str, Any]
     layers = values.get("num_layers")
     recurrent: list[bool] | None = None
     flags = meta.get(f"{arch}.attention.recurrent_layers")
-    interval = _int(meta.get(f"{arch}.full_attention_interval"))
+    interval = positive_int(meta.get(f"{arch}.full_attention_interval"))
     kv = meta.get(f"{arch}.attention.head_count_kv")
     if isinstance(flags, list) and flags and all(isinstance(f, bool) for f in flags):
         recurrent = list(flags[:layers] if layers else flags)
     elif interval is not None and layers:
         recurrent = [(i + 1) % interval != 0 for i in range(layers)]
-    elif isinstance(kv, list) and kv and all(_int(n) is not None or n == 0 for n in kv):
+    elif isinstance(kv, list) and kv and all(positive_int(n) is not None or n == 0 for n in kv):
         recurrent = [n == 0 for n in kv]
         if heads := [n for n in kv if n]:
             values["num_kv_heads"] = max(heads)
@@ -379,11 +383,11 @@ def traits_from_listing(listing: RepoListing, *, prefer: str | None = None) -> M
     summary = listing.gguf
     if summary is not None:
         values: dict[str, Any] = {}
-        if (n := _int(summary.get("total"))) is not None:
+        if (n := positive_int(summary.get("total"))) is not None:
             values["params_total"] = n
         if isinstance(summary.get("architecture"), str):
             values["gguf_architecture"] = summary["architecture"]
-        if (n := _int(summary.get("context_length"))) is not None:
+        if (n := positive_int(summary.get("context_length"))) is not None:
             values["max_position_embeddings"] = n
         layers.append(
             ModelTraits(**values, sources=dict.fromkeys(values, f"the Hub's GGUF summary of {listing.repo_id}"))

@@ -1,19 +1,24 @@
 """Bytes per weight of a checkpoint, as its format stores them: the fact a format strategy owns so the
 GPU sizing never falls back to a 2-byte guess for a quantized checkpoint without file sizes.
 
-Ground floor: imports nothing of the package. Each format strategy builds its `WeightBytes` from its own
-metadata (config.json `quantization_config`, the GGUF quant tag); `gpu/sizing.py` only multiplies.
+Imports only `traits.positive_int` (how every metadata count is read). Each format strategy builds its
+`WeightBytes` from its own metadata (config.json `quantization_config`, the GGUF quant tag);
+`gpu/sizing.py` only multiplies.
 
 Quantized linear layers store `bits / 8` bytes per weight plus their scales (and zero points) per group;
 the tensors a method leaves in 16-bit (the token embeddings and, untied, the output head) are counted at
-2 bytes when the model's vocabulary and hidden size are known.
+2 bytes when the model's vocabulary and hidden size are known. Other modules a config keeps in 16-bit
+(`modules_to_not_convert`, `llm_int8_skip_modules`, compressed-tensors `ignore`, GPTQ `dynamic`) have no
+shape here: the figure then counts them at the quantized rate and is labelled ASSUMED.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+
+from modelformats.traits import positive_int
 
 __all__ = [
     "WeightBytes",
@@ -24,6 +29,7 @@ __all__ = [
     "gptq_bytes",
     "grouped_int_bytes",
     "mxfp4_bytes",
+    "unclaimed_method_bytes",
 ]
 
 # The scale of a group is stored as fp16/bf16 (AutoAWQ, AutoGPTQ, GPTQModel, llm-compressor W4A16).
@@ -57,12 +63,55 @@ def grouped_int_bytes(bits: int, group_size: int, *, zero_points: bool) -> float
     return bits / 8 + per_group / group_size
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+# quantization_config keys listing modules a method leaves unquantized (transformers' HfQuantizer,
+# bitsandbytes, llm-compressor); GPTQModel's `dynamic` marks skipped modules with a "-:" prefix and
+# per-module bit overrides with "+:".
+_KEPT_16BIT_KEYS = ("modules_to_not_convert", "llm_int8_skip_modules", "ignore")
+# Last name segments of the tensors `embeddings_16bit` already counts at 2 bytes.
+_EMBEDDING_NAMES = frozenset({"lm_head", "embed_tokens", "wte", "embed_in", "embed_out", "word_embeddings"})
+
+
+def _other_kept_modules(qc: Mapping[str, Any]) -> tuple[str, ...]:
+    """Modules the config keeps in 16-bit (or at other bits) beyond the embeddings and output head."""
+    names: list[str] = []
+    for key in _KEPT_16BIT_KEYS:
+        value = qc.get(key)
+        if isinstance(value, list):
+            names += [n for n in value if isinstance(n, str)]
+    dynamic = qc.get("dynamic")
+    if isinstance(dynamic, Mapping):
+        names += [k for k in dynamic if isinstance(k, str) and k[:2] in ("-:", "+:")]
+    return tuple(n for n in names if _last_segment(n) not in _EMBEDDING_NAMES)
+
+
+def _last_segment(name: str) -> str:
+    plain = name.removeprefix("re:").removeprefix("-:").removeprefix("+:").rstrip("$")
+    return plain.replace("\\", "").split(".")[-1].strip("*^$")
+
+
+def _label_kept_modules(wb: WeightBytes, qc: Mapping[str, Any]) -> WeightBytes:
+    """ASSUMED when the config keeps modules out of the quantized rate whose shape is not known here."""
+    kept = _other_kept_modules(qc)
+    if not kept:
+        return wb
+    shown = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    return replace(
+        wb,
+        basis=(
+            f"{wb.basis}; ASSUMED: {len(kept)} module pattern(s) kept out of the quantized rate ({shown}) are "
+            "counted at it, their shapes are not known here"
+        ),
+        assumed=True,
+    )
 
 
 def _grouped(qc: Mapping[str, Any], method: str, *, zero_points: bool) -> WeightBytes | None:
-    bits = _int(qc.get("bits", qc.get("w_bit")))
+    wb = _grouped_rate(qc, method, zero_points=zero_points)
+    return _label_kept_modules(wb, qc) if wb is not None else None
+
+
+def _grouped_rate(qc: Mapping[str, Any], method: str, *, zero_points: bool) -> WeightBytes | None:
+    bits = positive_int(qc.get("bits", qc.get("w_bit")))
     group = qc.get("group_size", qc.get("q_group_size"))
     if bits is None:
         return None
@@ -75,7 +124,7 @@ def _grouped(qc: Mapping[str, Any], method: str, *, zero_points: bool) -> Weight
             basis=f"{method} {bits}-bit, per-channel scales (config.json quantization_config)",
             embeddings_16bit=True,
         )
-    g = _int(group) or 128
+    g = positive_int(group) or 128
     bpw = grouped_int_bytes(bits, g, zero_points=zeros)
     scales = "16-bit scale" + (" and zero point" if zeros else "")
     return WeightBytes(
@@ -83,18 +132,19 @@ def _grouped(qc: Mapping[str, Any], method: str, *, zero_points: bool) -> Weight
         basis=(
             f"{method} {bits}-bit, group {g}: {bits}/8 B + one {scales} per {g} weights = {bpw:.4f} B per "
             "weight (config.json quantization_config)"
-            + ("" if _int(group) else "; group size not recorded, 128 assumed")
+            + ("" if positive_int(group) else "; group size not recorded, 128 assumed")
         ),
         embeddings_16bit=True,
-        assumed=_int(group) is None,
+        assumed=positive_int(group) is None,
     )
 
 
-def _compressed_tensors(qc: Mapping[str, Any]) -> WeightBytes | None:
+def compressed_tensors_bytes(qc: Mapping[str, Any]) -> WeightBytes | None:
+    """llm-compressor `config_groups`: the first group's weight scheme (FP8, NVFP4, int W4A16/W8A8)."""
     groups = qc.get("config_groups")
     first = next(iter(groups.values()), None) if isinstance(groups, Mapping) else None
     weights = first.get("weights") if isinstance(first, Mapping) else None
-    if not isinstance(weights, Mapping) or (bits := _int(weights.get("num_bits"))) is None:
+    if not isinstance(weights, Mapping) or (bits := positive_int(weights.get("num_bits"))) is None:
         return None
     kind, strategy = weights.get("type"), weights.get("strategy")
     if kind == "float":
@@ -102,26 +152,30 @@ def _compressed_tensors(qc: Mapping[str, Any]) -> WeightBytes | None:
         what = {8: "FP8", 4: "NVFP4 (16 FP4 weights + one FP8 scale = 4.5 bits)"}.get(bits, f"float{bits}")
         basis = f"compressed-tensors {what} weights ({strategy} scales) (config.json config_groups)"
     elif strategy == "group":
-        g = _int(weights.get("group_size")) or 128
+        g = positive_int(weights.get("group_size")) or 128
         bpw = grouped_int_bytes(bits, g, zero_points=weights.get("symmetric") is False)
         basis = f"compressed-tensors int{bits}, group {g}: {bpw:.4f} B per weight (config.json config_groups)"
     else:
         bpw = bits / 8
         basis = f"compressed-tensors int{bits} ({strategy} scales, negligible) (config.json config_groups)"
-    return WeightBytes(bytes_per_weight=bpw, basis=basis, embeddings_16bit=True)
+    return _label_kept_modules(WeightBytes(bytes_per_weight=bpw, basis=basis, embeddings_16bit=True), qc)
 
 
-def _bitsandbytes(qc: Mapping[str, Any]) -> WeightBytes:
+def bitsandbytes_bytes(qc: Mapping[str, Any]) -> WeightBytes:
+    """bitsandbytes pre-quantized: LLM.int8 or NF4/FP4 with (double-quantized) absmax per 64 weights."""
     if qc.get("load_in_8bit") is True:
-        return WeightBytes(
-            bytes_per_weight=1.0,
-            basis="bitsandbytes LLM.int8: 1 B per weight (per-row fp32 scales negligible)",
-            embeddings_16bit=True,
+        return _label_kept_modules(
+            WeightBytes(
+                bytes_per_weight=1.0,
+                basis="bitsandbytes LLM.int8: 1 B per weight (per-row fp32 scales negligible)",
+                embeddings_16bit=True,
+            ),
+            qc,
         )
     double = qc.get("bnb_4bit_use_double_quant") is True
     absmax = 1 if double else 4
     bpw = 0.5 + absmax / _BNB4_BLOCK
-    return WeightBytes(
+    four_bit = WeightBytes(
         bytes_per_weight=bpw,
         basis=(
             f"bitsandbytes 4-bit: 0.5 B per weight + one {'8-bit' if double else 'fp32'} absmax per "
@@ -129,6 +183,7 @@ def _bitsandbytes(qc: Mapping[str, Any]) -> WeightBytes:
         ),
         embeddings_16bit=True,
     )
+    return _label_kept_modules(four_bit, qc)
 
 
 def awq_bytes(qc: Mapping[str, Any]) -> WeightBytes | None:
@@ -158,11 +213,12 @@ def fp8_bytes(qc: Mapping[str, Any] | None, *, evidence: str = "the format") -> 
         )
     block = qc.get("weight_block_size")
     scales = f"block {block} scales" if block else "per-tensor/per-channel scales"
-    return WeightBytes(
+    wb = WeightBytes(
         bytes_per_weight=1.0,
         basis=f"FP8 weights: 1 B per weight ({scales}, negligible) (config.json quantization_config)",
         embeddings_16bit=True,
     )
+    return _label_kept_modules(wb, qc)
 
 
 def mxfp4_bytes() -> WeightBytes:
@@ -179,11 +235,14 @@ def mxfp4_bytes() -> WeightBytes:
     )
 
 
-def compressed_tensors_bytes(qc: Mapping[str, Any]) -> WeightBytes | None:
-    """llm-compressor `config_groups`: the first group's weight scheme (FP8, NVFP4, int W4A16/W8A8)."""
-    return _compressed_tensors(qc)
+# quant_method values that no format strategy of their own claims (plain safetensors carrying them), and
+# how their bytes per weight are read.
+_UNCLAIMED_METHODS: Mapping[str, Callable[[Mapping[str, Any]], WeightBytes | None]] = {
+    "mxfp4": lambda qc: mxfp4_bytes(),
+}
 
 
-def bitsandbytes_bytes(qc: Mapping[str, Any]) -> WeightBytes:
-    """bitsandbytes pre-quantized: LLM.int8 or NF4/FP4 with (double-quantized) absmax per 64 weights."""
-    return _bitsandbytes(qc)
+def unclaimed_method_bytes(qc: Mapping[str, Any]) -> WeightBytes | None:
+    """Bytes per weight for a quant_method without a format strategy of its own (gpt-oss MXFP4); None else."""
+    read = _UNCLAIMED_METHODS.get(str(qc.get("quant_method", "")).lower())
+    return read(qc) if read is not None else None

@@ -377,3 +377,38 @@ def test_config_layouts_that_do_not_fit_the_layers_warn_instead_of_dropping_the_
     assert traits.unmodelled_attention is not None
     kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
     assert kv.layers == 8 and any("not modelled" in n for n in kv.notes)
+
+
+@pytest.mark.parametrize(
+    "qc",
+    [
+        {"quant_method": "awq", "bits": 4, "group_size": 128, "modules_to_not_convert": ["visual", "mlp.gate"]},
+        {"quant_method": "bitsandbytes", "load_in_4bit": True, "llm_int8_skip_modules": ["mlp.router"]},
+        {"quant_method": "fp8", "modules_to_not_convert": ["model.layers.0.self_attn"]},
+        {"quant_method": "gptq", "bits": 4, "group_size": 128, "dynamic": {r"-:.*\.mlp\.gate": {}}},
+        {
+            "quant_method": "compressed-tensors",
+            "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+            "ignore": ["lm_head", "re:.*mlp.gate$"],
+        },
+    ],
+)
+def test_modules_kept_16bit_without_a_shape_label_the_figure_assumed(qc: dict[str, object]) -> None:
+    wb = _weight_bytes(qc)
+    assert wb is not None and wb.assumed
+    assert "kept out of the quantized rate" in wb.basis
+    traits = ModelTraits(params_total=8_000_000_000, vocab_size=128_000, hidden_size=4096)
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    assert ctx.weights.assumed and ctx.weights.basis.startswith("ASSUMED")
+
+
+def test_embeddings_and_output_head_in_the_skip_list_are_already_counted() -> None:
+    # lm_head is the 16-bit tensor the embeddings term counts at 2 B: listing it is not an unknown.
+    wb = _weight_bytes(
+        {
+            "quant_method": "compressed-tensors",
+            "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+            "ignore": ["lm_head"],
+        }
+    )
+    assert wb is not None and not wb.assumed

@@ -39,7 +39,7 @@ from modelformats.weightbytes import (
     compressed_tensors_bytes,
     fp8_bytes,
     gptq_bytes,
-    mxfp4_bytes,
+    unclaimed_method_bytes,
 )
 
 __all__ = [
@@ -270,9 +270,7 @@ class SafeTensorsFormat(_HFFormat):
     def weight_bytes(self, listing: RepoListing, detection: Detection) -> WeightBytes | None:
         # Plain safetensors carrying a method no strategy of its own claims: MXFP4 (gpt-oss) is sized here.
         qc = _quantization_config(listing)
-        if qc is not None and str(qc.get("quant_method", "")).lower() == "mxfp4":
-            return mxfp4_bytes()
-        return None
+        return unclaimed_method_bytes(qc) if qc is not None else None
 
 
 class PyTorchBinFormat(_HFFormat):
