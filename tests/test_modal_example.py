@@ -22,6 +22,7 @@ modal = pytest.importorskip("modal")
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "examples" / "modal_vllm" / "app.py"
+MIDDLEWARE = ("--middleware", "modelformats_serve_auth.BearerAuth")
 
 
 def _write_plan(directory: Path, name: str, **options: str) -> Path:
@@ -114,7 +115,8 @@ def test_vllm_plan_becomes_the_serve_function(offline, plans):
     assert info.cluster_info is None  # one node: a plain web function, not a Modal cluster
     assert app.SPEC.base_image == "nvidia/cuda:12.9.0-devel-ubuntu22.04"
     assert app.SPEC.requirements == ("vllm==0.33.0", "torch==2.14.0", "transformers==5.20.2", "huggingface_hub==2.4.0")
-    assert app.SPEC.image_env == {"HF_XET_HIGH_PERFORMANCE": "1", **plan["engine"]["env"]}
+    env = {"HF_XET_HIGH_PERFORMANCE": "1", **plan["engine"]["env"], "PYTHONPATH": "/opt/modelformats_serve"}
+    assert app.SPEC.image_env == env
     assert app.SPEC.project_requirements == ()
     assert app.SPEC.health_timeout == 784 + 300
 
@@ -293,9 +295,16 @@ def two_node_plan(tmp_path_factory):
 
 def test_the_one_node_plan_demands_the_key_on_rank_0(offline, plans):
     app = import_app(offline, plans["vllm"])
-    assert app.node_argv(app.SPEC, api_key="sekret") == (*app.SERVE_ARGV, "--api-key", "sekret")
+    # The key travels in the environment (argv is world-readable in /proc/*/cmdline); vLLM gets the
+    # middleware that guards every path but /health, from the file copied onto the image's PYTHONPATH.
+    argv = app.node_argv(app.SPEC)
+    assert argv == (*app.SERVE_ARGV, *MIDDLEWARE)
+    assert "sekret" not in argv and "--api-key" not in argv
+    assert app.engine_env(app.SPEC, api_key="sekret") == {"VLLM_API_KEY": "sekret"}
+    assert app.SPEC.image_env["PYTHONPATH"] == app.AUTH_DIR_IN_IMAGE
+    assert app.AUTH_MODULE.is_file() and app.AUTH_MODULE.stem == "modelformats_serve_auth"
     with pytest.raises(ValueError, match=r"MODELFORMATS_API_KEY is empty.*modal secret create modelformats-api-key"):
-        app.node_argv(app.SPEC, api_key=None)
+        app.engine_env(app.SPEC, api_key=None)
     assert not hasattr(app, "ClusterServer")
 
 
@@ -304,7 +313,9 @@ def test_auth_off_only_when_asked(offline, plans):
     app = import_app(offline, plans["vllm"])
     assert (app.SPEC.auth, app.SPEC.api_key_secret) == ("none", None)
     assert not any("from_name" in s for s in app.serve.info().secrets)
-    assert app.node_argv(app.SPEC, api_key="ignored") == app.SERVE_ARGV
+    assert app.node_argv(app.SPEC) == app.SERVE_ARGV
+    assert app.engine_env(app.SPEC, api_key="ignored") == {}
+    assert "PYTHONPATH" not in app.SPEC.image_env
 
 
 def test_a_misspelt_auth_mode_is_refused(offline, plans):
@@ -317,8 +328,18 @@ def test_a_named_api_key_secret(offline, plans):
     offline.setenv("MODELFORMATS_API_KEY_SECRET", "team-llm-key")
     app = import_app(offline, plans["llamacpp"])
     assert "modal.Secret.from_name('team-llm-key')" in app.serve.info().secrets
-    # llama-server takes the same flag.
-    assert app.node_argv(app.SPEC, api_key="k")[-2:] == ("--api-key", "k")
+    # llama-server reads LLAMA_API_KEY and guards every path but /health itself: no extra arguments.
+    assert app.node_argv(app.SPEC) == app.SERVE_ARGV
+    assert app.engine_env(app.SPEC, api_key="k") == {"LLAMA_API_KEY": "k"}
+
+
+def test_a_plan_from_a_local_directory_is_refused(offline, plans, tmp_path):
+    plan = json.loads(plans["vllm"].read_text())
+    plan["download"]["items"][0]["source_dir"] = "/home/me/models/target"
+    path = tmp_path / "local.json"
+    path.write_text(json.dumps(plan))
+    with pytest.raises(ValueError, match=r"local directory \('/home/me/models/target'\).*Re-plan from the Hub repo"):
+        import_app(offline, path)
 
 
 def test_two_node_plan_becomes_a_clustered_server(offline, two_node_plan):
@@ -341,11 +362,13 @@ def test_two_node_plan_becomes_a_clustered_server(offline, two_node_plan):
 
 def test_two_node_argv_per_rank(offline, two_node_plan):
     app = import_app(offline, two_node_plan)
-    head = app.node_argv(app.SPEC, rank=0, master_addr="10.0.0.1", api_key="k")
-    worker = app.node_argv(app.SPEC, rank=1, master_addr="10.0.0.1", api_key="k")
+    head = app.node_argv(app.SPEC, rank=0, master_addr="10.0.0.1")
+    worker = app.node_argv(app.SPEC, rank=1, master_addr="10.0.0.1")
     argv = app.SERVE_ARGV
     assert argv[argv.index("--nnodes") + 1] == "2" and argv.count("--nnodes") == 1
-    assert head == (*argv, "--node-rank", "0", "--master-addr", "10.0.0.1", "--api-key", "k")
+    assert head == (*argv, "--node-rank", "0", "--master-addr", "10.0.0.1", *MIDDLEWARE)
+    assert app.engine_env(app.SPEC, rank=0, api_key="k") == {"VLLM_API_KEY": "k"}
+    assert app.engine_env(app.SPEC, rank=1, api_key="k") == {}
     # Only rank 0 serves HTTP: the worker joins headless and never holds the key.
     assert worker == (*argv, "--node-rank", "1", "--master-addr", "10.0.0.1", "--headless")
     with pytest.raises(ValueError, match="rank 2 is outside the plan's 2 node"):

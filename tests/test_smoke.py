@@ -81,6 +81,11 @@ class Behaviour:
         self.prompt_tokens = 100
         self.generation_tokens = 1000
         self.bodies: list[dict] = []
+        # A key the server demands (vLLM behind the Modal example's middleware): every path but /health
+        # answers 401 without `Authorization: Bearer <key>`; `health_needs_key` guards /health too.
+        self.api_key: str | None = None
+        self.health_needs_key = False
+        self.authorizations: list[str | None] = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -100,8 +105,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _refused(self, b: Behaviour, *, open_path: bool = False) -> bool:
+        """Answer 401 as vLLM does when the key is demanded and missing or wrong; True when it did."""
+        sent = self.headers.get("Authorization")
+        b.authorizations.append(sent)
+        if b.api_key is None or (open_path and not b.health_needs_key) or sent == f"Bearer {b.api_key}":
+            return False
+        self._json(401, {"error": "Unauthorized"})
+        return True
+
     def do_GET(self):
         b = self.server.behaviour
+        if self._refused(b, open_path=self.path == "/health"):
+            return None
         if self.path == "/health":
             b.health_calls += 1
             if b.health == "missing":
@@ -174,6 +190,8 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         b.bodies.append(body)
         b.chat_calls += 1
+        if self._refused(b):
+            return None
         mode = b.chat
         if mode == "error500":
             return self._json(500, {"error": {"message": "CUDA out of memory", "type": "InternalServerError"}})
@@ -560,3 +578,53 @@ def test_auth_failure_names_the_fix(answer, given, expected):
         assert found is None
     else:
         assert found is not None and found.startswith(f"authentication failed ({answer})") and expected in found
+
+
+# --- a server that demands a key: reported at once, not after the health timeout ---------------------
+
+
+def test_a_missing_key_stops_at_the_first_401_within_two_seconds(server):
+    url, behaviour = server
+    behaviour.api_key = "s3cret"
+    start = time.monotonic()
+    report = run_smoke(url, prompts=["a", "b", "c"], health_timeout=30)
+    assert time.monotonic() - start < 2
+    assert report.health.ready  # /health is open, as the Modal example's middleware leaves it
+    assert report.exit_code == 1
+    # /v1/models answered 401: nothing is sent, and the warning names the fix.
+    assert behaviour.chat_calls == 0
+    assert [r.error for r in report.results] == [report.results[0].error] * 3
+    assert report.results[0].error.startswith("not sent: ") and "401" in report.results[0].error
+    assert report.warnings[0].startswith("authentication failed (")
+    assert "pass --api-key KEY" in report.warnings[0]
+
+
+def test_a_401_on_the_first_prompt_stops_the_rest(server):
+    url, behaviour = server
+    behaviour.api_key = "s3cret"
+    start = time.monotonic()
+    report = run_smoke(url, model="tiny-model", prompts=["a", "b", "c"], health_timeout=30)
+    assert time.monotonic() - start < 2
+    assert behaviour.chat_calls == 1  # the second and third prompts are never sent
+    assert "401" in report.results[0].error
+    assert [r.error.startswith("not sent: ") for r in report.results[1:]] == [True, True]
+    assert "pass --api-key KEY" in report.warnings[0]
+
+
+def test_a_guarded_health_check_is_an_auth_error_not_a_timeout(server):
+    url, behaviour = server
+    behaviour.api_key, behaviour.health_needs_key = "s3cret", True
+    start = time.monotonic()
+    report = run_smoke(url, prompts=["a"], health_timeout=30, api_key="wrong")
+    assert time.monotonic() - start < 2  # not the 30 s readiness wait
+    assert not report.health.ready and behaviour.chat_calls == 0
+    assert "refused the API key sent" in report.warnings[0]
+
+
+def test_the_right_key_is_sent_as_a_bearer_token_on_every_request(server):
+    url, behaviour = server
+    behaviour.api_key, behaviour.health_needs_key = "s3cret", True
+    report = run_smoke(url, prompts=["a", "b"], health_timeout=5, api_key="s3cret")
+    assert report.exit_code == 0 and all(r.ok for r in report.results)
+    assert behaviour.chat_calls == 2
+    assert set(behaviour.authorizations) == {"Bearer s3cret"}

@@ -18,10 +18,12 @@ A plan that needs more than one node (`plan["launch"]`, vLLM's multi-node launch
 plus its rank's arguments (rank 0 serves HTTP; the others join `--headless`). One node keeps the
 `@app.function` + `@modal.web_server` server.
 
-Authentication is on by default: the engine is started with `--api-key` (vLLM and llama-server share
-the flag) read from the Modal Secret named by `MODELFORMATS_API_KEY_SECRET` (default
-`modelformats-api-key`, holding `MODELFORMATS_API_KEY`); clients send it as a bearer token. Only
-`MODELFORMATS_AUTH=none` serves a public, unauthenticated endpoint.
+Authentication is on by default: the key comes from the Modal Secret named by
+`MODELFORMATS_API_KEY_SECRET` (default `modelformats-api-key`, holding `MODELFORMATS_API_KEY`) and
+reaches the engine in its environment, never its argv (`VLLM_API_KEY` / `LLAMA_API_KEY`). vLLM also
+gets `--middleware modelformats_serve_auth.BearerAuth` (next to this file), which demands the key on
+every path but /health: vLLM's own check leaves /invocations, /tokenize, /metrics... open. Clients
+send it as a bearer token. Only `MODELFORMATS_AUTH=none` serves a public, unauthenticated endpoint.
 
 The plan travels to the containers as `MODELFORMATS_PLAN_JSON` in the functions' environment, so
 a container imports this file with the same plan as your machine, without the planner.
@@ -58,13 +60,34 @@ SECRET_ENV = "MODELFORMATS_HF_SECRET"
 AUTH_ENV = "MODELFORMATS_AUTH"
 AUTH_CHOICES = ("api-key", "none")
 # The Modal Secret holding the key (`modal secret create modelformats-api-key MODELFORMATS_API_KEY=...`); the
-# local entrypoint reads the same variable (or OPENAI_API_KEY) to smoke-test the endpoint.
+# local entrypoint reads the same variable (only that one) to smoke-test the endpoint.
 API_KEY_SECRET_ENV = "MODELFORMATS_API_KEY_SECRET"
 DEFAULT_API_KEY_SECRET = "modelformats-api-key"
 API_KEY_ENV = "MODELFORMATS_API_KEY"
-# vLLM (FrontendArgs.api_key, vllm/entrypoints/common/cli_args.py:335 in 0.33) and llama-server
-# (common/arg.cpp:3492) both take the key as `--api-key KEY` and answer 401 without it.
-API_KEY_FLAG = "--api-key"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineAuth:
+    """How one engine takes the key: an environment variable (argv is world-readable in /proc/*/cmdline)
+    and the arguments that make it guard every path."""
+
+    key_env: str
+    args: tuple[str, ...] = ()
+
+
+# The ASGI middleware vLLM loads with --middleware (a class: vLLM calls app.add_middleware(cls),
+# vllm/entrypoints/serve/middleware/register.py:65-75 in 0.33 and 0.34); copied into the image and put
+# on PYTHONPATH, since vLLM plans' images do not hold modelformats.
+AUTH_MODULE = Path(__file__).resolve().with_name("modelformats_serve_auth.py")
+AUTH_DIR_IN_IMAGE = "/opt/modelformats_serve"
+ENGINE_AUTH: Mapping[str, EngineAuth] = {
+    # VLLM_API_KEY: vllm/envs.py:829 and register.py:33 (0.33); vLLM's own check guards only /v1, /v2,
+    # /inference, /cohere (authenticate.py:11), so BearerAuth guards the rest (it reads the same variable).
+    "vllm": EngineAuth(key_env="VLLM_API_KEY", args=("--middleware", "modelformats_serve_auth.BearerAuth")),
+    # LLAMA_API_KEY: common/arg.cpp:3492-3501 (llama-cpp-python 0.3.36 sdist), a comma-separated list;
+    # llama-server checks every path but /health, /v1/health and its web UI (tools/server/server-http.cpp:251-258).
+    "llamacpp": EngineAuth(key_env="LLAMA_API_KEY"),
+}
 
 MINUTES = 60
 HOURS = 60 * MINUTES
@@ -156,6 +179,9 @@ class ServeSpec:
     # "api-key": the engine demands the key of the Modal Secret `api_key_secret`; "none": public.
     auth: str
     api_key_secret: str | None
+    # auth "api-key": the engine's key variable and the arguments rank 0 adds (vLLM: the middleware).
+    key_env: str | None
+    auth_args: tuple[str, ...]
     max_inputs: int
     download_root: str
     base_image: str
@@ -201,6 +227,20 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
             f"The plan needs {nodes} nodes but carries no multi-node launch facts ('launch'); only vLLM plans "
             "run on several nodes. Re-plan with vLLM, a larger --gpu TYPE:N or a smaller quant (docs/modal.md)."
         )
+    local = [i["source_dir"] for i in (plan.get("download") or {}).get("items") or () if i.get("source_dir")]
+    if local:
+        raise PlanError(
+            f"The plan for {plan.get('repo_id')!r} reads its weights from a local directory ({local[0]!r}): "
+            "that path does not exist in a Modal container. Re-plan from the Hub repo "
+            "(`modelformats plan REPO_ID --json`, not a local path) so the download function fetches it."
+        )
+    name = str(engine.get("name"))
+    engine_auth = ENGINE_AUTH.get(name)
+    if auth == "api-key" and engine_auth is None:
+        raise PlanError(
+            f"The example does not know how engine {name!r} takes an API key: re-plan with --engine vllm or "
+            f"llamacpp, or set {AUTH_ENV}=none for a public endpoint."
+        )
     mp = launch.get("mp") or {}
     cluster = launch.get("modal_cluster") or {}
     size = plan.get("download_bytes")
@@ -212,7 +252,6 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
     if nodes > 1:
         # Every rank is scheduled and joins the process group before rank 0 answers.
         startup += CLUSTER_JOIN_S
-    name = str(engine.get("name"))
     image_env = {
         "HF_XET_HIGH_PERFORMANCE": "1",
         **{str(k): str(v) for k, v in (engine.get("env") or {}).items()},
@@ -221,6 +260,9 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
     if home:
         image_env["PATH"] = f"{home}:{_SYSTEM_PATH}"
         image_env["LD_LIBRARY_PATH"] = f"{home}:{_CUDA_LIBRARY_PATH}"
+    auth_args = engine_auth.args if auth == "api-key" and engine_auth else ()
+    if auth_args:  # the middleware module, copied next to nothing else
+        image_env["PYTHONPATH"] = AUTH_DIR_IN_IMAGE
     return ServeSpec(
         engine=name,
         argv=argv,
@@ -234,6 +276,8 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
         apt_packages=tuple(cluster.get("apt_install") or ()) if nodes > 1 else (),
         auth=auth,
         api_key_secret=(api_key_secret or DEFAULT_API_KEY_SECRET) if auth == "api-key" else None,
+        key_env=engine_auth.key_env if auth == "api-key" and engine_auth else None,
+        auth_args=auth_args,
         max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
         download_root=str((plan.get("download") or {}).get("root") or "/models"),
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
@@ -248,23 +292,31 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
     )
 
 
-def node_argv(spec: ServeSpec, *, rank: int = 0, master_addr: str = "", api_key: str | None = None) -> tuple[str, ...]:
-    """The command one container runs: the plan's argv, its rank's arguments, and (rank 0, auth on) the key.
+def node_argv(spec: ServeSpec, *, rank: int = 0, master_addr: str = "") -> tuple[str, ...]:
+    """The command one container runs: the plan's argv, its rank's arguments, and (rank 0, auth on) the
+    engine's auth arguments. Never the key: that travels in the environment (`engine_env`).
 
-    Only rank 0 serves HTTP, so only it takes `--api-key`; the others run `--headless`.
+    Only rank 0 serves HTTP, so only it is guarded; the others run `--headless`.
     """
     if rank < 0 or rank >= spec.nodes:
         raise PlanError(f"rank {rank} is outside the plan's {spec.nodes} node(s).")
-    if spec.auth == "api-key" and rank == 0 and not api_key:
+    extra = spec.head_args if rank == 0 else spec.worker_args
+    filled = tuple(a.replace("{master_addr}", master_addr).replace("{node_rank}", str(rank)) for a in extra)
+    return (*spec.argv, *filled, *(spec.auth_args if rank == 0 else ()))
+
+
+def engine_env(spec: ServeSpec, *, rank: int = 0, api_key: str | None = None) -> dict[str, str]:
+    """What the engine process adds to its environment: rank 0 with auth on gets the key under the
+    engine's own variable (`VLLM_API_KEY` / `LLAMA_API_KEY`); PlanError when auth is on and no key came."""
+    if spec.auth != "api-key" or rank != 0 or spec.key_env is None:
+        return {}
+    if not api_key:
         raise PlanError(
             f"Authentication is on but {API_KEY_ENV} is empty: attach the Modal Secret {spec.api_key_secret!r} "
             f"(`modal secret create {spec.api_key_secret} {API_KEY_ENV}=...`), or set {AUTH_ENV}=none to serve "
             "a public endpoint."
         )
-    extra = spec.head_args if rank == 0 else spec.worker_args
-    filled = tuple(a.replace("{master_addr}", master_addr).replace("{node_rank}", str(rank)) for a in extra)
-    key = (API_KEY_FLAG, api_key) if spec.auth == "api-key" and rank == 0 and api_key else ()
-    return (*spec.argv, *filled, *key)
+    return {spec.key_env: api_key}
 
 
 def _is_project(requirement: str) -> bool:
@@ -309,6 +361,8 @@ for _requirement in SPEC.project_requirements:
     serve_image = serve_image.add_local_dir(
         PROJECT_ROOT, PROJECT_IN_IMAGE, copy=True, ignore=_PROJECT_IGNORE
     ).run_commands(_project_install_command(_requirement))
+if SPEC.auth_args:  # vLLM's --middleware imports it from PYTHONPATH (SPEC.image_env)
+    serve_image = serve_image.add_local_file(AUTH_MODULE, f"{AUTH_DIR_IN_IMAGE}/{AUTH_MODULE.name}", copy=True)
 serve_image = serve_image.env(dict(SPEC.image_env))
 
 download_image = (
@@ -392,11 +446,13 @@ _SERVE_VOLUMES = {SPEC.download_root: weights_volume, HF_CACHE: hf_cache_volume,
 
 
 def _start_engine(rank: int = 0, master_addr: str = "") -> subprocess.Popen[bytes]:
-    """Start this container's engine process (argv as planned plus its rank's arguments, no shell)."""
-    argv = node_argv(SPEC, rank=rank, master_addr=master_addr, api_key=os.environ.get(API_KEY_ENV))
+    """Start this container's engine process (argv as planned plus its rank's arguments, no shell; the key,
+    if any, in its environment)."""
+    argv = node_argv(SPEC, rank=rank, master_addr=master_addr)
+    env = {**os.environ, **engine_env(SPEC, rank=rank, api_key=os.environ.get(API_KEY_ENV))}
     if rank == 0:
         threading.Thread(target=_sample_gpu_memory, name="gpu-memory", daemon=True).start()
-    return subprocess.Popen(list(argv))
+    return subprocess.Popen(list(argv), env=env)
 
 
 if SPEC.nodes == 1:
@@ -466,6 +522,19 @@ def _read_gpu_memory(since: float) -> Any:
     )
 
 
+def _check_secret(name: str) -> None:
+    """Stop with the command that creates the API-key secret when the workspace lacks it (Modal would
+    otherwise fail the serving function at start with only 'Secret not found')."""
+    try:
+        modal.Secret.from_name(name, required_keys=[API_KEY_ENV]).hydrate()
+    except modal.exception.NotFoundError as exc:
+        raise SystemExit(
+            f"The Modal Secret {name!r} does not exist ({exc}). Create it with "
+            f"`modal secret create {name} {API_KEY_ENV}=$MODELFORMATS_API_KEY`, or set {AUTH_ENV}=none "
+            "to serve a public endpoint."
+        ) from exc
+
+
 @app.local_entrypoint()
 def test_gguf_model(skip_download: bool = False, max_tokens: int = 256) -> None:
     """Download the plan's files, start the server, send the three prompts, print answers and timings."""
@@ -473,12 +542,15 @@ def test_gguf_model(skip_download: bool = False, max_tokens: int = 256) -> None:
 
     nodes = f" x {SPEC.nodes} nodes" if SPEC.nodes > 1 else ""
     print(f"plan: {PLAN['repo_id']} -> {SPEC.engine} on {SPEC.gpu}{nodes}: {' '.join(SERVE_ARGV)}")
-    api_key = os.environ.get(API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or None
+    # Only our own variable: OPENAI_API_KEY is the user's OpenAI key and must not go to this endpoint.
+    api_key = os.environ.get(API_KEY_ENV) or None
     if SPEC.auth == "api-key" and not api_key:
         raise SystemExit(
-            f"The endpoint demands the key in the Modal Secret {SPEC.api_key_secret!r}: export {API_KEY_ENV} (or "
-            f"OPENAI_API_KEY) with the same value to smoke-test it, or set {AUTH_ENV}=none for a public endpoint."
+            f"The endpoint demands the key in the Modal Secret {SPEC.api_key_secret!r}: export {API_KEY_ENV} "
+            f"with the same value to smoke-test it, or set {AUTH_ENV}=none for a public endpoint."
         )
+    if SPEC.api_key_secret:
+        _check_secret(SPEC.api_key_secret)
     if not skip_download:
         print(download_weights.remote())
     started = time.time()

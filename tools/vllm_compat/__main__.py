@@ -150,7 +150,51 @@ def check_case(case: dict[str, Any], unlocked: tuple[str, ...] = ()) -> list[str
     missing = [n for n in named if n not in installed and n not in unlocked]
     if missing:
         problems.append(f"VLLM_PLUGINS names {missing}, not installed entry points {sorted(installed)}")
+    if (probe := case.get("auth_probe")) is not None:
+        problems += _auth_problems(args, probe)
     return problems
+
+
+# Paths vLLM serves besides /v1 (SageMaker's /invocations runs chat/completions): all must demand the key.
+_GUARDED_PATHS = ("/invocations", "/tokenize", "/pooling", "/score", "/rerank", "/metrics", "/v1/chat/completions")
+
+
+def _auth_problems(args: Any, probe: dict[str, Any]) -> list[str]:
+    """The parsed args' middleware applied by vLLM's own init_entrypoints_middleware to a FastAPI app with
+    vLLM's route names, the key in the environment as the Modal example sets it: 401 on every guarded
+    path without the key, 200 with it, /health open."""
+    import os
+
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+    from vllm.entrypoints.serve.middleware.register import init_entrypoints_middleware
+
+    sys.path.insert(0, probe["path"])
+    saved = {k: os.environ.get(k) for k in probe["env"]}
+    os.environ.update(probe["env"])
+    try:
+        app = FastAPI()
+        for path in (*_GUARDED_PATHS, "/health"):
+            app.add_api_route(path, lambda: {"ok": True}, methods=["GET", "POST"])
+        init_entrypoints_middleware(args, app, ("generate",))
+        key = next(iter(probe["env"].values()))
+        problems = []
+        with TestClient(app) as client:
+            for path in _GUARDED_PATHS:
+                without = client.post(path, json={}).status_code
+                with_key = client.post(path, json={}, headers={"Authorization": f"Bearer {key}"}).status_code
+                if (without, with_key) != (401, 200):
+                    problems.append(f"{path}: {without} without the key, {with_key} with it (want 401, 200)")
+            if (health := client.get("/health").status_code) != 200:
+                problems.append(f"/health answers {health} without the key (want 200)")
+        return problems
+    finally:
+        sys.path.remove(probe["path"])
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def check_tables(data: dict[str, Any], builtin: list[str]) -> list[str]:

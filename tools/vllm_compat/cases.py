@@ -11,7 +11,9 @@ Two sources, both on by default:
   every recorded listing, with the expectations read from the plan's other fields (plan_shape.md),
   not from its argv. Listings that produce no vLLM plan are reported as skipped.
 - `modal`: the argv the Modal example (examples/modal_vllm/app.py) runs per container: a one-node plan's
-  rank 0 with `--api-key`, and a two-node cluster's rank 0 and headless worker.
+  rank 0 with `--middleware modelformats_serve_auth.BearerAuth` (the key in VLLM_API_KEY, probed by the
+  checker through vLLM's own middleware loading), and a two-node cluster's rank 0 and headless worker.
+Labels in REQUIRED (the two-node ranks, the experts cases...) must be built: a missing one exits 1.
 `--bad` writes cases that must fail (a flag vLLM does not have, a value that differs from the plan,
 a scheduler conflict, a model path vLLM does not take for GGUF, a wrong quantization table):
 nox checks that the checker rejects each one.
@@ -380,16 +382,21 @@ def modal_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
         base = _plan_case(plan)
         ranks = range(app.SPEC.nodes)
         for rank in ranks:
-            argv = list(app.node_argv(app.SPEC, rank=rank, master_addr=_MASTER, api_key=_KEY))
+            argv = list(app.node_argv(app.SPEC, rank=rank, master_addr=_MASTER))
             extra = dict(base["expect_extra"])
             args: dict[str, Any] = dict(base["expect_args"])
             if app.SPEC.nodes > 1:
                 extra |= {"nnodes": app.SPEC.nodes, "node_rank": rank, "master_addr": _MASTER}
                 args["headless"] = rank > 0
+            probe = {}
             if rank == 0:
-                args["api_key"] = [_KEY]
+                # The key is not in argv; vLLM loads the example's middleware, which reads it from the env.
+                args |= {"api_key": None, "middleware": [app.SPEC.auth_args[1]]}
+                probe = {"auth_probe": {"env": app.engine_env(app.SPEC, api_key=_KEY), "path": str(EXAMPLE.parent)}}
             cases.append(
-                base | {"label": f"modal:{label} rank {rank}", "argv": argv, "expect_extra": extra, "expect_args": args}
+                base
+                | {"label": f"modal:{label} rank {rank}", "argv": argv, "expect_extra": extra, "expect_args": args}
+                | probe
             )
     return cases, skipped
 
@@ -404,6 +411,34 @@ def _plan_from(listings: list[Path], repo_id: str, version: str) -> tuple[dict[s
     except ModelFormatsError as exc:
         return None, str(exc).splitlines()[0]
     return made.to_dict(), ""
+
+
+# Cases that must exist whenever their source runs: a plan change that makes one vanish (skipped, or
+# no longer built) fails the session instead of passing with fewer checks.
+# Each label maps to the first vLLM version it is required on (the target's GGUF runs through
+# modelformats' vLLM plugin, which supports 0.33 and later only: vllm_plugin/_versions.py).
+REQUIRED: dict[str, dict[str, str]] = {
+    "engine": {
+        "engine:safetensors-mixtral-experts-per-token": "0",
+        "engine:gguf-target-moe-experts-per-token": "0.33.0",
+        "engine:safetensors-mixtral-ep": "0",
+        "engine:remote-code-multinode": "0",
+    },
+    "modal": {"modal:one-node rank 0": "0", "modal:two-node rank 0": "0", "modal:two-node rank 1": "0"},
+}
+
+
+def missing_required(version: str, sources: list[str], cases: list[dict[str, Any]]) -> list[str]:
+    """Required labels of the chosen sources that no case carries (an engine case may name its plugin after)."""
+    from packaging.version import Version
+
+    labels = {case["label"].split(" (", 1)[0] for case in cases}
+    return [
+        label
+        for name in sources
+        for label, since in REQUIRED.get(name, {}).items()
+        if Version(version) >= Version(since) and label not in labels
+    ]
 
 
 # The one place that names the case sources; `--source` picks among them.
@@ -422,7 +457,17 @@ def bad_cases(version: str) -> list[dict[str, Any]]:
     misspelt = [("--max-model-length" if a == "--max-model-len" else a) for a in argv]
     i = argv.index("--max-model-len")
     chunked = [*argv[: i + 2], "--no-enable-chunked-prefill", "--max-num-batched-tokens", "1024", *argv[i + 2 :]]
+    # The Modal one-node rank 0 without the example's middleware: vLLM's own VLLM_API_KEY check alone
+    # leaves /invocations open, which only the auth probe can see.
+    modal = next(c for c in modal_cases(version)[0] if c["label"] == "modal:one-node rank 0")
+    cut = modal["argv"].index("--middleware")
+    unguarded = modal | {
+        "label": "bad:vllm-own-api-key-only",
+        "argv": modal["argv"][:cut] + modal["argv"][cut + 2 :],
+        "expect_args": {k: v for k, v in modal["expect_args"].items() if k != "middleware"},
+    }
     return [
+        unguarded,
         good | {"label": "bad:misspelt-flag", "argv": misspelt},
         good | {"label": "bad:value-differs", "expect": good["expect"] | {"max_model_len": 1234}},
         good | {"label": "bad:chunked-prefill-conflict", "argv": chunked},
@@ -500,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(data['cases'])} case(s) for vLLM {args.vllm_version} -> {args.output}", file=sys.stderr)
     for line in data["skipped"]:
         print(f"  skipped {line}", file=sys.stderr)
+    if not args.bad and (missing := missing_required(args.vllm_version, args.source or list(SOURCES), data["cases"])):
+        print(f"required case(s) missing (skipped or no longer built): {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 
