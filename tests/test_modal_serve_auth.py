@@ -2,7 +2,8 @@
 
 vLLM's own --api-key check guards only /v1, /v2, /inference and /cohere; the middleware must refuse
 every other path too (/invocations runs chat on vLLM's SageMaker route), leaving only /health open.
-`tools/vllm_compat` also runs it through vLLM's own `--middleware` loading on a FastAPI app.
+`tools/vllm_compat` also runs it through vLLM's own `--middleware` loading on a FastAPI app; the last test
+checks that `vllm_compat` fails when a required case (the Modal ranks, the experts cases) vanishes.
 """
 
 from __future__ import annotations
@@ -114,3 +115,23 @@ def test_no_key_refuses_to_start_rather_than_serve_in_the_open(monkeypatch):
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     with pytest.raises(RuntimeError, match="VLLM_API_KEY is empty"):
         auth.BearerAuth(_echo_app)
+
+
+def test_vllm_compat_fails_when_a_required_case_vanishes():
+    """tools/vllm_compat/cases.py: the two-node ranks and the experts cases must be built, or the run fails."""
+    from tools.vllm_compat.cases import REQUIRED, missing_required
+
+    every = [{"label": label} for labels in REQUIRED.values() for label in labels]
+    assert missing_required("0.33.0", ["engine", "modal"], every) == []
+    # The plugin-backed GGUF case names its plugin after the label; it still counts.
+    renamed = [c if "gguf" not in c["label"] else {"label": c["label"] + " (modelformats plugin)"} for c in every]
+    assert missing_required("0.33.0", ["engine", "modal"], renamed) == []
+    dropped = ("modal:two-node rank 1", "engine:gguf-target-moe-experts-per-token")
+    without = [c for c in every if c["label"] not in dropped]
+    assert missing_required("0.33.0", ["engine", "modal"], without) == [
+        "engine:gguf-target-moe-experts-per-token",
+        "modal:two-node rank 1",
+    ]
+    # Where modelformats' plugin does not run (0.23), the GGUF target's case is not required.
+    assert missing_required("0.23.0", ["engine", "modal"], without) == ["modal:two-node rank 1"]
+    assert missing_required("0.33.0", ["cli"], []) == []

@@ -415,29 +415,28 @@ def _plan_from(listings: list[Path], repo_id: str, version: str) -> tuple[dict[s
 
 # Cases that must exist whenever their source runs: a plan change that makes one vanish (skipped, or
 # no longer built) fails the session instead of passing with fewer checks.
-# Each label maps to the first vLLM version it is required on (the target's GGUF runs through
-# modelformats' vLLM plugin, which supports 0.33 and later only: vllm_plugin/_versions.py).
-REQUIRED: dict[str, dict[str, str]] = {
+# Each label maps to whether it needs modelformats' vLLM plugin (the target's GGUF on vLLM does): such a
+# case is required only where the version's profile says the plugin runs (`VllmProfile.modelformats_plugin`).
+REQUIRED: dict[str, dict[str, bool]] = {
     "engine": {
-        "engine:safetensors-mixtral-experts-per-token": "0",
-        "engine:gguf-target-moe-experts-per-token": "0.33.0",
-        "engine:safetensors-mixtral-ep": "0",
-        "engine:remote-code-multinode": "0",
+        "engine:safetensors-mixtral-experts-per-token": False,
+        "engine:gguf-target-moe-experts-per-token": True,
+        "engine:safetensors-mixtral-ep": False,
+        "engine:remote-code-multinode": False,
     },
-    "modal": {"modal:one-node rank 0": "0", "modal:two-node rank 0": "0", "modal:two-node rank 1": "0"},
+    "modal": {"modal:one-node rank 0": False, "modal:two-node rank 0": False, "modal:two-node rank 1": False},
 }
 
 
 def missing_required(version: str, sources: list[str], cases: list[dict[str, Any]]) -> list[str]:
     """Required labels of the chosen sources that no case carries (an engine case may name its plugin after)."""
-    from packaging.version import Version
-
+    plugin_runs = vllm_engine(version).profile.modelformats_plugin
     labels = {case["label"].split(" (", 1)[0] for case in cases}
     return [
         label
         for name in sources
-        for label, since in REQUIRED.get(name, {}).items()
-        if Version(version) >= Version(since) and label not in labels
+        for label, needs_plugin in REQUIRED.get(name, {}).items()
+        if (plugin_runs or not needs_plugin) and label not in labels
     ]
 
 
