@@ -2,7 +2,7 @@
 
 vLLM's own --api-key check guards only /v1, /v2, /inference and /cohere; the middleware must refuse
 every other path too (/invocations runs chat on vLLM's SageMaker route), leaving only /health open.
-`tools/vllm_compat` also runs it through vLLM's own `--middleware` loading on a FastAPI app; the last test
+`tools/vllm_compat` also runs it inside vLLM's own app (`build_app` with the parsed `--middleware`); the last test
 checks that `vllm_compat` fails when a required case (the Modal ranks, the experts cases) vanishes.
 """
 

@@ -159,36 +159,32 @@ _GUARDED_PATHS = ("/invocations", "/tokenize", "/pooling", "/score", "/rerank", 
 
 
 def _auth_problems(args: Any, probe: dict[str, Any] | None) -> list[str]:
-    """The parsed args' middleware applied by vLLM's own init_entrypoints_middleware to a FastAPI app with
-    vLLM's route names, the key in the environment as the Modal example sets it: 401 on every guarded
-    path without the key, 200 with it, /health open. Nothing to check for a case without a probe."""
+    """vLLM's own app (`build_app(args)`: its real routes, its --api-key/VLLM_API_KEY check and its loading
+    of the parsed `--middleware`), with the key in the environment as the Modal example sets it: every
+    guarded path answers 401 without the key and is routed (anything but 401) with it; GET /health is
+    routed without it. No engine runs, so routed requests may answer 4xx/5xx. Nothing to check without
+    a probe."""
     import os
 
     if probe is None:
         return []
-
-    from fastapi import FastAPI
     from starlette.testclient import TestClient
-    from vllm.entrypoints.serve.middleware.register import init_entrypoints_middleware
+    from vllm.entrypoints.openai.api_server import build_app
 
     sys.path.insert(0, probe["path"])
     saved = {k: os.environ.get(k) for k in probe["env"]}
     os.environ.update(probe["env"])
     try:
-        app = FastAPI()
-        for path in (*_GUARDED_PATHS, "/health"):
-            app.add_api_route(path, lambda: {"ok": True}, methods=["GET", "POST"])
-        init_entrypoints_middleware(args, app, ("generate",))
-        key = next(iter(probe["env"].values()))
+        client = TestClient(build_app(args, ("generate",)), raise_server_exceptions=False)
+        bearer = {"Authorization": f"Bearer {next(iter(probe['env'].values()))}"}
         problems = []
-        with TestClient(app) as client:
-            for path in _GUARDED_PATHS:
-                without = client.post(path, json={}).status_code
-                with_key = client.post(path, json={}, headers={"Authorization": f"Bearer {key}"}).status_code
-                if (without, with_key) != (401, 200):
-                    problems.append(f"{path}: {without} without the key, {with_key} with it (want 401, 200)")
-            if (health := client.get("/health").status_code) != 200:
-                problems.append(f"/health answers {health} without the key (want 200)")
+        for path in _GUARDED_PATHS:
+            without = client.post(path, json={}).status_code
+            with_key = client.post(path, json={}, headers=bearer).status_code
+            if without != 401 or with_key == 401:
+                problems.append(f"{path}: {without} without the key, {with_key} with it (want 401, not 401)")
+        if client.get("/health").status_code == 401:
+            problems.append("GET /health answers 401 without the key (want it open)")
         return problems
     finally:
         sys.path.remove(probe["path"])
