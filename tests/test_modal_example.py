@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -373,3 +374,33 @@ def test_two_node_argv_per_rank(offline, two_node_plan):
     assert worker == (*argv, "--node-rank", "1", "--master-addr", "10.0.0.1", "--headless")
     with pytest.raises(ValueError, match="rank 2 is outside the plan's 2 node"):
         app.node_argv(app.SPEC, rank=2, master_addr="10.0.0.1")
+
+
+def test_a_plan_with_install_overrides_writes_them_before_the_install(offline, tmp_path):
+    # vLLM 0.34.0 pins a flashinfer-python that PyPI does not have: its plans carry engine.overrides,
+    # and the image must pass them to `uv pip install --override`, or the image does not build.
+    path = _write_plan(tmp_path, "target-vllm-0.34.json", vllm_version="0.34.0")
+    plan = json.loads(path.read_text())
+    assert plan["engine"]["overrides"] == ["flashinfer-python==0.7.4"]
+    calls = []
+    real = modal.Image.uv_pip_install
+
+    def recording(self, *packages, **kwargs):
+        calls.append((packages, kwargs))
+        return real(self, *packages, **kwargs)
+
+    offline.setattr(modal.Image, "uv_pip_install", recording)
+    app = import_app(offline, path)
+    assert app.SPEC.overrides == ("flashinfer-python==0.7.4",)
+    serve_install = next(kwargs for packages, kwargs in calls if "vllm==0.34.0" in packages)
+    assert serve_install["extra_options"] == f"--override {app.OVERRIDES_IN_IMAGE}"
+    # The command that writes the file, run here against a temporary path, writes exactly the lines.
+    target = tmp_path / "o" / "overrides.txt"
+    command = app.overrides_file_command(("a==1", "b<2; python_version>'3'"), str(target))
+    subprocess.run(["sh", "-c", command], check=True)
+    assert target.read_text().splitlines() == ["a==1", "b<2; python_version>'3'"]
+
+
+def test_a_plan_without_overrides_installs_plainly(offline, plans):
+    app = import_app(offline, plans["vllm"])
+    assert app.SPEC.overrides == () and app.requirements_install_options(app.SPEC) == ""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import threading
 import time
@@ -80,6 +81,8 @@ class EngineAuth:
 # on PYTHONPATH, since vLLM plans' images do not hold modelformats.
 AUTH_MODULE = Path(__file__).resolve().with_name("modelformats_serve_auth.py")
 AUTH_DIR_IN_IMAGE = "/opt/modelformats_serve"
+# The plan's `uv pip install --override` lines, written into the image before the requirements install.
+OVERRIDES_IN_IMAGE = "/opt/modelformats_overrides/overrides.txt"
 ENGINE_AUTH: Mapping[str, EngineAuth] = {
     # VLLM_API_KEY: vllm/envs.py:829 and register.py:33 (0.33); vLLM's own check guards only /v1, /v2,
     # /inference, /cohere (authenticate.py:11), so BearerAuth guards the rest (it reads the same variable).
@@ -188,6 +191,9 @@ class ServeSpec:
     requirements: tuple[str, ...]
     # Requirements naming modelformats itself (not on PyPI): installed from this checkout instead.
     project_requirements: tuple[str, ...]
+    # `uv pip install --override` lines without which the requirements do not resolve (the plan's
+    # engine.overrides, e.g. vLLM 0.34.0's unpublished flashinfer pin); written to OVERRIDES_IN_IMAGE.
+    overrides: tuple[str, ...]
     image_env: Mapping[str, str]
     download_timeout: int
     web_startup_timeout: int
@@ -283,6 +289,7 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
         requirements=tuple(r for r in engine.get("requirements") or () if not _is_project(r)),
         project_requirements=tuple(r for r in engine.get("requirements") or () if _is_project(r)),
+        overrides=tuple(str(o) for o in engine.get("overrides") or ()),
         image_env=image_env,
         download_timeout=download,
         web_startup_timeout=startup,
@@ -332,6 +339,17 @@ def _project_install_command(requirement: str) -> str:
     return f"python -m pip install --no-deps '{target}'"
 
 
+def overrides_file_command(overrides: tuple[str, ...], path: str = OVERRIDES_IN_IMAGE) -> str:
+    """The shell command that writes the plan's override lines to `path` (one per line, quoted)."""
+    lines = " ".join(shlex.quote(line) for line in overrides)
+    return f"mkdir -p {shlex.quote(str(Path(path).parent))} && printf '%s\\n' {lines} > {shlex.quote(path)}"
+
+
+def requirements_install_options(spec: ServeSpec) -> str:
+    """Extra `uv pip install` options for the engine requirements: the overrides file when the plan has one."""
+    return f"--override {OVERRIDES_IN_IMAGE}" if spec.overrides else ""
+
+
 def parse_nvidia_smi(text: str) -> list[tuple[float, float]]:
     """(used MiB, total MiB) per GPU from nvidia-smi's `--format=csv,noheader,nounits` output."""
     rows = []
@@ -354,8 +372,10 @@ app = modal.App(APP_NAME)
 serve_image = modal.Image.from_registry(SPEC.base_image, add_python=PYTHON).entrypoint([])
 if SPEC.apt_packages:  # RDMA between cluster nodes needs the InfiniBand verbs library
     serve_image = serve_image.apt_install(*SPEC.apt_packages)
+if SPEC.overrides:  # uv reads --override from a file: written in a layer of its own, before the install
+    serve_image = serve_image.run_commands(overrides_file_command(SPEC.overrides))
 if SPEC.requirements:
-    serve_image = serve_image.uv_pip_install(*SPEC.requirements)
+    serve_image = serve_image.uv_pip_install(*SPEC.requirements, extra_options=requirements_install_options(SPEC))
 for _requirement in SPEC.project_requirements:
     # Installed (not just copied) so the `vllm.general_plugins` entry point exists for vLLM to load.
     serve_image = serve_image.add_local_dir(
