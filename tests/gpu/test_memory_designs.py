@@ -515,4 +515,6 @@ def test_the_calibration_benchmark_reads_every_log() -> None:
     rows, fits = bench.evaluate(data)
     assert rows and fits
     assert {r.log for r in rows} <= {log["id"] for log in data["logs"]}
-    assert "fit verdict agrees with vLLM" in bench.render(rows, fits)
+    text = bench.render(rows, fits, data["logs"])
+    assert "fit verdict agrees with vLLM" in text
+    assert text.startswith(f"{len(data['logs'])} logs, by family: ")
