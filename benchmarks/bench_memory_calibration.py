@@ -191,8 +191,25 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.1f}%"
 
 
-def render(rows: list[Row], fits: list[tuple[str, str, bool, bool, bool]]) -> str:
-    out = ["per log", f"{'log':42} {'term':8} {'vLLM':>10} {'estimate':>10} {'error':>8} {'baseline':>9}"]
+def render(
+    rows: list[Row],
+    fits: list[tuple[str, str, bool, bool, bool]],
+    logs: list[Mapping[str, Any]] | None = None,
+) -> str:
+    out: list[str] = []
+    if logs is not None:
+        families: dict[str, int] = defaultdict(int)
+        for log in logs:
+            families[log["family"]] += 1
+        compared = {r.log for r in rows} | {f[0] for f in fits}
+        skipped = [log["id"] for log in logs if log["id"] not in compared]
+        out += [
+            f"{len(logs)} logs, by family: " + ", ".join(f"{fam} {n}" for fam, n in sorted(families.items())),
+            f"not compared (no term the estimator can be held to: see each log's note): {len(skipped)}",
+            *(f"  {lid}" for lid in skipped),
+            "",
+        ]
+    out += ["per log", f"{'log':42} {'term':8} {'vLLM':>10} {'estimate':>10} {'error':>8} {'baseline':>9}"]
     for r in rows:
         unit = GIB if r.term == "weights" else 1
         fmt = "{:>10.2f}" if r.term == "weights" else "{:>10,.0f}"
@@ -233,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": [r.__dict__ | {"error": r.error} for r in rows], "fits": fits}, indent=1))
     else:
-        print(render(rows, fits))
+        print(render(rows, fits, data["logs"]))
     return 0
 
 

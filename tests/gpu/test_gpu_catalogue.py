@@ -152,3 +152,34 @@ def test_check_against_the_installed_modal_client():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "modal does not validate GPU type names: 'NOT-A-GPU' parsed as NOT-A-GPU x1" in done.stdout
+
+
+# Where the catalogue's usable figure (decimal GB) is above the total CUDA reports for the part, a plan
+# sized against it can ask vLLM for memory the card does not have. Switching sizing to the reported
+# figure changes every golden plan, so it is a separate decision; until then these are known gaps.
+_USABLE_ABOVE_REPORTED = {
+    "T4": "usable 16.00e9 B > torch's 14.58 GiB = 15.66e9 B",
+    "A10": "usable 24.00e9 B > torch's 22.18 GiB = 23.82e9 B",
+}
+
+
+@pytest.mark.parametrize("gpu", [g for g in GPU_CATALOGUE if g.reported_memory_bytes is not None], ids=lambda g: g.name)
+def test_usable_memory_does_not_exceed_what_the_engine_reports(gpu, request):
+    if gpu.name in _USABLE_ABOVE_REPORTED:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_USABLE_ABOVE_REPORTED[gpu.name]))
+    assert gpu.usable_memory_bytes <= gpu.reported_memory_bytes
+
+
+def test_every_gpu_says_where_its_reported_total_comes_from():
+    for g in GPU_CATALOGUE:
+        if g.reported_memory_bytes is None:
+            assert g.reported_memory_source.startswith("None: "), g.name
+        else:
+            assert "https://" in g.reported_memory_source, g.name
+            # A reported total is the same part's memory in other units, not another card's.
+            assert 0.9 < g.reported_memory_bytes / g.memory_bytes < 1.1, g.name
+    rows = {row["name"]: row for row in catalogue_dicts()}
+    assert rows["H100"]["reported_memory_bytes"] == round(79.10 * 2**30)
+    assert rows["L4"]["reported_memory_bytes"] == 23034 * 2**20
+    assert rows["A100-40GB"]["reported_memory_bytes"] is None
+    assert rows["A100-40GB"]["reported_memory_source"].startswith("None: ")

@@ -412,3 +412,109 @@ def test_embeddings_and_output_head_in_the_skip_list_are_already_counted() -> No
         }
     )
     assert wb is not None and not wb.assumed
+
+
+_LOG_KEYS = {"id", "source", "family", "model", "vllm", "gpu", "settings", "quoted", "observed", "shape"}
+_SETTINGS_KEYS = {
+    "cuda_graphs_in_budget",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "kv_cache_dtype",
+    "dtype",
+    "block_size",
+    "enforce_eager",
+    "cpu_offload_gb",
+    "max_num_batched_tokens",
+    "max_num_seqs",
+}
+_OBSERVED_KEYS = {
+    "weights_gib",
+    "weights_gib_per_gpu",
+    "kv_available_gib",
+    "kv_tokens",
+    "kv_needed_gib",
+    "kv_needed_tokens",
+    "total_gpu_gib",
+    "started",
+}
+_SHAPE_KEYS = {
+    "params",
+    "layers",
+    "kv_heads",
+    "attention_heads",
+    "head_dim",
+    "hidden_size",
+    "vocab_size",
+    "tie_word_embeddings",
+    "kv_lora_rank",
+    "qk_rope_head_dim",
+    "full_attention_layers",
+    "sliding_attention_layers",
+    "linear_attention_layers",
+    "sliding_window",
+    "num_experts",
+    "expert_intermediate_size",
+    "bytes_per_weight",
+    "quantization_config",
+    "source",
+}
+# Issue 16's list of designs the set must cover, as parts of a log's `family` ("moe+fp8+tp").
+_FAMILIES_REQUIRED = {"dense-gqa", "moe", "mla", "hybrid", "sliding", "fp8", "awq", "gptq", "mxfp4", "gguf", "tp"}
+
+
+def test_calibration_file_schema() -> None:
+    """At least 25 logs, each with the fields the benchmark reads and no field it would silently ignore."""
+    data = json.loads(CALIBRATION.read_text())
+    assert data["format"] == "modelformats-vllm-calibration/1"
+    logs = data["logs"]
+    assert len(logs) >= 25
+    ids = [log["id"] for log in logs]
+    assert len(ids) == len(set(ids))
+    parts: set[str] = set()
+    for log in logs:
+        lid = log["id"]
+        assert _LOG_KEYS <= set(log) <= _LOG_KEYS | {"note"}, lid
+        assert all(isinstance(log[k], str) and log[k] for k in ("id", "source", "family", "model", "vllm", "gpu")), lid
+        assert log["quoted"] and all(isinstance(q, str) and q.strip() for q in log["quoted"]), lid
+        settings, observed, shape = log["settings"], log["observed"], log["shape"]
+        assert set(settings) <= _SETTINGS_KEYS, (lid, set(settings) - _SETTINGS_KEYS)
+        assert observed and set(observed) <= _OBSERVED_KEYS, (lid, set(observed) - _OBSERVED_KEYS)
+        assert set(shape) <= _SHAPE_KEYS, (lid, set(shape) - _SHAPE_KEYS)
+        assert isinstance(shape["source"], str) and shape["source"], lid
+        tp = settings.get("tensor_parallel_size", 1)
+        assert isinstance(tp, int) and tp >= 1, lid
+        # Weights are per GPU in vLLM's log: say so when the model is split.
+        assert "weights_gib" not in observed or tp == 1, lid
+        assert "weights_gib_per_gpu" not in observed or tp > 1, lid
+        util = settings.get("gpu_memory_utilization")
+        assert util is None or 0 < util <= 1, lid
+        assert isinstance(observed.get("started", False), bool), lid
+        assert ("kv_needed_gib" in observed) == ("kv_needed_tokens" in observed), lid
+        if "total_gpu_gib" in observed:
+            assert 4 <= observed["total_gpu_gib"] <= 300, lid
+        parts.update(log["family"].split("+"))
+    assert parts >= _FAMILIES_REQUIRED, _FAMILIES_REQUIRED - parts
+
+
+def test_the_calibration_benchmark_reads_every_log() -> None:
+    """benchmarks/bench_memory_calibration.py runs over the whole set and renders its table."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_memory_calibration.py"
+    spec = importlib.util.spec_from_file_location("bench_memory_calibration", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        del sys.modules[spec.name]
+    data = json.loads(CALIBRATION.read_text())
+    rows, fits = bench.evaluate(data)
+    assert rows and fits
+    assert {r.log for r in rows} <= {log["id"] for log in data["logs"]}
+    text = bench.render(rows, fits, data["logs"])
+    assert "fit verdict agrees with vLLM" in text
+    assert text.startswith(f"{len(data['logs'])} logs, by family: ")

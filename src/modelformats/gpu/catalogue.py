@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 GB = 10**9
+GIB = 2**30
+MIB = 2**20
 
 _TECHBYTES = "https://techbytes.app/posts/serverless-gpu-pricing-matrix-modal-replicate-lambda-2026/"
 _TECHBYTES_DATE = "2026-05-07"
@@ -74,6 +76,13 @@ class GpuType:
     memory_bytes: int
     # What plans are sized against: `memory_bytes` unless the notes give a smaller usable figure.
     usable_memory_bytes: int
+    # The total the engine sees, as a public log or nvidia-smi output reports it for this part
+    # (torch.cuda.mem_get_info's total, which vLLM prints as total_gpu_memory, where one was found;
+    # else nvidia-smi's MiB total, which is a few hundred MiB above it). None: no source was found.
+    # Recorded for comparison only: plans are still sized against `usable_memory_bytes`.
+    reported_memory_bytes: int | None = None
+    # Where `reported_memory_bytes` comes from (the quoted figure and a URL), or why it is None.
+    reported_memory_source: str = ""
     compute_capability: tuple[int, int]
     # GPUs of this type one container may request (all on one host).
     max_count: int
@@ -96,6 +105,8 @@ class GpuType:
             "architecture": self.architecture,
             "memory_bytes": self.memory_bytes,
             "usable_memory_bytes": self.usable_memory_bytes,
+            "reported_memory_bytes": self.reported_memory_bytes,
+            "reported_memory_source": self.reported_memory_source,
             "compute_capability": format_compute_capability(self.compute_capability),
             "max_count": self.max_count,
             "max_count_stated": self.max_count_stated,
@@ -120,6 +131,13 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Turing",
         memory_bytes=16 * GB,
         usable_memory_bytes=16 * GB,
+        # torch's total; nvidia-smi shows 15360MiB on the same part (deepseek-ai/DeepSeek-R1#546).
+        reported_memory_bytes=round(14.58 * GIB),
+        reported_memory_source=(
+            "torch: 'GPU 0 has a total capacty of 14.58 GiB' on 4 x Tesla T4 (vLLM), "
+            "https://github.com/datawhalechina/self-llm/issues/162; nvidia-smi '15360MiB' on Tesla T4, "
+            "https://github.com/deepseek-ai/DeepSeek-R1/issues/546"
+        ),
         compute_capability=(7, 5),
         max_count=8,
         nvlink=False,
@@ -131,6 +149,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ada Lovelace",
         memory_bytes=24 * GB,
         usable_memory_bytes=24 * GB,
+        reported_memory_bytes=23034 * MIB,
+        reported_memory_source=(
+            "nvidia-smi '23034MiB' on NVIDIA L4, https://github.com/NVIDIA/TensorRT-LLM/issues/2398 "
+            "(no torch/vLLM total found; cudaMemGetInfo's is lower than nvidia-smi's)"
+        ),
         compute_capability=(8, 9),
         max_count=8,
         nvlink=False,
@@ -142,6 +165,14 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ampere",
         memory_bytes=24 * GB,
         usable_memory_bytes=24 * GB,
+        # torch's total; nvidia-smi shows 23028MiB on A10 (vllm#10034) and on A10G (TensorRT-LLM#7818).
+        reported_memory_bytes=round(22.18 * GIB),
+        reported_memory_source=(
+            "torch: 'GPU 0 has a total capacity of 22.18 GiB' on one A10 (vllm serve), "
+            "https://github.com/OpenBMB/MiniCPM-V/issues/640; nvidia-smi '23028MiB' on NVIDIA A10, "
+            "https://github.com/vllm-project/vllm/issues/10034, and on NVIDIA A10G, "
+            "https://github.com/NVIDIA/TensorRT-LLM/issues/7818"
+        ),
         compute_capability=(8, 6),
         # Modal: "up to 4 for A10" (the only type below 8).
         max_count=4,
@@ -154,6 +185,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ada Lovelace",
         memory_bytes=48 * GB,
         usable_memory_bytes=48 * GB,
+        reported_memory_bytes=46068 * MIB,
+        reported_memory_source=(
+            "nvidia-smi '46068MiB' on NVIDIA L40S, https://github.com/wtdcode/vllm-backport/issues/14 "
+            "(no torch/vLLM total found; cudaMemGetInfo's is lower than nvidia-smi's)"
+        ),
         compute_capability=(8, 9),
         max_count=8,
         nvlink=False,
@@ -169,6 +205,10 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ampere",
         memory_bytes=40 * GB,
         usable_memory_bytes=40 * GB,
+        reported_memory_source=(
+            "None: no public log quoting the total of an A100 40 GB part (vLLM's total_gpu_memory, torch's "
+            "total or nvidia-smi's MiB) was found in this search."
+        ),
         compute_capability=(8, 0),
         max_count=8,
         # Not stated by Modal; 8-GPU A100 hosts are HGX (SXM4) boards with NVLink.
@@ -181,6 +221,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ampere",
         memory_bytes=80 * GB,
         usable_memory_bytes=80 * GB,
+        reported_memory_source=(
+            "None: no public log naming an A100 80 GB part next to its total was found in this search "
+            "(an A800-SXM4-80GB shows 81920MiB in nvidia-smi, https://github.com/dexmal/dexbotic/issues/41, "
+            "a different part, not used)."
+        ),
         compute_capability=(8, 0),
         max_count=8,
         nvlink=True,
@@ -192,6 +237,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         # NVIDIA's spec; Modal does not state the memory.
         memory_bytes=96 * GB,
         usable_memory_bytes=96 * GB,
+        reported_memory_bytes=97887 * MIB,
+        reported_memory_source=(
+            "nvidia-smi '97887MiB' on 'NVIDIA RTX PRO 6000 Blac...', "
+            "https://github.com/vllm-project/vllm/issues/27542 (no torch/vLLM total found)"
+        ),
         compute_capability=(12, 0),
         # Modal's list states no per-container limit: plan one until it does.
         max_count=1,
@@ -205,6 +255,13 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Hopper",
         memory_bytes=80 * GB,
         usable_memory_bytes=80 * GB,
+        # vLLM's own figure; nvidia-smi shows 81559MiB on H100 80GB HBM3 (vllm#27508).
+        reported_memory_bytes=round(79.10 * GIB),
+        reported_memory_source=(
+            "vLLM: 'total_gpu_memory=79.10GiB' in a log that loads the NVIDIA_H100_80GB_HBM3 MoE config, "
+            "https://github.com/vllm-project/vllm/pull/10927; nvidia-smi '81559MiB' on NVIDIA H100 80GB HBM3, "
+            "https://github.com/vllm-project/vllm/issues/27508"
+        ),
         compute_capability=(9, 0),
         max_count=8,
         nvlink=True,
@@ -217,6 +274,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Hopper",
         memory_bytes=141 * GB,
         usable_memory_bytes=141 * GB,
+        reported_memory_source=(
+            "None: no public log naming an H200 next to its total was found in this search "
+            "(https://github.com/vllm-project/vllm/issues/10702 prints total_gpu_memory=139.72GiB on a host "
+            "its author calls 'H100 8GPU'; the part is not named, so it is not used)."
+        ),
         compute_capability=(9, 0),
         max_count=8,
         nvlink=True,
@@ -229,6 +291,11 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         memory_bytes=192 * GB,
         # modal.md: "~180 GB usable (192 nominal)".
         usable_memory_bytes=180 * GB,
+        reported_memory_bytes=183359 * MIB,
+        reported_memory_source=(
+            "nvidia-smi '183359MiB' on NVIDIA B200, https://github.com/NVIDIA/TensorRT-LLM/issues/10278 "
+            "(no torch/vLLM total found)"
+        ),
         compute_capability=(10, 0),
         max_count=8,
         nvlink=True,
@@ -241,6 +308,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Blackwell Ultra",
         memory_bytes=288 * GB,
         usable_memory_bytes=288 * GB,
+        reported_memory_source="None: no public log quoting a B300's total was found in this search.",
         compute_capability=(10, 3),
         max_count=8,
         nvlink=True,
