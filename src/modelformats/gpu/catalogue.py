@@ -72,14 +72,15 @@ class GpuType:
     # Other strings Modal takes for the same type ("A100" is the 40 GB part; "A10G" is "A10").
     aliases: tuple[str, ...] = ()
     architecture: str
-    # Vendor/Modal figure in decimal GB (10**9 bytes); CUDA reports a little more on these parts.
+    # Vendor/Modal figure in decimal GB (10**9 bytes).
     memory_bytes: int
-    # What plans are sized against: `memory_bytes` unless the notes give a smaller usable figure.
+    # What plans are sized against (vLLM's budget is gpu_memory_utilization x torch's total): the
+    # torch total where a log quotes one below `memory_bytes` (T4, A10), else `memory_bytes`.
     usable_memory_bytes: int
     # The total the engine sees, as a public log or nvidia-smi output reports it for this part
     # (torch.cuda.mem_get_info's total, which vLLM prints as total_gpu_memory, where one was found;
     # else nvidia-smi's MiB total, which is a few hundred MiB above it). None: no source was found.
-    # Recorded for comparison only: plans are still sized against `usable_memory_bytes`.
+    # Where it is torch's figure and below `memory_bytes`, `usable_memory_bytes` is it.
     reported_memory_bytes: int | None = None
     # Where `reported_memory_bytes` comes from (the quoted figure and a URL), or why it is None.
     reported_memory_source: str = ""
@@ -130,7 +131,8 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="T4",
         architecture="Turing",
         memory_bytes=16 * GB,
-        usable_memory_bytes=16 * GB,
+        # torch's total, what vLLM's budget is computed from (16e9 B would promise 0.35 GB the card lacks).
+        usable_memory_bytes=round(14.58 * GIB),
         # torch's total; nvidia-smi shows 15360MiB on the same part (deepseek-ai/DeepSeek-R1#546).
         reported_memory_bytes=round(14.58 * GIB),
         reported_memory_source=(
@@ -164,7 +166,8 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         aliases=("A10G",),
         architecture="Ampere",
         memory_bytes=24 * GB,
-        usable_memory_bytes=24 * GB,
+        # torch's total, what vLLM's budget is computed from (24e9 B would promise 0.18 GB the card lacks).
+        usable_memory_bytes=round(22.18 * GIB),
         # torch's total; nvidia-smi shows 23028MiB on A10 (vllm#10034) and on A10G (TensorRT-LLM#7818).
         reported_memory_bytes=round(22.18 * GIB),
         reported_memory_source=(
