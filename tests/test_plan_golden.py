@@ -423,7 +423,11 @@ def test_a_gated_base_repo_is_not_a_crash():
         lines[1]
         == "- gguf weights on vllm 0.33.0: the GGUF architecture is unknown (no header read and no base config)"
     )
-    assert lines[3].startswith(f"- gguf weights on llamacpp b11312: Cannot size the weights of '{DEFAULT_REPO}'")
+    # Without its base, the GGUF converted is a route too (issue 18), refused for the same unknown architecture.
+    assert lines[3].startswith(
+        "- gguf weights converted to safetensors (bfloat16) on vllm 0.33.0: the gguf architecture is unknown"
+    )
+    assert lines[4].startswith(f"- gguf weights on llamacpp b11312: Cannot size the weights of '{DEFAULT_REPO}'")
 
 
 class _Counting(RecordedSource):
