@@ -81,11 +81,12 @@ class _Route:
     # A converted route: the conversion run after download, and what the alternative's reason adds.
     convert: ConvertStep | None = None
     note: str | None = None
+    # The format the engine serves when it is not the detected one (a converted route's).
+    served_format: str | None = None
 
     @property
     def format(self) -> str:
-        """The format the engine serves (a converted route's, not the repo's)."""
-        return self.weights.format if self.weights is not None else self.detection.detection.format
+        return self.served_format or self.detection.detection.format
 
     @property
     def loads(self) -> bool:
@@ -358,6 +359,7 @@ class _Planner:
         base = _Route(
             label=f"{fmt} weights converted to {target.name} ({CONVERT_DTYPE}) on {engine.label}",
             kind="converted",
+            served_format=target.name,
             listing=listing,
             detection=detected,
             engine=engine,
