@@ -210,7 +210,8 @@ def command_block(
             if len(line) + len(sep) + len(quoted) + len(end) <= width or quoted != word:
                 line += sep + quoted + end
                 continue
-            pieces = _split_word(word, width - len(line) - len(sep), width)
+            # Room for the tail too: a word that fits only without it is still cut (never repeated).
+            pieces = _split_word(word, width - len(line) - len(sep) - len(end), width)
             lines.append(line + sep + pieces[0])
             lines += pieces[1:-1]
             line = pieces[-1] + end
