@@ -404,3 +404,43 @@ def test_a_plan_with_install_overrides_writes_them_before_the_install(offline, t
 def test_a_plan_without_overrides_installs_plainly(offline, plans):
     app = import_app(offline, plans["vllm"])
     assert app.SPEC.overrides == () and app.requirements_install_options(app.SPEC) == ""
+
+
+# --- the GGUF converted after download (issue 18) ------------------------------------------------------------
+
+
+def test_a_converted_plan_converts_in_the_download_function_and_serves_the_directory(offline, tmp_path):
+    from modelformats.sources.recorded import RecordedSource
+
+    made = make_plan(
+        "example/Llama-3.1-8B-Instruct-GGUF",
+        source=RecordedSource.from_paths([SYNTHETIC]),
+        options=PlanOptions(format="native"),
+    )
+    (step,) = made.converts
+    path = tmp_path / "converted.json"
+    path.write_text(json.dumps(made.to_dict()))
+    app = import_app(offline, path)
+    assert app.SERVE_ARGV[:3] == ("vllm", "serve", step.output)
+    assert app.SPEC.download_requirements == (*app.DOWNLOAD_REQUIREMENTS, *app.CONVERT_REQUIREMENTS)
+    # 8.54 GB: 600 s + 8.54e9 / 50 MB/s = 770 s to fetch, then 2 x the plan's 80 s conversion estimate.
+    assert step.estimated_seconds == 80
+    assert app.SPEC.download_timeout == 770 + 160 == app.download_weights.info().timeout
+    # The converted directory lands in the weights Volume the serving container mounts.
+    assert step.output.startswith(app.SPEC.download_root + "/")
+    assert volume_names(app.download_weights.info())[app.SPEC.download_root] == "modelformats-models"
+
+
+def test_a_plan_without_conversion_installs_only_the_download_requirements(offline, plans):
+    app = import_app(offline, plans["vllm"])
+    assert app.SPEC.download_requirements == app.DOWNLOAD_REQUIREMENTS
+
+
+def test_the_convert_requirements_are_the_versions_the_convert_proof_ran(offline, plans):
+    from packaging.requirements import Requirement
+
+    app = import_app(offline, plans["vllm"])
+    lock = (ROOT / "locks" / "vllm-0.33.0.txt").read_text()
+    for requirement in app.CONVERT_REQUIREMENTS:
+        req = Requirement(requirement)
+        assert f"\n{req.name}=={next(iter(req.specifier)).version} \\" in "\n" + lock, requirement

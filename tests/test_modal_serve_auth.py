@@ -122,7 +122,7 @@ def test_vllm_compat_fails_when_a_required_case_vanishes():
     from tools.vllm_compat.cases import REQUIRED, missing_required
 
     every = [{"label": label} for labels in REQUIRED.values() for label in labels]
-    assert missing_required("0.33.0", ["engine", "modal"], every) == []
+    assert missing_required("0.33.0", ["engine", "modal", "cli"], every) == []
     # The plugin-backed GGUF case names its plugin after the label; it still counts.
     renamed = [c if "gguf" not in c["label"] else {"label": c["label"] + " (modelformats plugin)"} for c in every]
     assert missing_required("0.33.0", ["engine", "modal"], renamed) == []
@@ -134,4 +134,8 @@ def test_vllm_compat_fails_when_a_required_case_vanishes():
     ]
     # Where modelformats' plugin does not run (0.23), the GGUF target's case is not required.
     assert missing_required("0.23.0", ["engine", "modal"], without) == ["modal:two-node rank 1"]
-    assert missing_required("0.33.0", ["cli"], []) == []
+    # Issue 18: the converted route's cli cases (synthetic listings with a read header) must be built too.
+    assert missing_required("0.33.0", ["cli"], []) == [
+        "cli:example/Llama-3.1-8B-Instruct-GGUF --format native",
+        "cli:example/Llama-3-70Bx2-MOE-GGUF --format native",
+    ]

@@ -308,6 +308,28 @@ def _check_argv(p: DeploymentPlan) -> None:
     assert argv[argv.index("--port") + 1] == str(p.port)
 
 
+# Issue 18: GGUF repos whose base model's weights are not recorded list the GGUF converted to safetensors on
+# vLLM; their recordings read no header, so the route is refused there (tests/test_plan_convert.py: with one).
+WITHOUT_BASE_WEIGHTS = ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "mradermacher/Llama-3-70Bx2-MOE-GGUF")
+
+
+@pytest.mark.parametrize("repo_id", WITHOUT_BASE_WEIGHTS)
+def test_gguf_repos_without_base_weights_gain_the_converted_route(repo_id):
+    p = plan(repo_id, source=SOURCE)
+    assert [(a.rank, a.label, a.loads) for a in p.alternatives] == [
+        (2, "gguf weights on vllm 0.33.0", False),
+        (3, "gguf weights on vllm 0.33.0 + modelformats plugin", False),
+        (4, "gguf weights converted to safetensors (bfloat16) on vllm 0.33.0", False),
+    ]
+    assert "architecture is unknown" in p.alternatives[-1].reason
+
+
+def test_repos_with_base_weights_plan_no_conversion():
+    for repo_id, row in GOLDEN.items():
+        if isinstance(row, Row) and row.weights_repo is not None:
+            assert all("converted" not in a.label for a in plan(repo_id, source=SOURCE).alternatives)
+
+
 def test_target_as_gguf_selects_q8_0_and_the_base_tokenizer():
     p = plan(None, options=PlanOptions(format="gguf"))
     assert (p.format, p.quant, p.engine.name) == ("gguf", "Q8_0", "llamacpp")
@@ -423,7 +445,11 @@ def test_a_gated_base_repo_is_not_a_crash():
         lines[1]
         == "- gguf weights on vllm 0.33.0: the GGUF architecture is unknown (no header read and no base config)"
     )
-    assert lines[3].startswith(f"- gguf weights on llamacpp b11312: Cannot size the weights of '{DEFAULT_REPO}'")
+    # Without its base, the GGUF converted is a route too (issue 18), refused for the same unknown architecture.
+    assert lines[3].startswith(
+        "- gguf weights converted to safetensors (bfloat16) on vllm 0.33.0: the gguf architecture is unknown"
+    )
+    assert lines[4].startswith(f"- gguf weights on llamacpp b11312: Cannot size the weights of '{DEFAULT_REPO}'")
 
 
 class _Counting(RecordedSource):

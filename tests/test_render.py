@@ -167,6 +167,15 @@ def test_command_block_cuts_only_inside_overlong_words():
     assert block[-1] == "    --port 8000"
 
 
+def test_a_path_that_fits_only_without_the_continuation_is_cut_not_repeated():
+    # `vllm serve PATH \`: a 66-character path fits the 80 columns after `  vllm serve `, but not with ` \`.
+    path = "/models/example/Llama-3.1-8B-Instruct-GGUF/converted-Q8_0-bfloat16"
+    argv = ["vllm", "serve", path, "--port", "8000"]
+    block = command_block(argv, 80)
+    assert max(len(line) for line in block) <= 80
+    assert _unwrapped(block) == argv
+
+
 def test_colour_only_on_a_tty_and_never_with_no_color(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -110,6 +110,11 @@ _CUDA_LIBRARY_PATH = "/usr/local/nvidia/lib:/usr/local/nvidia/lib64"
 # image is reproducible. A test checks these are exactly pyproject's dependency names. (Not read from
 # pyproject.toml at import: containers import this file without the checkout.)
 DOWNLOAD_REQUIREMENTS = ("huggingface_hub==2.4.0", "packaging>=24")
+# A plan whose route converts the GGUF after download (`download.converts`, issue 18) also needs what
+# `modelformats convert` runs on: the `gguf` extra (gguf + numpy) and transformers (the tokenizer when no
+# base model's files came with the GGUF), pinned to the versions `nox -s gguf_convert_proof` ran
+# (locks/vllm-0.33.0.txt). No torch: convert never imports it.
+CONVERT_REQUIREMENTS = ("gguf==0.19.0", "numpy==2.3.5", "transformers==5.20.2", "tokenizers==0.23.3")
 
 HF_CACHE = "/root/.cache/huggingface"
 VLLM_CACHE = "/root/.cache/vllm"
@@ -128,6 +133,10 @@ VOLUME_BYTES_PER_S = 200e6
 ENGINE_INIT_S = 10 * MINUTES
 DOWNLOAD_BASE_S = 10 * MINUTES
 UNKNOWN_BYTES_DOWNLOAD_S = 2 * HOURS
+# The conversion's share of the download function: the plan's estimate (GGUF bytes at the rate
+# benchmarks/bench_convert.py measured on 2 cores) times this margin; an unknown estimate gets 2 h.
+CONVERT_MARGIN = 2.0
+UNKNOWN_CONVERT_S = 2 * HOURS
 MAX_FUNCTION_TIMEOUT_S = 24 * HOURS  # Modal's upper bound for `timeout`
 # Modal schedules the container and pulls the image before the engine starts.
 CONTAINER_START_S = 5 * MINUTES
@@ -187,6 +196,8 @@ class ServeSpec:
     auth_args: tuple[str, ...]
     max_inputs: int
     download_root: str
+    # What the download function's image installs (the convert extras when the plan converts the GGUF).
+    download_requirements: tuple[str, ...]
     base_image: str
     requirements: tuple[str, ...]
     # Requirements naming modelformats itself (not on PyPI): installed from this checkout instead.
@@ -255,6 +266,11 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
         startup = _clamp(ENGINE_INIT_S + size / VOLUME_BYTES_PER_S, ENGINE_INIT_S, 2 * HOURS)
     else:
         download, startup = UNKNOWN_BYTES_DOWNLOAD_S, 2 * HOURS
+    converts = (plan.get("download") or {}).get("converts") or ()
+    for step in converts:
+        seconds = step.get("estimated_seconds")
+        extra = CONVERT_MARGIN * seconds if isinstance(seconds, int) else UNKNOWN_CONVERT_S
+        download = _clamp(download + extra, DOWNLOAD_BASE_S, MAX_FUNCTION_TIMEOUT_S)
     if nodes > 1:
         # Every rank is scheduled and joins the process group before rank 0 answers.
         startup += CLUSTER_JOIN_S
@@ -286,6 +302,7 @@ def serve_spec(plan: Mapping[str, Any], *, auth: str = "api-key", api_key_secret
         auth_args=auth_args,
         max_inputs=int((plan.get("runtime") or {}).get("max_num_seqs") or DEFAULT_MAX_INPUTS),
         download_root=str((plan.get("download") or {}).get("root") or "/models"),
+        download_requirements=DOWNLOAD_REQUIREMENTS + (CONVERT_REQUIREMENTS if converts else ()),
         base_image=str(engine.get("image") or CUDA_BASE_IMAGE),
         requirements=tuple(r for r in engine.get("requirements") or () if not _is_project(r)),
         project_requirements=tuple(r for r in engine.get("requirements") or () if _is_project(r)),
@@ -387,7 +404,7 @@ serve_image = serve_image.env(dict(SPEC.image_env))
 
 download_image = (
     modal.Image.debian_slim(python_version=PYTHON)
-    .uv_pip_install(*DOWNLOAD_REQUIREMENTS)
+    .uv_pip_install(*SPEC.download_requirements)
     .env({"HF_XET_HIGH_PERFORMANCE": "1"})
     .add_local_python_source("modelformats")
 )
@@ -425,11 +442,12 @@ _FUNCTION_ENV = {
     memory=DOWNLOAD_MEMORY_MIB,
 )
 def download_weights() -> str:
-    """Fetch exactly the plan's files into the weights Volume, join .partXofY splits; return the report."""
+    """Fetch exactly the plan's files into the weights Volume, join .partXofY splits, convert the GGUF into
+    the directory the engine serves when the plan says so (`download.converts`); return the report."""
     from modelformats.download import download  # in the download image only
 
     weights_volume.reload()
-    report = download(PLAN)
+    report = download(PLAN, progress=print)
     weights_volume.commit()
     return report.render()
 

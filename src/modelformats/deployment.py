@@ -20,7 +20,15 @@ from modelformats.formats.base import Exclusion, TokenizerSource
 from modelformats.gpu.capability import CapabilityRequirement
 from modelformats.gpu.decision import LaunchFacts, ParallelOption, PolicyComparison
 
-__all__ = ["PLAN_SCHEMA", "Alternative", "DeploymentPlan", "DownloadItem", "EnginePlan", "JoinStep"]
+__all__ = [
+    "PLAN_SCHEMA",
+    "Alternative",
+    "ConvertStep",
+    "DeploymentPlan",
+    "DownloadItem",
+    "EnginePlan",
+    "JoinStep",
+]
 
 PLAN_SCHEMA = "modelformats-plan/1"
 
@@ -91,6 +99,45 @@ class JoinStep:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JoinStep:
         return cls(output=d["output"], parts=_tuple(d.get("parts")), expected_bytes=d.get("expected_bytes"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConvertStep:
+    """`modelformats convert` of the downloaded GGUF `gguf` into the safetensors directory `output`, after
+    download and joins. `base`: a downloaded directory whose config.json and tokenizer the conversion takes
+    (checked against the GGUF) when it holds a config.json; otherwise both come from the GGUF itself."""
+
+    gguf: str
+    output: str
+    dtype: str
+    base: str | None = None
+    # The GGUF's bytes (None: unknown) and the conversion time they give at the measured rate.
+    source_bytes: int | None = None
+    estimated_seconds: int | None = None
+    estimate_basis: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gguf": self.gguf,
+            "output": self.output,
+            "dtype": self.dtype,
+            "base": self.base,
+            "source_bytes": self.source_bytes,
+            "estimated_seconds": self.estimated_seconds,
+            "estimate_basis": self.estimate_basis,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConvertStep:
+        return cls(
+            gguf=d["gguf"],
+            output=d["output"],
+            dtype=d["dtype"],
+            base=d.get("base"),
+            source_bytes=d.get("source_bytes"),
+            estimated_seconds=d.get("estimated_seconds"),
+            estimate_basis=d.get("estimate_basis", ""),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -217,6 +264,8 @@ class DeploymentPlan:
     parallel_options: tuple[ParallelOption, ...] = ()
     launch: LaunchFacts | None = None
     other_policy: PolicyComparison | None = None
+    # GGUF -> safetensors conversions run after download (the converted route); empty for every other plan.
+    converts: tuple[ConvertStep, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +283,7 @@ class DeploymentPlan:
                 "root": self.download_root,
                 "items": [i.to_dict() for i in self.downloads],
                 "joins": [j.to_dict() for j in self.joins],
+                "converts": [c.to_dict() for c in self.converts],
             },
             "download_bytes": self.download_bytes,
             "download_bytes_estimated": self.download_bytes_estimated,
@@ -299,4 +349,5 @@ class DeploymentPlan:
             parallel_options=tuple(ParallelOption.from_dict(p) for p in d.get("parallel_options", ())),
             launch=LaunchFacts.from_dict(d["launch"]) if d.get("launch") else None,
             other_policy=PolicyComparison.from_dict(d["other_policy"]) if d.get("other_policy") else None,
+            converts=tuple(ConvertStep.from_dict(c) for c in download.get("converts", ())),
         )

@@ -7,7 +7,10 @@ one the Hub records. The expected hashes come from the plan (`hashes`), else fro
 `model_info(files_metadata=True)` call per repo at the plan's revision; a plan hash that the Hub
 contradicts is an error (the repo changed). Then `.partXofY` pieces are concatenated, in order,
 into a temporary file that is verified (sizes, GGUF header, tensor data extent) and renamed into
-place; every model GGUF is checked the same way. Finally `plan.json` is written next to the weights.
+place; every model GGUF is checked the same way. A plan whose route converts the GGUF (`download.converts`)
+then runs `modelformats convert` on it into the planned directory (written under a temporary name and
+renamed when whole; a directory already there is a previous run's, kept). Finally `plan.json` is written
+next to the weights.
 
 Partial files live in `<root>/.cache/modelformats/partial/` under hashed names (a long repo file
 name cannot make them too long); a partial no planned file owns any more is deleted at the start of
@@ -99,6 +102,9 @@ class DownloadReport:
     cleaned: tuple[str, ...] = ()
     # Files copied from a local model directory (local paths).
     copied: tuple[str, ...] = ()
+    # Directories the plan's GGUF -> safetensors conversions write (local paths), and those written this run.
+    converts: tuple[str, ...] = ()
+    converted: tuple[str, ...] = ()
     # Bytes of the planned (not optional) files: per repo, the sum of the file sizes when every one is
     # known, else the plan's total for that repo; None when neither is known for some repo.
     total_bytes: int | None = None
@@ -117,6 +123,8 @@ class DownloadReport:
             "transferred_bytes": self.transferred_bytes,
             "cleaned": list(self.cleaned),
             "copied": list(self.copied),
+            "converts": list(self.converts),
+            "converted": list(self.converted),
             "total_bytes": self.total_bytes,
             "total_estimated": self.total_estimated,
         }
@@ -152,6 +160,14 @@ class _Join:
     expected_bytes: int | None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Convert:
+    gguf: Path
+    output: Path
+    dtype: str
+    base: Path | None
+
+
 def _under(root: Path, path: Path, what: str) -> Path:
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
@@ -171,7 +187,7 @@ def _check_pattern(pattern: str) -> str:
     return pattern
 
 
-def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Path]:
+def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], list[_Convert], Path]:
     section = plan.get("download")
     if not isinstance(section, Mapping) or not isinstance(section.get("root"), str):
         raise InvalidRequestError(
@@ -232,10 +248,31 @@ def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], Pat
                 expected_bytes=expected if isinstance(expected, int) else None,
             )
         )
+    converts = [
+        _parse_convert(root, i, raw) for i, raw in enumerate(_list(section.get("converts"), "download.converts"))
+    ]
     # plan.json goes beside the weights; a base-native plan's weights come from another repo than repo_id.
     weights_repo = plan.get("weights_repo_id", plan.get("repo_id"))
     weights_dir = next((it.local_dir for it in items if it.repo_id == weights_repo), root)
-    return root, items, joins, weights_dir / PLAN_FILE
+    return root, items, joins, converts, weights_dir / PLAN_FILE
+
+
+def _parse_convert(root: Path, i: int, raw: Any) -> _Convert:
+    where = f"download.converts[{i}]"
+    if not isinstance(raw, Mapping) or not all(isinstance(raw.get(k), str) for k in ("gguf", "output", "dtype")):
+        raise InvalidRequestError(
+            f"The plan's {where} must be an object with gguf, output and dtype strings; make the plan with "
+            "`modelformats plan --json`."
+        )
+    base = raw.get("base")
+    if base is not None and not isinstance(base, str):
+        raise InvalidRequestError(f"The plan's {where}.base must be a path or null, got {base!r}.")
+    return _Convert(
+        gguf=_under(root, Path(raw["gguf"]), f"{where}.gguf"),
+        output=_under(root, Path(raw["output"]), f"{where}.output"),
+        dtype=raw["dtype"],
+        base=_under(root, Path(base), f"{where}.base") if base is not None else None,
+    )
 
 
 def _list(value: Any, field: str) -> list[Any]:
@@ -337,7 +374,7 @@ def download(
     directories: their files are copied from there (regular files only), not fetched. A plan made from a local
     directory names it per item (`source_dir`); `local_sources` overrides that.
     """
-    root, items, joins, plan_path = _parse(plan)
+    root, items, joins, converts, plan_path = _parse(plan)
     files = tuple(_planned(items))
     outputs = tuple(str(j.output) for j in joins)
     total, estimated = _total(items)
@@ -346,6 +383,7 @@ def download(
         dry_run=dry_run,
         files=files,
         joins=outputs,
+        converts=tuple(str(c.output) for c in converts),
         plan_path=str(plan_path),
         total_bytes=total,
         total_estimated=estimated,
@@ -376,6 +414,7 @@ def download(
             if join.output not in done:
                 _join_parts(join, keep_parts=keep_parts)
         verified = _verify_models(items, joins, skip)
+        converted = tuple(str(c.output) for c in converts if _convert(c, progress))
         plan_path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(plan_path, plan)
     except OSError as exc:
@@ -390,6 +429,7 @@ def download(
         verified=verified,
         hash_verified=tuple(str(t.dest) for t in targets),
         copied=tuple(copied),
+        converted=converted,
         transferred_bytes=transferred,
         cleaned=cleaned,
     )
@@ -680,6 +720,35 @@ def _gguf_problem(path: Path) -> str | None:
     if size < needed:
         return f"it is {size:,} bytes but its tensors end at byte {needed:,} (truncated)"
     return None
+
+
+def _convert(step: _Convert, progress: Callable[[str], None] | None) -> bool:
+    """Run the plan's conversion (False: its directory is a previous run's, written whole then renamed)."""
+    if step.output.is_dir() and any(step.output.iterdir()):
+        return False
+    try:
+        from modelformats.convert import ConvertProgress, convert_gguf
+    except ImportError as exc:  # numpy / gguf: the `gguf` extra
+        raise InvalidRequestError(
+            f"The plan converts {step.gguf} to safetensors after download, which needs the `gguf` package "
+            f"({exc.name or exc} is not installed). Fix: pip install 'modelformats[gguf]' and run the download again."
+        ) from None
+    # The base model's config.json and tokenizer when the download brought them, else the GGUF's own.
+    base = step.base if step.base is not None and (step.base / "config.json").is_file() else None
+    shown = [-1]
+
+    def report(done: ConvertProgress) -> None:
+        percent = 100 * done.done_bytes // max(1, done.total_bytes)
+        if progress is not None and percent // 10 > shown[0]:
+            shown[0] = percent // 10
+            progress(f"converting {step.gguf.name} -> {step.output}: {percent}%")
+
+    if progress is not None:
+        progress(
+            f"converting {step.gguf} -> {step.output} ({step.dtype}{', config from ' + str(base) if base else ''})"
+        )
+    convert_gguf(step.gguf, step.output, dtype=step.dtype, base=base, progress=report)
+    return True
 
 
 def _verify_models(items: Iterable[_Item], joins: Iterable[_Join], skip: set[Path]) -> tuple[str, ...]:

@@ -5,6 +5,9 @@ the weights are kept as refused alternatives with their evidence; loadable route
 how strongly we know they load (`EvidenceLevel`), then by price per hour, then by download size,
 and the first is the plan. For a GGUF repo the routes include its base model's native weights on
 vLLM and the GGUF on llama.cpp's server, so a GGUF that vLLM cannot load still gets a plan that can.
+When no base model's native weights are found, the GGUF converted to safetensors after download
+(`modelformats convert`) on vLLM is a route too, for the architectures convert supports; its evidence
+(`converted`) ranks it below every route that serves the downloaded weights as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from modelformats.deployment import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
+from modelformats.conversion import (
+    CONVERT_DTYPE,
+    CONVERTED_BYTES_PER_PARAM,
+    MEASURED_RATE,
+    conversion_target,
+    supported_conversions,
+)
+from modelformats.deployment import (
+    Alternative,
+    ConvertStep,
+    DeploymentPlan,
+    DownloadItem,
+    EnginePlan,
+    JoinStep,
+)
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
@@ -26,7 +43,7 @@ from modelformats.errors import (
     NoWeightsError,
     UnservableFormatError,
 )
-from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
+from modelformats.formats.base import FileSelection, ModelFormat, SelectionContext, ServingFacts
 from modelformats.listing import ListingSource, RepoListing, validate_repo_id
 from modelformats.options import ENGINE_CHOICES, FORMAT_CHOICES, PlanOptions
 from modelformats.registry import DetectionResult, FormatRegistry, default_registry, disabled_from_env
@@ -47,7 +64,9 @@ DEFAULT_REPO = "DavidAU/Llama-3.2-8X3B-MOE-Dark-Champion-Instruct-uncensored-abl
 @dataclass(frozen=True, kw_only=True)
 class _Route:
     label: str
-    kind: str  # "as-is" (the repo's own weights) | "base-native" (its base model's weights)
+    # "as-is" (the repo's own weights) | "base-native" (its base model's weights) | "converted" (the repo's
+    # weights rewritten into another format after download, `convert`)
+    kind: str
     listing: RepoListing
     detection: DetectionResult
     engine: Engine
@@ -59,6 +78,15 @@ class _Route:
     problem: str | None = None
     # The user error that kept this route from selecting files (a quant that is not there, ...).
     error: ModelFormatsError | None = None
+    # A converted route: the conversion run after download, and what the alternative's reason adds.
+    convert: ConvertStep | None = None
+    note: str | None = None
+    # The format the engine serves when it is not the detected one (a converted route's).
+    served_format: str | None = None
+
+    @property
+    def format(self) -> str:
+        return self.served_format or self.detection.detection.format
 
     @property
     def loads(self) -> bool:
@@ -234,11 +262,13 @@ class _Planner:
         if not (facts.base_model_routes and opts.format == "native"):
             routes += [self._route(listing, detected, engine, kind="as-is") for engine in self._engines(facts)]
         if facts.base_model_routes and opts.format in ("auto", "native") and opts.engine in ("auto", "vllm"):
-            routes += self._base_routes(listing)
+            # Without a base model's native weights, the repo's own weights converted are the native route.
+            routes += self._base_routes(listing) or self._convert_routes(listing, detected)
         if not routes:
             raise InvalidRequestError(
                 f"No way to serve {listing.repo_id!r} with --engine {opts.engine} --format {opts.format}: "
-                "no base model with native weights was found. Use --format auto to see every option."
+                "no base model with native weights was found and the weights convert to no format an engine "
+                "serves. Use --format auto to see every option."
             )
         return routes + [fp8 for route in routes if (fp8 := self._online_fp8(route)) is not None]
 
@@ -254,6 +284,8 @@ class _Planner:
             not route.loads
             or w is None
             or route.selection is None
+            # A converted route's selection is the GGUF, not the 16-bit weights FP8 would be sized from.
+            or route.convert is not None
             or w.container != "hf-directory"
             or w.quantization is not None
             or not _sixteen_bit(route.listing, w.traits)
@@ -294,7 +326,8 @@ class _Planner:
         if base is None:
             self.notes.append(
                 "No base model with native weights was found for this GGUF repo (card base_model, GGUF header "
-                "keys, or a sibling repo without -GGUF), so only the GGUF itself was considered."
+                "keys, or a sibling repo without -GGUF), so only the GGUF itself (as it is, or converted) was "
+                "considered."
             )
             return []
         try:
@@ -310,18 +343,125 @@ class _Planner:
             return []
         return [self._route(base, detected, engine, kind="base-native") for engine in self._engines(facts)]
 
-    def _select(self, listing: RepoListing, detected: DetectionResult, engine: Engine) -> FileSelection:
+    def _convert_routes(self, listing: RepoListing, detected: DetectionResult) -> list[_Route]:
+        """The repo's weights converted after download into the format its strategy names (`converts_to`),
+        on that format's engines; refused routes where `modelformats convert` cannot convert them."""
+        name = detected.strategy.serving.converts_to
+        target = self.registry.formats.get(name) if name is not None else None
+        if target is None:
+            return []
+        return [self._convert_route(listing, detected, target, engine) for engine in self._engines(target.serving)]
+
+    def _convert_route(
+        self, listing: RepoListing, detected: DetectionResult, target: ModelFormat, engine: Engine
+    ) -> _Route:
+        fmt = detected.detection.format
+        base = _Route(
+            label=f"{fmt} weights converted to {target.name} ({CONVERT_DTYPE}) on {engine.label}",
+            kind="converted",
+            served_format=target.name,
+            listing=listing,
+            detection=detected,
+            engine=engine,
+            verdict=LoadVerdict(loads=False, level=EvidenceLevel.REFUSED),
+        )
+        try:
+            selection = self._select(listing, detected, None)
+        except ModelFormatsError as exc:
+            return replace(base, verdict=replace(base.verdict, reasons=(str(exc),)), error=exc)
+        base = replace(base, selection=selection)
+        traits = self._traits(listing, selection)
+        supported = ", ".join(supported_conversions())
+        arch = traits.gguf_architecture
+        if arch is None:
+            why = (
+                f"the {fmt} architecture is unknown (no header read and no base config), so whether "
+                f"modelformats convert supports it cannot be told (it converts: {supported})"
+            )
+            return replace(base, verdict=replace(base.verdict, reasons=(why,)))
+        experts = bool(traits.num_experts)
+        conversion = conversion_target(arch, experts)
+        if conversion is None:
+            why = (
+                f"modelformats convert has no layout for {fmt} architecture {arch!r}"
+                f"{' with experts' if experts else ''} (it converts: {supported})"
+            )
+            return replace(base, verdict=replace(base.verdict, reasons=(why,)))
+        source_bytes = selection.download_bytes
+        when = MEASURED_RATE.describe(source_bytes)
+        root = self._local_dir(listing.repo_id)
+        step = ConvertStep(
+            gguf=f"{root}/{selection.model_file}",
+            output=f"{root}/{_converted_dir(selection.quant, CONVERT_DTYPE)}",
+            dtype=CONVERT_DTYPE,
+            base=self._local_dir(selection.tokenizer.repo_id) if selection.tokenizer is not None else None,
+            source_bytes=source_bytes,
+            estimated_seconds=MEASURED_RATE.seconds(source_bytes) if source_bytes is not None else None,
+            estimate_basis=when,
+        )
+        origin = f"modelformats convert's {conversion.name} layout"
+        converted = replace(
+            traits,
+            architecture=conversion.hf_architecture,
+            model_type=conversion.model_type,
+            torch_dtype=CONVERT_DTYPE,
+            sources={
+                **traits.sources,
+                "architecture": origin,
+                "model_type": origin,
+                "torch_dtype": f"the dtype the planned conversion writes ({CONVERT_DTYPE})",
+            },
+        )
+        weights = WeightsSpec(
+            format=target.name,
+            repo_id=listing.repo_id,
+            revision=listing.revision,
+            model=step.output,
+            container=target.serving.container,
+            quantization=target.serving.vllm_quantization,
+            quantization_flag=target.serving.quantization_flag,
+            traits=converted,
+        )
+        checked = engine.check(weights)
+        caveat = () if step.base is not None else (_NO_BASE_CONVERT,)
+        verdict = replace(
+            checked,
+            level=EvidenceLevel.CONVERTED if checked.loads else checked.level,
+            warnings=(*checked.warnings, *caveat),
+            evidence=(
+                *checked.evidence,
+                *conversion.evidence(),
+                f"conversion after download: {selection.quant or fmt} -> {CONVERT_DTYPE}, {when}",
+            ),
+        )
+        routed = replace(base, weights=weights, verdict=verdict, convert=step, note=f"conversion {when}")
+        if not verdict.loads:
+            return routed
+        params = _converted_params(traits, selection)
+        if params is None:
+            why = f"the parameter count is unknown, so the {CONVERT_DTYPE} weights cannot be sized"
+            return replace(routed, problem=why)
+        n, basis = params
+        size = (n * CONVERTED_BYTES_PER_PARAM, f"converted to {CONVERT_DTYPE}: {n:,} parameters ({basis}) x 2 B")
+        return self._serve(routed, target.serving, weights_size=size)
+
+    def _select(self, listing: RepoListing, detected: DetectionResult, engine: Engine | None) -> FileSelection:
         """The strategy's selection, once per repo and engine filter (engines of one name and version share
-        their quant filter and tokenizer needs, so vLLM with and without the plugin select once)."""
-        key = (listing.repo_id.lower(), engine.name, engine.version, engine.needs_tokenizer_files)
+        their quant filter and tokenizer needs, so vLLM with and without the plugin select once). `engine`
+        None: for `modelformats convert`, which dequantizes every type the `gguf` package reads (it refuses
+        the others by name) and takes the base model's config and tokenizer when there are any (else the GGUF's)."""
+        name, version = (engine.name, engine.version) if engine is not None else ("convert", "")
+        # convert rebuilds the tokenizer from the GGUF when no base model's files are found.
+        needs_tokenizer = engine.needs_tokenizer_files if engine is not None else False
+        key = (listing.repo_id.lower(), name, version, needs_tokenizer)
         if key not in self._selections:
             context = SelectionContext(
                 source=self.source,
                 quant=self.options.quant,
                 quant_order=self.options.quant_order,
                 tokenizer_from=self.options.tokenizer_from,
-                refuse_quant=engine.refuse_gguf_quant,
-                needs_tokenizer=engine.needs_tokenizer_files,
+                refuse_quant=engine.refuse_gguf_quant if engine is not None else None,
+                needs_tokenizer=needs_tokenizer,
             )
             try:
                 self._selections[key] = detected.strategy.select_files(listing, detected.detection, context)
@@ -349,13 +489,20 @@ class _Planner:
         routed = replace(base, selection=selection, weights=weights, verdict=verdict)
         if not verdict.loads:
             return routed
+        return self._serve(routed, detected.strategy.serving)
+
+    def _serve(self, routed: _Route, facts: ServingFacts, *, weights_size: tuple[int, str] | None = None) -> _Route:
+        """A route the engine loads, sized on a GPU and given its command (or the problem that stopped it)."""
+        engine, listing, selection, weights = routed.engine, routed.listing, routed.selection, routed.weights
+        assert selection is not None and weights is not None
+        traits, verdict = weights.traits, routed.verdict
         if self.options.experts_per_token is not None:
             try:
                 check_experts_per_token(self.options.experts_per_token, traits)
             except InvalidRequestError as exc:
                 return replace(routed, problem=str(exc), error=exc)
         try:
-            gpu = self._choose_gpu(engine, weights, selection, traits, detected.strategy.serving)
+            gpu = self._choose_gpu(engine, weights, selection, traits, facts, weights_size=weights_size)
         except (NoFittingGpuError, InvalidRequestError) as exc:
             return replace(routed, problem=str(exc), error=exc)
         served = self.requested.repo_id if self.requested is not None else listing.repo_id
@@ -498,7 +645,7 @@ class _Planner:
             repo_id=requested.repo_id,
             revision=requested.revision,
             weights_repo_id=chosen.listing.repo_id,
-            format=chosen.detection.detection.format,
+            format=chosen.format,
             quantization=chosen.weights.quantization if chosen.weights else None,
             quant=sel.quant,
             detection=detected.to_dict(),
@@ -534,6 +681,7 @@ class _Planner:
             parallel_options=chosen.gpu.parallel_options,
             launch=chosen.gpu.launch,
             other_policy=chosen.gpu.comparison,
+            converts=(chosen.convert,) if chosen.convert is not None else (),
         )
 
     def _downloads(self, route: _Route) -> tuple[tuple[DownloadItem, ...], tuple[JoinStep, ...]]:
@@ -602,6 +750,12 @@ class _Planner:
                 f"Chosen: {chosen.label} — {chosen.listing.repo_id} is the same model in its original "
                 "weights, served by vLLM's own kernels."
             )
+        elif chosen.convert is not None:
+            step = chosen.convert
+            out.append(
+                f"Chosen: {chosen.label} — after download, `modelformats convert` writes {step.output} from "
+                f"{step.gguf} ({step.estimate_basis}); the engine serves that directory."
+            )
         else:
             out.append(f"Chosen: {chosen.label}.")
         out.append(f"Engine evidence: {chosen.verdict.level.description}" + _evidence_suffix(chosen.verdict))
@@ -637,12 +791,14 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
             reason = "ranked lower (engine preference or download size)"
     else:
         reason = "cannot load: " + ("; ".join(route.reasons) or "refused")
+    if route.note is not None and route.loads:
+        reason += f"; {route.note}"
     sel = route.selection
     return Alternative(
         rank=rank,
         label=route.label,
         repo_id=route.listing.repo_id,
-        format=route.detection.detection.format,
+        format=route.format,
         engine=f"{route.engine.name} {route.engine.version}",
         loads=route.loads,
         verdict=route.verdict,
@@ -679,6 +835,31 @@ def _fp8_bytes(sixteen_bit_bytes: int | None, traits: ModelTraits) -> tuple[int,
         f", embed_tokens + lm_head kept 16-bit (+{kept / 1e9:.2f} GB)" if kept else ""
     )
     return sixteen_bit_bytes // 2 + kept, basis
+
+
+# A conversion without the base model's config.json (convert rebuilds config and tokenizer from the GGUF).
+_NO_BASE_CONVERT = (
+    "The conversion has no base model's config.json: modelformats convert builds config.json and the tokenizer "
+    "from the GGUF (transformers needed where it runs) and refuses a GGUF with llama3 rope scaling (a rope_freqs "
+    "tensor, Llama 3.1 and later), whose parameters the header lacks. Pass --tokenizer-from with the original "
+    "model's repo to take both from there."
+)
+
+
+def _converted_dir(quant: str | None, dtype: str) -> str:
+    """The folder, beside the downloaded GGUF, that a conversion writes (one per quant and dtype)."""
+    return f"converted-{quant or 'gguf'}-{dtype}"
+
+
+def _converted_params(traits: ModelTraits, selection: FileSelection) -> tuple[int, str] | None:
+    """Parameters of weights to be converted: the metadata's count, else the GGUF's bytes / its bytes per weight."""
+    if traits.params_total:
+        return traits.params_total, traits.sources.get("params_total", "model traits")
+    wb = selection.weight_bytes
+    if selection.download_bytes and wb is not None:
+        n = int(selection.download_bytes / wb.bytes_per_weight)
+        return n, f"{_human_bytes(selection.download_bytes)} / {wb.bytes_per_weight:.4g} bytes per weight ({wb.basis})"
+    return None
 
 
 def _route_quant(route: _Route) -> str | None:

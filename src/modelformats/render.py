@@ -210,7 +210,8 @@ def command_block(
             if len(line) + len(sep) + len(quoted) + len(end) <= width or quoted != word:
                 line += sep + quoted + end
                 continue
-            pieces = _split_word(word, width - len(line) - len(sep), width)
+            # Room for the tail too: a word that fits only without it is still cut (never repeated).
+            pieces = _split_word(word, width - len(line) - len(sep) - len(end), width)
             lines.append(line + sep + pieces[0])
             lines += pieces[1:-1]
             line = pieces[-1] + end
@@ -246,6 +247,9 @@ def _what(plan: DeploymentPlan, room: int) -> str:
     fmt = plan.format + (f" {plan.quant}" if plan.quant else "")
     if plan.quantization and plan.quantization != plan.format:
         fmt += f" ({plan.quantization})"
+    for step in plan.converts:
+        fmt = f"{detected}{f' {plan.quant}' if plan.quant else ''} converted to {plan.format} ({step.dtype}) "
+        return fmt + f"after download, {step.estimate_basis}"
     if plan.weights_repo_id != plan.repo_id:
         head = f"{fmt} weights of base repo "
         return head + _elide(plan.weights_repo_id, room - len(head))
@@ -414,6 +418,10 @@ def _explain_download(plan: DeploymentPlan, width: int) -> list[str]:
             lines += _wrap("allow_patterns: " + ", ".join(item.allow_patterns), width, first="    ", rest="      ")
     for join in plan.joins:
         lines += _wrap(f"then join {len(join.parts)} parts -> {join.output}", width, first="  ")
+    for step in plan.converts:
+        base = f", config and tokenizer from {step.base} if it holds a config.json" if step.base else ""
+        text = f"then convert {step.gguf} -> {step.output} ({step.dtype}{base}; {step.estimate_basis})"
+        lines += _wrap(text, width, first="  ", rest="    ")
     for excluded in plan.excluded:
         lines += _wrap(f"not fetched ({excluded.reason}):", width, first="  ", rest="    ")
         for path in excluded.paths:
@@ -505,6 +513,9 @@ def render_download(report: DownloadReport, *, width: int | None = None, explain
         )
     for output in report.joins:
         lines += _wrap(f"{'join' if report.dry_run else 'joined'} parts -> {output}", width)
+    for output in report.converts:
+        done = "convert" if report.dry_run else "converted" if output in report.converted else "already converted"
+        lines += _wrap(f"{done} GGUF -> {output}", width)
     if report.hash_verified:
         lines += _wrap(
             f"verified: {len(report.hash_verified)} file(s) match the Hub's hashes; "

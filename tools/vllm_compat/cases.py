@@ -9,7 +9,10 @@ Two sources, both on by default:
   pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code, experts per token);
 - `cli`: `modelformats plan --listing tests/data/listings REPO --engine vllm --vllm-version X --json` for
   every recorded listing, with the expectations read from the plan's other fields (plan_shape.md),
-  not from its argv. Listings that produce no vLLM plan are reported as skipped.
+  not from its argv. Listings that produce no vLLM plan are reported as skipped. Plus the GGUF
+  converted to safetensors (issue 18) with `--format native` on the synthetic GGUF listings that carry a
+  read header and no base model (no recorded listing has a header, so there the route is refused): the
+  same safetensors-directory case, served from the plan's `download.converts[0].output`.
 - `modal`: the argv the Modal example (examples/modal_vllm/app.py) runs per container: a one-node plan's
   rank 0 with `--middleware modelformats_serve_auth.BearerAuth` (the key in VLLM_API_KEY, probed by the
   checker through vLLM's own middleware loading), and a two-node cluster's rank 0 and headless worker.
@@ -262,11 +265,13 @@ def engine_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
     return cases, skipped
 
 
-def _plan(repo_id: str, version: str, fmt: str = "auto") -> tuple[dict[str, Any] | None, str]:
+def _plan(
+    repo_id: str, version: str, fmt: str = "auto", listings: Path = LISTINGS
+) -> tuple[dict[str, Any] | None, str]:
     from modelformats.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    argv = ["plan", "--listing", str(LISTINGS), repo_id, "--engine", "vllm", "--vllm-version", version, "--json"]
+    argv = ["plan", "--listing", str(listings), repo_id, "--engine", "vllm", "--vllm-version", version, "--json"]
     argv += ["--format", fmt]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
@@ -280,13 +285,15 @@ def _plan_case(plan: dict[str, Any]) -> dict[str, Any]:
     root = plan["download"]["root"].rstrip("/")
     weights_dir = f"{root}/{plan['weights_repo_id']}" if "weights_repo_id" in plan else f"{root}/{plan['repo_id']}"
     is_gguf = plan["format"] == "gguf"
-    model = weights_dir
+    # A converted route serves the directory its conversion writes (tokenizer and config inside it).
+    converts = [c["output"] for c in plan["download"].get("converts", [])]
+    model = converts[0] if converts else weights_dir
     if is_gguf:
         # A split set is served from shard 1; byte-split parts are joined into the join's output.
         joins = [j["output"] for j in plan["download"].get("joins", [])]
         ggufs = sorted(f for f in plan["files"] if f.endswith(".gguf"))
         model = joins[0] if joins else f"{weights_dir}/{ggufs[0]}"
-    tokenizer = f"{root}/{plan['tokenizer']['repo_id']}" if plan.get("tokenizer") else None
+    tokenizer = f"{root}/{plan['tokenizer']['repo_id']}" if plan.get("tokenizer") and not converts else None
     runtime = plan["runtime"]
     return {
         "label": f"cli:{plan['repo_id']}",
@@ -330,7 +337,18 @@ def cli_cases(version: str) -> tuple[list[dict[str, Any]], list[str]]:
             seen.add(tuple(plan["vllm"]["argv"]))
             case = _plan_case(plan)
             cases.append(case | {"label": f"{case['label']} --format {fmt}"})
+    for repo_id in CONVERTED:
+        plan, error = _plan(repo_id, version, "native", listings=ROOT / "tests" / "data" / "synthetic")
+        if plan is None or not plan.get("vllm") or not plan["download"].get("converts"):
+            skipped.append(f"cli:{repo_id} --format native: {error or 'the plan is not the converted route'}")
+            continue
+        case = _plan_case(plan)
+        cases.append(case | {"label": f"{case['label']} --format native"})
     return cases, skipped
+
+
+# Synthetic GGUF listings (a read header, no base model) whose --format native plan is the converted route.
+CONVERTED = ("example/Llama-3.1-8B-Instruct-GGUF", "example/Llama-3-70Bx2-MOE-GGUF")
 
 
 SYNTHETIC = ROOT / "tests" / "data" / "synthetic"
@@ -425,6 +443,8 @@ REQUIRED: dict[str, dict[str, bool]] = {
         "engine:remote-code-multinode": False,
     },
     "modal": {"modal:one-node rank 0": False, "modal:two-node rank 0": False, "modal:two-node rank 1": False},
+    # Issue 18: the GGUF converted to safetensors, served from the converted directory.
+    "cli": {f"cli:{repo_id} --format native": False for repo_id in CONVERTED},
 }
 
 

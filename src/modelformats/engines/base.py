@@ -45,6 +45,10 @@ class EvidenceLevel(enum.Enum):
     CPU_NAME_MAP = "cpu-name-map"
     # Read in the engine's source, not run.
     SOURCE_READ = "source-read"
+    # Served after `modelformats convert` rewrites the weights (GGUF -> safetensors): the conversion is
+    # proven on CPU against transformers (tiny checkpoints), the engine's load of a converted directory is
+    # not run. Ranked below every route that serves the downloaded weights as they are.
+    CONVERTED = "converted"
     # Proven or read not to load.
     REFUSED = "refused"
 
@@ -70,6 +74,10 @@ _EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
         "maps — config and weight names checked on CPU; load_model did not complete there, loading unverified"
     ),
     EvidenceLevel.SOURCE_READ: "expected to load — read in the engine's source, not run",
+    EvidenceLevel.CONVERTED: (
+        "expected to load after conversion — conversion checked on CPU against transformers (tiny "
+        "checkpoints); the engine's load of the converted directory not run"
+    ),
     EvidenceLevel.REFUSED: "does not load",
 }
 

@@ -91,6 +91,9 @@ class ServingFacts:
     weights_in_torch_dtype: bool = False
     # A conversion of a base model (GGUF): the base model's native weights are another route.
     base_model_routes: bool = False
+    # The format `modelformats convert` rewrites these weights into (GGUF: "safetensors"), served by that
+    # format's engines after download when no base model's native weights are found; None: no conversion.
+    converts_to: str | None = None
     # Where vLLM lacks `vllm_quantization` in-tree, the plugin package that registers it (bitsandbytes).
     vllm_plugin: VllmQuantPlugin | None = None
 

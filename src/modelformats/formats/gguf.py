@@ -93,6 +93,7 @@ class GGUFFormat(BaseFormat):
             reason="vLLM's GGUF dequantization kernels",
         ),
         base_model_routes=True,
+        converts_to="safetensors",
     )
 
     def detect(self, listing: RepoListing) -> Detection | None:

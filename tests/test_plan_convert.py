@@ -1,0 +1,152 @@
+"""Issue 18's planner route: a GGUF repo without usable base weights, converted to safetensors and served by vLLM.
+
+The recorded fixtures (bartowski Llama-3.1-8B, mradermacher 70Bx2 MoE) read no GGUF header, so the route is
+refused there for an unknown architecture; tests/data/synthetic holds the same shapes with the header a live
+plan reads, where it loads, ranked below every route that serves the downloaded GGUF as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from modelformats.conversion import MEASURED_RATE, conversion_target, supported_conversions
+from modelformats.deployment import DeploymentPlan
+from modelformats.engines.base import EvidenceLevel
+from modelformats.errors import EngineCannotLoadError
+from modelformats.listing import load_listing
+from modelformats.planner import PlanOptions, plan
+from modelformats.sources.recorded import RecordedSource
+
+DATA = Path(__file__).parent / "data"
+RECORDED = RecordedSource.from_paths([DATA / "listings"])
+SYNTHETIC = RecordedSource.from_paths([DATA / "synthetic"])
+DENSE = "example/Llama-3.1-8B-Instruct-GGUF"
+MOE = "example/Llama-3-70Bx2-MOE-GGUF"
+LABEL = "gguf weights converted to safetensors (bfloat16) on vllm 0.33.0"
+RATE = "at 108 MB/s measured by benchmarks/bench_convert.py on a 2-core machine"
+
+
+def _converted(p: DeploymentPlan):
+    return next(a for a in p.alternatives if a.label == LABEL)
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "mradermacher/Llama-3-70Bx2-MOE-GGUF"]
+)
+def test_recorded_fixtures_without_base_weights_list_the_route_refused_for_their_unknown_architecture(repo_id):
+    p = plan(repo_id, source=RECORDED)
+    assert p.engine.name == "llamacpp"  # unchanged: the golden row
+    alt = _converted(p)
+    assert not alt.loads and alt.format == "safetensors"
+    assert alt.reason == (
+        "cannot load: the gguf architecture is unknown (no header read and no base config), so whether "
+        "modelformats convert supports it cannot be told (it converts: llama, llama with experts, qwen2)"
+    )
+
+
+def test_a_repo_with_base_weights_gets_no_converted_route():
+    assert all("converted" not in a.label for a in plan(None).alternatives)
+
+
+def test_the_route_loads_below_the_gguf_as_it_is_with_its_evidence_time_and_price():
+    p = plan(DENSE, source=SYNTHETIC)
+    assert (p.engine.name, p.format) == ("llamacpp", "gguf")
+    alt = _converted(p)
+    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED
+    assert alt.rank == 2 and alt.price_per_hour is not None
+    assert alt.reason.startswith("weaker evidence: expected to load after conversion — ")
+    assert alt.reason.endswith(f"; conversion ~2 min {RATE} (Q8_0 -> bfloat16, input in page cache)")
+    evidence = "\n".join(alt.verdict.evidence)
+    assert "LlamaForCausalLM is in vLLM 0.33.0's model registry" in evidence
+    assert "nox -s gguf_convert_proof: llama GGUFs (F32, F16, Q8_0) of tiny checkpoints" in evidence
+    assert "vLLM's load of the converted directory not run" in evidence
+    assert alt.argv[:3] == ("vllm", "serve", f"/models/{DENSE}/converted-Q8_0-bfloat16")
+
+
+def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_parameter():
+    p = plan(DENSE, source=SYNTHETIC, options=PlanOptions(format="native"))
+    assert (p.engine.name, p.format, p.quant, p.weights_repo_id) == ("vllm", "safetensors", "Q8_0", DENSE)
+    assert p.engine.verdict is not None and p.engine.verdict.level is EvidenceLevel.CONVERTED
+    (step,) = p.converts
+    assert step.gguf == f"/models/{DENSE}/Llama-3.1-8B-Instruct-Q8_0.gguf"
+    assert step.output == f"/models/{DENSE}/converted-Q8_0-bfloat16"
+    assert (step.dtype, step.base, step.source_bytes) == ("bfloat16", None, 8_540_770_528)
+    assert step.estimated_seconds == 80 and step.estimate_basis.startswith(f"~2 min {RATE}")
+    argv = list(p.engine.argv)
+    assert argv[:3] == ["vllm", "serve", step.output] and "--tokenizer" not in argv
+    assert p.files == ("Llama-3.1-8B-Instruct-Q8_0.gguf",)
+    assert p.memory is not None
+    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
+    assert weights["bytes"] == 8_030_261_248 * 2
+    assert "converted to bfloat16: 8,030,261,248 parameters (GGUF header of" in weights["basis"]
+    # No base config: the conversion builds it from the header, and refuses llama3 rope without one.
+    assert any(w.startswith("The conversion has no base model's config.json") for w in p.warnings)
+    text = "\n".join(p.explanation)
+    assert f"`modelformats convert` writes {step.output} from {step.gguf} (~2 min {RATE}" in text
+    assert DeploymentPlan.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    assert p.to_dict()["download"]["converts"] == [step.to_dict()]
+
+
+def test_byte_splits_are_joined_then_converted():
+    p = plan(MOE, source=SYNTHETIC, options=PlanOptions(format="native"))
+    (join,) = p.joins
+    (step,) = p.converts
+    assert step.gguf == join.output == f"/models/{MOE}/Llama-3-70Bx2-MOE.Q8_0.gguf"
+    assert p.traits["architecture"] == "MixtralForCausalLM"
+    assert step.estimate_basis.startswith(f"~21 min {RATE}")  # 134.9 GB / 108 MB/s
+    assert p.gpu is not None and p.gpu["count"] >= 2  # 254 GB of bf16 weights
+
+
+def test_other_plans_carry_no_convert_step():
+    p = plan(DENSE, source=SYNTHETIC)
+    assert p.converts == () and p.to_dict()["download"]["converts"] == []
+
+
+def _gemma_listing():
+    listing = load_listing(DATA / "synthetic" / "example__Llama-3.1-8B-Instruct-GGUF.json")
+    header = dict(listing.gguf_headers["Llama-3.1-8B-Instruct-Q8_0.gguf"])
+    meta = {k.replace("llama.", "gemma3."): v for k, v in header["metadata"].items()}
+    header["metadata"] = meta | {"general.architecture": "gemma3"}
+    return replace(listing, repo_id="example/Gemma-GGUF", gguf_headers={"Llama-3.1-8B-Instruct-Q8_0.gguf": header})
+
+
+def test_an_architecture_convert_does_not_support_is_a_refused_route_naming_what_it_supports():
+    source = RecordedSource([_gemma_listing()])
+    alt = _converted(plan("example/Gemma-GGUF", source=source))
+    assert not alt.loads
+    assert alt.reason == (
+        "cannot load: modelformats convert has no layout for gguf architecture 'gemma3' "
+        "(it converts: llama, llama with experts, qwen2)"
+    )
+    with pytest.raises(EngineCannotLoadError) as exc:
+        plan("example/Gemma-GGUF", source=source, options=PlanOptions(format="native"))
+    assert f"- {LABEL}: modelformats convert has no layout for gguf architecture 'gemma3'" in str(exc.value)
+
+
+def test_what_converts_comes_from_the_convert_package_and_its_proof():
+    from modelformats.convert import default_layouts
+
+    assert supported_conversions() == default_layouts().supported()
+    moe = conversion_target("llama", True)
+    assert moe is not None and (moe.hf_architecture, moe.proven_quants) == (
+        "MixtralForCausalLM",
+        ("F32", "F16", "Q8_0"),
+    )
+    qwen2 = conversion_target("qwen2", False)
+    assert qwen2 is not None and qwen2.proven_quants == ()
+    assert "does not prove it" in qwen2.evidence()[0]
+    assert conversion_target("gemma3", False) is None
+
+
+def test_the_measured_rate_gives_minutes():
+    assert MEASURED_RATE.describe(19_555_253_952).startswith("~4 min at 108 MB/s")  # the target's Q8_0
+    assert MEASURED_RATE.describe(None).startswith("time unknown")
+    assert MEASURED_RATE.seconds(108_000_000) == 1
+
+
+def test_the_default_repo_plan_is_unchanged():
+    assert plan(None).converts == ()
