@@ -3,10 +3,9 @@
 The route "GGUF converted -> safetensors on vLLM" (issue 18) is planned from three facts, each kept in
 one place and only read here:
 
-- what converts: `modelformats.convert`'s own layout registry (`default_layouts()`). That package
-  imports numpy at its top (the `gguf` extra), which planning does not need; its layout module
-  imports nothing beyond the standard library and `modelformats.gguf.hf_names`, so it is loaded on
-  its own (`_convert_layouts`) and the registry is the very one `convert_gguf` uses;
+- what converts: `modelformats.convert`'s own layout registry (`default_layouts()`), the very one
+  `convert_gguf` uses; its module imports only the standard library and `modelformats.gguf.hf_names`
+  (the package loads its numpy-using parts lazily), so planning needs no numpy;
 - what is proven: `nox -s gguf_convert_proof`'s committed results
   (src/modelformats/engines/data/gguf_convert_proof.json): per layout, the quants whose converted
   weights and transformers logits matched; it never runs vLLM on the converted directory;
@@ -15,19 +14,15 @@ one place and only read here:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-if TYPE_CHECKING:
-    from modelformats.convert._layouts import ConversionLayouts
+from modelformats.convert import ConversionLayouts, default_layouts
 
 __all__ = [
     "CONVERTED_BYTES_PER_PARAM",
@@ -101,25 +96,8 @@ class ConversionTarget:
 
 
 def _convert_layouts() -> ConversionLayouts:
-    """`modelformats.convert`'s layout registry, loaded without that package's numpy-importing __init__.
-
-    Registered under its own name, so a later `import modelformats.convert` uses this same module.
-    """
-    name = "modelformats.convert._layouts"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).parent / "convert" / "_layouts.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the package
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return cast("ConversionLayouts", module.default_layouts())
+    """`modelformats.convert`'s layout registry: the one `convert_gguf` uses (no numpy needed to read it)."""
+    return default_layouts()
 
 
 @cache
