@@ -493,7 +493,6 @@ class _Planner:
         alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
         downloads, joins = self._downloads(chosen)
         sel = chosen.selection
-        gpu_dict = chosen.gpu.to_dict()
         return DeploymentPlan(
             repo_id=requested.repo_id,
             revision=requested.revision,
@@ -501,7 +500,7 @@ class _Planner:
             format=chosen.detection.detection.format,
             quantization=chosen.weights.quantization if chosen.weights else None,
             quant=sel.quant,
-            detection=detected.to_dict(),
+            detection=detected.detection_summary(),
             files=sel.files,
             tokenizer=sel.tokenizer,
             download_root=self.options.download_root,
@@ -522,13 +521,13 @@ class _Planner:
                 notes=chosen.command.notes,
                 overrides=chosen.command.overrides,
             ),
-            gpu=gpu_dict["gpu"],
+            gpu=chosen.gpu.gpu_summary(),
             runtime=chosen.gpu.limits,
-            memory=gpu_dict["memory"],
-            traits=chosen.weights.traits.to_dict() if chosen.weights else {},
+            memory=chosen.gpu.memory.memory_summary(),
+            traits=chosen.weights.traits if chosen.weights else ModelTraits(),
             alternatives=alternatives,
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
-            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *chosen.gpu.warnings])),
             excluded=sel.excluded,
             compute_capability=chosen.gpu.compute_capability,
             parallel_options=chosen.gpu.parallel_options,
@@ -646,7 +645,7 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
         engine=f"{route.engine.name} {route.engine.version}",
         loads=route.loads,
         verdict=route.verdict,
-        gpu=route.gpu.to_dict()["gpu"] if route.gpu is not None else None,
+        gpu=route.gpu.gpu_summary() if route.gpu is not None else None,
         price_per_hour=route.price,
         download_bytes=sel.download_bytes if sel is not None else None,
         reason=reason,

@@ -27,6 +27,7 @@ __all__ = [
     "KvShape",
     "Layout",
     "MemoryEstimate",
+    "MemorySummary",
     "MemoryTerm",
     "OverheadConstant",
     "WeightsSize",
@@ -211,6 +212,79 @@ class MemoryTerm:
             out["exact_with"] = self.exact_with
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemoryTerm:
+        return cls(
+            name=str(d["name"]),
+            bytes=int(d["bytes"]),
+            per_gpu_bytes=int(d["per_gpu_bytes"]),
+            formula=str(d["formula"]),
+            basis=str(d["basis"]),
+            assumed=bool(d.get("assumed", False)),
+            exact_with=d.get("exact_with"),
+            in_budget=bool(d.get("in_budget", True)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MemorySummary:
+    """The plan's view of a memory estimate (its `memory` object): exactly the fields the JSON carries.
+
+    `MemoryEstimate` holds the layout and computes its sums; a plan file keeps the sums and the GPU count
+    only, so this record carries them as values, and `from_dict(to_dict())` gives it back unchanged.
+    """
+
+    engine: str
+    total_bytes: int
+    # On the fullest GPU: in and outside the gpu_memory_utilization budget, and both.
+    per_gpu_bytes: int
+    per_gpu_in_budget_bytes: int
+    per_gpu_outside_budget_bytes: int
+    # GPUs the model is spread over (the layout's world size).
+    gpus: int
+    max_model_len: int
+    max_num_seqs: int
+    kv_tokens: int
+    kv_bytes_per_token: int
+    assumed: bool
+    terms: tuple[MemoryTerm, ...]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "total_bytes": self.total_bytes,
+            "per_gpu_bytes": self.per_gpu_bytes,
+            "per_gpu_in_budget_bytes": self.per_gpu_in_budget_bytes,
+            "per_gpu_outside_budget_bytes": self.per_gpu_outside_budget_bytes,
+            "gpus": self.gpus,
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "kv_tokens": self.kv_tokens,
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "assumed": self.assumed,
+            "terms": [t.to_dict() for t in self.terms],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemorySummary:
+        return cls(
+            engine=str(d["engine"]),
+            total_bytes=int(d["total_bytes"]),
+            per_gpu_bytes=int(d["per_gpu_bytes"]),
+            per_gpu_in_budget_bytes=int(d["per_gpu_in_budget_bytes"]),
+            per_gpu_outside_budget_bytes=int(d["per_gpu_outside_budget_bytes"]),
+            gpus=int(d.get("gpus", 1)),
+            max_model_len=int(d["max_model_len"]),
+            max_num_seqs=int(d["max_num_seqs"]),
+            kv_tokens=int(d["kv_tokens"]),
+            kv_bytes_per_token=int(d["kv_bytes_per_token"]),
+            assumed=bool(d.get("assumed", False)),
+            terms=tuple(MemoryTerm.from_dict(t) for t in d.get("terms", ())),
+            notes=tuple(d.get("notes", ())),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MemoryEstimate:
@@ -262,22 +336,26 @@ class MemoryEstimate:
         parts = " + ".join(f"{t.name} {format_bytes(t.bytes)}" for t in self.terms)
         return f"{parts} = {format_bytes(self.total_bytes)}"
 
+    def memory_summary(self) -> MemorySummary:
+        """What a plan keeps of this estimate (its `memory` object), typed."""
+        return MemorySummary(
+            engine=self.engine,
+            total_bytes=self.total_bytes,
+            per_gpu_bytes=self.per_gpu_in_budget_bytes + self.per_gpu_outside_budget_bytes,
+            per_gpu_in_budget_bytes=self.per_gpu_in_budget_bytes,
+            per_gpu_outside_budget_bytes=self.per_gpu_outside_budget_bytes,
+            gpus=self.layout.world_size,
+            max_model_len=self.max_model_len,
+            max_num_seqs=self.max_num_seqs,
+            kv_tokens=self.kv_tokens,
+            kv_bytes_per_token=self.kv_bytes_per_token,
+            assumed=self.assumed,
+            terms=self.terms,
+            notes=self.notes,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "total_bytes": self.total_bytes,
-            "per_gpu_bytes": self.per_gpu_in_budget_bytes + self.per_gpu_outside_budget_bytes,
-            "per_gpu_in_budget_bytes": self.per_gpu_in_budget_bytes,
-            "per_gpu_outside_budget_bytes": self.per_gpu_outside_budget_bytes,
-            "gpus": self.layout.world_size,
-            "max_model_len": self.max_model_len,
-            "max_num_seqs": self.max_num_seqs,
-            "kv_tokens": self.kv_tokens,
-            "kv_bytes_per_token": self.kv_bytes_per_token,
-            "assumed": self.assumed,
-            "terms": [t.to_dict() for t in self.terms],
-            "notes": list(self.notes),
-        }
+        return self.memory_summary().to_dict()
 
 
 def _is_mla(traits: ModelTraits) -> bool:
