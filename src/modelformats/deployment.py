@@ -246,6 +246,8 @@ class DeploymentPlan:
             "served_model_name": self.served_model_name,
             "port": self.port,
             "engine": self.engine.to_dict(),
+            # Legacy key (before `engine`), kept for readers of modelformats-plan/1: its name is the engine's
+            # name, so it is written for that engine alone. Not read back: `engine.argv` is the command.
             "vllm": {"argv": list(self.engine.argv)} if self.engine.name == "vllm" else None,
             "gpu": self.gpu.to_dict() if self.gpu is not None else None,
             "runtime": self.runtime.to_dict(),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from modelformats.deployment import Alternative, DeploymentPlan, DownloadItem, EnginePlan, JoinStep
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
+from modelformats.engines.builtin import build_engine, traits_of
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
     EngineCannotLoadError,
@@ -75,7 +76,7 @@ class _Route:
     def sort_key(self) -> tuple[int, int, float, int]:
         return (
             self.verdict.level.rank if self.loads else len(EvidenceLevel),
-            0 if self.engine.name == "vllm" else 1,  # the product's primary engine wins ties
+            0 if traits_of(self.engine).preferred else 1,  # the product's primary engine wins ties
             self.price if self.price is not None else float("inf"),
             (self.selection.download_bytes or 0) if self.selection is not None else 0,
         )
@@ -444,6 +445,7 @@ class _Planner:
             # An explicit size (online FP8) is already in its own bytes per weight.
             weight_bytes=None if weights_size is not None else selection.weight_bytes,
             engine=engine.name,
+            engine_traits=traits_of(engine),
             format=weights.format,
             quantization=weights.quantization,
             capability_floor=facts.capability_floor,
@@ -695,17 +697,13 @@ _ENGINE_SERVES: Mapping[str, str] = {"llamacpp": "serves GGUF files only", "vllm
 
 
 def _other_engine(engine: str) -> str:
-    return "vllm" if engine != "vllm" else "llamacpp"
+    """The first other --engine choice than `engine` (and 'auto'), to suggest."""
+    return next(choice for choice in ENGINE_CHOICES if choice not in ("auto", engine))
 
 
 def _build_engine(kind: str, vllm_version: str | None) -> Engine:
     """The engine behind an `ENGINE_KINDS` name (formats name engines; the planner builds them)."""
-    from modelformats.engines.llamacpp import LlamaCppEngine
-    from modelformats.engines.vllm import vllm_engine
-
-    if kind == "llamacpp":
-        return LlamaCppEngine()
-    return vllm_engine(vllm_version, modelformats_plugin=kind == "vllm+modelformats-plugin")
+    return build_engine(kind, vllm_version)
 
 
 def _evidence_suffix(verdict: LoadVerdict) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelformats.engines.base import RuntimeLimits, RuntimeSpec
+from modelformats.engines.base import EngineTraits, RuntimeLimits, RuntimeSpec
 from modelformats.errors import InvalidRequestError
 from modelformats.gpu.capability import CapabilityFloor, CapabilityRequirement
 from modelformats.gpu.catalogue import (
@@ -39,6 +39,7 @@ __all__ = [
     "RuntimeLimits",
 ]
 
+# The built-in engines a request may name without passing their `engine_traits`.
 ENGINES = ("vllm", "llamacpp")
 # Nodes a multi-node plan may span unless the request says otherwise (our limit, not Modal's).
 MAX_NODES = 4
@@ -59,6 +60,9 @@ class GpuRequest:
     # weights without file sizes, and counts parameters from file sizes when nothing else does.
     weight_bytes: WeightBytes | None = None
     engine: str = "vllm"
+    # What the engine declares about sizing and layout (`Engine.traits`); None: the built-in engine `engine`'s.
+    # Filled in on construction, so it is never None on a request.
+    engine_traits: EngineTraits | None = None
     # The format's name (for rules and messages) and its facts (its strategy's `serving`).
     format: str | None = None
     quantization: str | None = None
@@ -78,8 +82,10 @@ class GpuRequest:
     max_nodes: int = MAX_NODES
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise InvalidRequestError(f"Engine {self.engine!r} is not one of: {', '.join(ENGINES)}.")
+        if self.engine_traits is None:
+            from modelformats.engines.builtin import engine_traits
+
+            object.__setattr__(self, "engine_traits", engine_traits(self.engine))
         for name in ("weights_bytes", "params", "max_model_len", "max_num_seqs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < (0 if name == "weights_bytes" else 1)):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from modelformats.engines.base import EngineTraits
 from modelformats.traits import ModelTraits
 
 __all__ = [
@@ -540,6 +541,12 @@ def _kv_replication(kv_heads: int | None, tp: int) -> int:
     return tp // kv_heads
 
 
+def _builtin_traits(engine: str) -> EngineTraits:
+    from modelformats.engines.builtin import engine_traits
+
+    return engine_traits(engine)
+
+
 def estimate_memory(
     *,
     engine: str,
@@ -552,11 +559,16 @@ def estimate_memory(
     kv_cache_dtype_basis: str = "bf16/f16 (vLLM 'auto' follows the model dtype; llama.cpp defaults to f16)",
     layout: Layout | None = None,
     enforce_eager: bool = False,
+    engine_traits: EngineTraits | None = None,
 ) -> MemoryEstimate:
-    """The estimate for one layout; every term says how it was computed."""
+    """The estimate for one layout; every term says how it was computed.
+
+    `engine` names the engine in the estimate; `engine_traits` says how it spends memory (None: the
+    built-in engine `engine`'s): a utilization budget with profiled overheads, or everything up front.
+    """
     layout = layout or Layout()
     world = layout.world_size
-    vllm = engine == "vllm"
+    budgeted = (engine_traits or _builtin_traits(engine)).utilization_budget
     c = OVERHEAD_CONSTANTS
     terms: list[MemoryTerm] = []
 
@@ -579,7 +591,7 @@ def estimate_memory(
     # sequence does not fit (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory). With an assumed
     # (upper-bound) shape we size that startup minimum; max_num_seqs then caps concurrency, it is not
     # reserved. llama.cpp allocates its whole --ctx-size up front, so it is always sized in full.
-    sequences = 1 if (kv.assumed and vllm) else max_num_seqs
+    sequences = 1 if (kv.assumed and budgeted) else max_num_seqs
     kv_total = math.ceil(kv.tensors * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
     per_token = math.ceil(kv.tensors * (full_layers + kv.sliding_layers) * kv.kv_width * kv_cache_bytes_per_element)
     if kv.width_label:
@@ -632,7 +644,7 @@ def estimate_memory(
             )
         )
 
-    if vllm:
+    if budgeted:
         tokens = max_num_batched_tokens or ACTIVATION_REFERENCE_TOKENS
         scale = max(1.0, tokens / ACTIVATION_REFERENCE_TOKENS)
         act = math.ceil(c["activations"].bytes * scale)
