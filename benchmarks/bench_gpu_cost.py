@@ -55,10 +55,12 @@ def planner_price(fixture: Fixture, policy: str) -> str:
         listing = ROOT / "tests" / "data" / "listings" / fixture.listing
         repo_id = json.loads(listing.read_text())["repo_id"]
         source = RecordedSource.from_paths([listing.parent])
-        gpu = plan(repo_id, source=source, options=PlanOptions(policy=policy)).to_dict()["gpu"]
+        gpu = plan(repo_id, source=source, options=PlanOptions(policy=policy)).gpu
     except Exception as exc:
         return f"n/a ({type(exc).__name__})"
-    return f"{gpu['name']}:{gpu['count']} ${gpu['price_per_hour']:.2f}"
+    if gpu is None:
+        return "n/a (no GPU)"
+    return f"{gpu.name}:{gpu.count} ${gpu.price_per_hour:.2f}"
 
 
 def main() -> int:

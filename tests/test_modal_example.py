@@ -288,7 +288,7 @@ def two_node_plan(tmp_path_factory):
     from modelformats.sources.recorded import RecordedSource
 
     plan = make_plan(HUGE, source=RecordedSource.from_paths([SYNTHETIC]))
-    assert plan.gpu is not None and plan.gpu["nodes"] == 2 and plan.launch is not None
+    assert plan.gpu is not None and plan.gpu.nodes == 2 and plan.launch is not None
     path = tmp_path_factory.mktemp("plans") / "two-node.json"
     path.write_text(json.dumps(plan.to_dict()))
     return path

@@ -102,4 +102,4 @@ def test_disabled_formats_are_named_in_the_plan():
     p = plan(
         "DrNicefellow/Mistral-Nemo-Instruct-2407-exl2-7bpw-h8", source=SOURCE, options=PlanOptions(disable=("exl2",))
     )
-    assert p.detection["disabled"] == ["exl2"]
+    assert p.detection.disabled == ("exl2",)

@@ -23,13 +23,13 @@ def test_target_online_fp8_is_priced_sized_at_one_byte_per_param_and_source_read
     assert fp8.loads and fp8.verdict.level.value == "source-read"
     assert fp8.argv[fp8.argv.index("--quantization") + 1] == "fp8"
     assert "--quantization" not in p.engine.argv  # the chosen 16-bit route is unchanged
-    assert fp8.price_per_hour is not None and p.gpu["price_per_hour"] > fp8.price_per_hour  # a cheaper GPU fits
+    assert fp8.price_per_hour is not None and p.gpu.price_per_hour > fp8.price_per_hour  # a cheaper GPU fits
     assert any("online FP8" in e for e in fp8.verdict.evidence)
 
 
 def test_seed_policy_keeps_its_gpu_and_lists_the_fp8_route():
     p, fp8 = _fp8("seed")
-    assert p.gpu["name"] == "H100" and "--quantization" not in p.engine.argv
+    assert p.gpu.name == "H100" and "--quantization" not in p.engine.argv
     assert fp8.gpu is not None and fp8.price_per_hour is not None
 
 

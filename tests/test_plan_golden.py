@@ -269,7 +269,7 @@ def test_golden(repo_id):
         assert str(exc.value).startswith(prefix)
         return
     p = plan(repo_id, source=SOURCE)
-    gpu = f"{p.gpu['name']}:{p.gpu['count']}" if p.gpu else None
+    gpu = f"{p.gpu.name}:{p.gpu.count}" if p.gpu else None
     assert (p.format, p.quant, p.engine.name, p.engine.verdict.level.value, gpu) == (
         expected.format,
         expected.quant,
@@ -279,7 +279,7 @@ def test_golden(repo_id):
     )
     assert p.weights_repo_id == (expected.weights_repo or repo_id)
     assert (p.runtime.max_model_len, p.runtime.max_num_seqs) == expected.limits
-    assert p.gpu["gpu_memory_utilization"] == expected.utilization
+    assert p.gpu.gpu_memory_utilization == expected.utilization
     if isinstance(expected.files, int):
         assert len(p.files) == expected.files
     else:
@@ -296,7 +296,7 @@ def _check_argv(p: DeploymentPlan) -> None:
         assert argv[:2] == ["vllm", "serve"]
         assert argv[argv.index("--max-model-len") + 1] == str(p.runtime.max_model_len)
         assert argv[argv.index("--max-num-seqs") + 1] == str(p.runtime.max_num_seqs)
-        assert float(argv[argv.index("--gpu-memory-utilization") + 1]) == p.gpu["gpu_memory_utilization"]
+        assert float(argv[argv.index("--gpu-memory-utilization") + 1]) == p.gpu.gpu_memory_utilization
         assert p.to_dict()["vllm"] == {"argv": argv}
     else:
         assert argv[0].endswith("llama-server")
@@ -336,7 +336,7 @@ def test_target_as_gguf_selects_q8_0_and_the_base_tokenizer():
     assert p.files == ("L3.2-8X3B-MOE-Dark-Champion-Inst-18.4B-uncen-ablit_D_AU-Q8_0.gguf",)
     # ~19.6 GB: 18,404,944,896 parameters x 8.5 bits per weight (Q8_0) / 8, marked as an estimate.
     assert p.download_bytes == 19_555_253_952 and p.download_bytes_estimated
-    assert p.gpu["name"] == "H100" and p.gpu["count"] == 1 and p.gpu["gpu_memory_utilization"] == 0.75
+    assert p.gpu.name == "H100" and p.gpu.count == 1 and p.gpu.gpu_memory_utilization == 0.75
 
 
 def test_target_gguf_on_vllm_needs_the_plugin_and_the_base_tokenizer():
@@ -381,7 +381,7 @@ def test_target_alternatives_are_ranked_priced_and_explained():
 
 def test_cost_policy_shows_the_saving():
     p = plan(None, options=PlanOptions(policy="cost"))
-    assert p.gpu["policy"] == "cost" and p.gpu["name"] != "H100"
+    assert p.gpu.policy == "cost" and p.gpu.name != "H100"
     assert any("The seed policy would choose H100 x1 at $3.95/h" in s for s in p.explanation)
 
 

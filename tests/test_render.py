@@ -111,7 +111,7 @@ def test_explain_shows_everything_the_old_view_showed(case):
         *p.warnings,
         *(f for item in p.downloads for f in item.files),
         *(item.repo_id for item in p.downloads),
-        *(str(t.get("basis", "")) for t in (p.memory or {}).get("terms", ())),
+        *(t.basis for t in (p.memory.terms if p.memory is not None else ())),
         *(alt.reason for alt in p.alternatives),
         *(alt.label for alt in p.alternatives),
         f"max_num_seqs{p.runtime.max_num_seqs}",

@@ -53,7 +53,7 @@ def test_an_entry_point_format_gets_a_vllm_plan_with_its_quantization(registry):
     source = RecordedSource([load_listing(LISTING)])
     p = plan(REPO, source=source, registry=registry, options=PlanOptions(engine="vllm"))
     assert (p.format, p.quantization) == ("quark", "quark")
-    assert p.detection["rule"] == "'quark' has the highest priority among ['quark', 'safetensors']"
+    assert p.detection.rule == "'quark' has the highest priority among ['quark', 'safetensors']"
     argv = p.engine.argv
     assert argv[:5] == ("vllm", "serve", f"/models/{REPO}", "--quantization", "quark")
     assert p.engine.verdict.level.value == "engine-native"

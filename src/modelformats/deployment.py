@@ -4,8 +4,10 @@ It is data with a JSON round trip (`to_dict` / `from_dict`, the one place a plan
 what to fetch, where it lands, the engine command, the GPU and the memory-bound settings, ranked
 alternatives with prices, and an explanation in sentences. The engine's verdicts, the tokenizer
 source, the exclusions, the runtime limits and what the GPU policy computed are the typed records
-the library made; `gpu`, `memory`, `detection` and `traits` are still the mappings their `to_dict()`
-produced (issue 13 leaves them for a next step). A plan read back from JSON equals the plan written.
+the library made. Where the library's own record holds more than a plan file can (the GPU decision's
+catalogue entry and rule, the memory estimate's layout, the detection's strategy object), the plan holds
+its summary record: `GpuSummary`, `MemorySummary`, `DetectionSummary`, exactly the fields the JSON
+carries. A plan read back from JSON equals the plan written.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from modelformats.engines.base import LoadVerdict, RuntimeLimits
 from modelformats.errors import InvalidListingError
 from modelformats.formats.base import Exclusion, TokenizerSource
 from modelformats.gpu.capability import CapabilityRequirement
-from modelformats.gpu.decision import LaunchFacts, ParallelOption, PolicyComparison
+from modelformats.gpu.decision import GpuSummary, LaunchFacts, ParallelOption, PolicyComparison
+from modelformats.gpu.estimate import MemorySummary
+from modelformats.registry import DetectionSummary
+from modelformats.traits import ModelTraits
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -194,7 +199,7 @@ class Alternative:
     engine: str
     loads: bool
     verdict: LoadVerdict
-    gpu: Mapping[str, Any] | None
+    gpu: GpuSummary | None
     price_per_hour: float | None
     download_bytes: int | None
     reason: str
@@ -212,7 +217,7 @@ class Alternative:
             "engine": self.engine,
             "loads": self.loads,
             "verdict": self.verdict.to_dict(),
-            "gpu": dict(self.gpu) if self.gpu is not None else None,
+            "gpu": self.gpu.to_dict() if self.gpu is not None else None,
             "price_per_hour": self.price_per_hour,
             "download_bytes": self.download_bytes,
             "reason": self.reason,
@@ -227,6 +232,7 @@ class Alternative:
         data["argv"] = _tuple(d.get("argv"))
         data["requirements"] = _tuple(d.get("requirements"))
         data["verdict"] = LoadVerdict.from_dict(d["verdict"])
+        data["gpu"] = GpuSummary.from_dict(d["gpu"]) if d.get("gpu") else None
         return cls(**data)
 
 
@@ -239,7 +245,7 @@ class DeploymentPlan:
     format: str
     quantization: str | None
     quant: str | None
-    detection: Mapping[str, Any]
+    detection: DetectionSummary
     files: tuple[str, ...]
     tokenizer: TokenizerSource | None
     download_root: str
@@ -250,10 +256,10 @@ class DeploymentPlan:
     served_model_name: str
     port: int
     engine: EnginePlan
-    gpu: Mapping[str, Any] | None
+    gpu: GpuSummary | None
     runtime: RuntimeLimits
-    memory: Mapping[str, Any] | None
-    traits: Mapping[str, Any]
+    memory: MemorySummary | None
+    traits: ModelTraits
     alternatives: tuple[Alternative, ...]
     explanation: tuple[str, ...]
     warnings: tuple[str, ...] = ()
@@ -276,7 +282,7 @@ class DeploymentPlan:
             "format": self.format,
             "quantization": self.quantization,
             "quant": self.quant,
-            "detection": dict(self.detection),
+            "detection": self.detection.to_dict(),
             "files": list(self.files),
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
             "download": {
@@ -290,11 +296,13 @@ class DeploymentPlan:
             "served_model_name": self.served_model_name,
             "port": self.port,
             "engine": self.engine.to_dict(),
+            # Legacy key (before `engine`), kept for readers of modelformats-plan/1: its name is the engine's
+            # name, so it is written for that engine alone. Not read back: `engine.argv` is the command.
             "vllm": {"argv": list(self.engine.argv)} if self.engine.name == "vllm" else None,
-            "gpu": dict(self.gpu) if self.gpu is not None else None,
+            "gpu": self.gpu.to_dict() if self.gpu is not None else None,
             "runtime": self.runtime.to_dict(),
-            "memory": dict(self.memory) if self.memory is not None else None,
-            "traits": dict(self.traits),
+            "memory": self.memory.to_dict() if self.memory is not None else None,
+            "traits": self.traits.to_dict(),
             "alternatives": [a.to_dict() for a in self.alternatives],
             "explanation": list(self.explanation),
             "warnings": list(self.warnings),
@@ -324,7 +332,7 @@ class DeploymentPlan:
             format=d["format"],
             quantization=d.get("quantization"),
             quant=d.get("quant"),
-            detection=dict(d.get("detection") or {}),
+            detection=DetectionSummary.from_dict(d.get("detection") or {"format": d["format"]}),
             files=_tuple(d.get("files")),
             tokenizer=TokenizerSource.from_dict(tokenizer, download_bytes=tok_bytes) if tokenizer else None,
             download_root=download.get("root", "/models"),
@@ -335,10 +343,10 @@ class DeploymentPlan:
             served_model_name=d["served_model_name"],
             port=int(d.get("port", 8000)),
             engine=EnginePlan.from_dict(d["engine"]),
-            gpu=dict(d["gpu"]) if d.get("gpu") is not None else None,
+            gpu=GpuSummary.from_dict(d["gpu"]) if d.get("gpu") else None,
             runtime=RuntimeLimits.from_dict(d["runtime"]),
-            memory=dict(d["memory"]) if d.get("memory") is not None else None,
-            traits=dict(d.get("traits") or {}),
+            memory=MemorySummary.from_dict(d["memory"]) if d.get("memory") else None,
+            traits=ModelTraits.from_dict(d.get("traits") or {}),
             alternatives=tuple(Alternative.from_dict(a) for a in d.get("alternatives", ())),
             explanation=_tuple(d.get("explanation")),
             warnings=_tuple(d.get("warnings")),

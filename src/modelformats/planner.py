@@ -33,6 +33,7 @@ from modelformats.deployment import (
     JoinStep,
 )
 from modelformats.engines.base import Engine, EngineCommand, EvidenceLevel, LoadVerdict, WeightsSpec
+from modelformats.engines.builtin import build_engine, traits_of
 from modelformats.errors import (
     LISTING_UNAVAILABLE,
     EngineCannotLoadError,
@@ -103,7 +104,7 @@ class _Route:
     def sort_key(self) -> tuple[int, int, float, int]:
         return (
             self.verdict.level.rank if self.loads else len(EvidenceLevel),
-            0 if self.engine.name == "vllm" else 1,  # the product's primary engine wins ties
+            0 if traits_of(self.engine).preferred else 1,  # the product's primary engine wins ties
             self.price if self.price is not None else float("inf"),
             (self.selection.download_bytes or 0) if self.selection is not None else 0,
         )
@@ -591,6 +592,7 @@ class _Planner:
             # An explicit size (online FP8) is already in its own bytes per weight.
             weight_bytes=None if weights_size is not None else selection.weight_bytes,
             engine=engine.name,
+            engine_traits=traits_of(engine),
             format=weights.format,
             quantization=weights.quantization,
             capability_floor=facts.capability_floor,
@@ -640,7 +642,6 @@ class _Planner:
         alternatives = tuple(_alternative(i + 2, r, chosen) for i, r in enumerate(ranked[1:]))
         downloads, joins = self._downloads(chosen)
         sel = chosen.selection
-        gpu_dict = chosen.gpu.to_dict()
         return DeploymentPlan(
             repo_id=requested.repo_id,
             revision=requested.revision,
@@ -648,7 +649,7 @@ class _Planner:
             format=chosen.format,
             quantization=chosen.weights.quantization if chosen.weights else None,
             quant=sel.quant,
-            detection=detected.to_dict(),
+            detection=detected.detection_summary(),
             files=sel.files,
             tokenizer=sel.tokenizer,
             download_root=self.options.download_root,
@@ -669,13 +670,13 @@ class _Planner:
                 notes=chosen.command.notes,
                 overrides=chosen.command.overrides,
             ),
-            gpu=gpu_dict["gpu"],
+            gpu=chosen.gpu.gpu_summary(),
             runtime=chosen.gpu.limits,
-            memory=gpu_dict["memory"],
-            traits=chosen.weights.traits.to_dict() if chosen.weights else {},
+            memory=chosen.gpu.memory.memory_summary(),
+            traits=chosen.weights.traits if chosen.weights else ModelTraits(),
             alternatives=alternatives,
             explanation=tuple(self._explain(requested, detected, chosen, alternatives)),
-            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *gpu_dict.get("warnings", ())])),
+            warnings=tuple(dict.fromkeys([*sel.warnings, *chosen.verdict.warnings, *chosen.gpu.warnings])),
             excluded=sel.excluded,
             compute_capability=chosen.gpu.compute_capability,
             parallel_options=chosen.gpu.parallel_options,
@@ -802,7 +803,7 @@ def _alternative(rank: int, route: _Route, chosen: _Route) -> Alternative:
         engine=f"{route.engine.name} {route.engine.version}",
         loads=route.loads,
         verdict=route.verdict,
-        gpu=route.gpu.to_dict()["gpu"] if route.gpu is not None else None,
+        gpu=route.gpu.gpu_summary() if route.gpu is not None else None,
         price_per_hour=route.price,
         download_bytes=sel.download_bytes if sel is not None else None,
         reason=reason,
@@ -877,17 +878,13 @@ _ENGINE_SERVES: Mapping[str, str] = {"llamacpp": "serves GGUF files only", "vllm
 
 
 def _other_engine(engine: str) -> str:
-    return "vllm" if engine != "vllm" else "llamacpp"
+    """The first other --engine choice than `engine` (and 'auto'), to suggest."""
+    return next(choice for choice in ENGINE_CHOICES if choice not in ("auto", engine))
 
 
 def _build_engine(kind: str, vllm_version: str | None) -> Engine:
     """The engine behind an `ENGINE_KINDS` name (formats name engines; the planner builds them)."""
-    from modelformats.engines.llamacpp import LlamaCppEngine
-    from modelformats.engines.vllm import vllm_engine
-
-    if kind == "llamacpp":
-        return LlamaCppEngine()
-    return vllm_engine(vllm_version, modelformats_plugin=kind == "vllm+modelformats-plugin")
+    return build_engine(kind, vllm_version)
 
 
 def _evidence_suffix(verdict: LoadVerdict) -> str:

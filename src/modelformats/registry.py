@@ -24,6 +24,7 @@ __all__ = [
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "DetectionResult",
+    "DetectionSummary",
     "FormatRegistry",
     "default_registry",
     "disabled_from_env",
@@ -52,6 +53,37 @@ class DetectionResult:
             return f"only {self.detection.format!r} matched"
         return f"{self.detection.format!r} has the highest priority among {[self.detection.format, *losers]}"
 
+    def detection_summary(self) -> DetectionSummary:
+        """What a plan keeps of the detection (its `detection` object), typed: the claims as their JSON
+        carries them, the rule as a sentence, no strategy object."""
+        return DetectionSummary(
+            detection=Detection.from_dict(self.detection.to_dict()),
+            rule=self.rule,
+            candidates=tuple(Detection.from_dict(c.to_dict()) for c in self.candidates),
+            disabled=self.disabled,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.detection_summary().to_dict()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DetectionSummary:
+    """The plan's view of a `DetectionResult` (its `detection` object): exactly the fields the JSON carries.
+
+    The winning claim's fields sit at the top of the JSON object, beside the rule, every claim made
+    (winner first) and the formats switched off. `from_dict(to_dict())` gives it back unchanged.
+    """
+
+    detection: Detection
+    rule: str
+    candidates: tuple[Detection, ...]
+    disabled: tuple[str, ...] = ()
+
+    @property
+    def format(self) -> str:
+        return self.detection.format
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.detection.to_dict(),
@@ -59,6 +91,15 @@ class DetectionResult:
             "candidates": [c.to_dict() for c in self.candidates],
             "disabled": list(self.disabled),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DetectionSummary:
+        return cls(
+            detection=Detection.from_dict(d),
+            rule=str(d.get("rule", "")),
+            candidates=tuple(Detection.from_dict(c) for c in d.get("candidates", ())),
+            disabled=tuple(d.get("disabled", ())),
+        )
 
 
 def _check_callable(fmt: object, member: str, params: int) -> str | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from modelformats.deployment import DeploymentPlan
+from modelformats.gpu.decision import GpuSummary
 
 if TYPE_CHECKING:
     from modelformats.download import DownloadReport
@@ -225,12 +226,12 @@ def command_block(
 def _traits(plan: DeploymentPlan) -> str:
     t = plan.traits
     parts = []
-    if t.get("model_type"):
-        parts.append(str(t["model_type"]) + (" MoE" if t.get("is_moe") else ""))
-    elif t.get("is_moe"):
+    if t.model_type:
+        parts.append(t.model_type + (" MoE" if t.is_moe else ""))
+    elif t.is_moe:
         parts.append("MoE")
-    if isinstance(t.get("params_total"), int):
-        parts.append(f"{t['params_total'] / 1e9:.1f}B")
+    if t.params_total is not None:
+        parts.append(f"{t.params_total / 1e9:.1f}B")
     return ", ".join(parts)
 
 
@@ -243,7 +244,7 @@ def _elide(text: str, room: int) -> str:
 
 
 def _what(plan: DeploymentPlan, room: int) -> str:
-    detected = plan.detection.get("format", plan.format)
+    detected = plan.detection.format
     fmt = plan.format + (f" {plan.quant}" if plan.quant else "")
     if plan.quantization and plan.quantization != plan.format:
         fmt += f" ({plan.quantization})"
@@ -278,25 +279,27 @@ def _files(plan: DeploymentPlan, width: int, *, most: int | None) -> list[str]:
     return _field("files", head + f"{len(names)} name(s), --explain lists them", width)
 
 
-def _gpu_text(gpu: Mapping[str, Any] | None) -> str:
-    if not gpu:
+def _gpu_text(gpu: GpuSummary | None) -> str:
+    if gpu is None:
         return "-"
-    nodes = gpu.get("nodes", 1) or 1
-    text = f"{gpu.get('count', 1)} x {gpu.get('name')}" + (f" x {nodes} nodes" if nodes > 1 else "")
-    util = gpu.get("gpu_memory_utilization")
-    if isinstance(util, float):
-        text += f" @ {util:.2f}"
-    price = gpu.get("price_per_hour")
-    return text + (f", ${price:.2f}/h" if isinstance(price, (int, float)) else "")
+    nodes = gpu.nodes or 1
+    text = f"{gpu.count} x {gpu.name}" + (f" x {nodes} nodes" if nodes > 1 else "")
+    text += f" @ {gpu.gpu_memory_utilization:.2f}"
+    return text + f", ${gpu.price_per_hour:.2f}/h"
+
+
+def _budget(gpu: GpuSummary) -> float:
+    """Bytes per GPU the engine may use: the GPU's usable memory x the utilization."""
+    return float(gpu.memory_bytes_per_gpu) * float(gpu.gpu_memory_utilization or 1.0)
 
 
 def _gpu_line(plan: DeploymentPlan) -> str:
-    gpu, memory = plan.gpu or {}, plan.memory or {}
+    gpu, memory = plan.gpu, plan.memory
     text = _gpu_text(gpu)
-    budget = float(gpu.get("memory_bytes_per_gpu") or 0) * float(gpu.get("gpu_memory_utilization") or 1.0)
-    used = memory.get("per_gpu_in_budget_bytes")
-    if budget and isinstance(used, (int, float)):
-        per = " per GPU" if (memory.get("gpus") or 1) > 1 else ""
+    budget = _budget(gpu) if gpu is not None else 0.0
+    if budget and memory is not None:
+        used = memory.per_gpu_in_budget_bytes
+        per = " per GPU" if memory.gpus > 1 else ""
         text += f"; needs {used / 1e9:.1f} of {budget / 1e9:.1f} GB{per} ({100 * used / budget:.0f} %)"
     return text
 
@@ -310,21 +313,21 @@ def _bar(fraction: float, cells: int) -> str:
 def _memory_lines(plan: DeploymentPlan, width: int, style: Style) -> list[str]:
     """One bar per memory term, against the per-GPU budget (memory x utilization)."""
     memory, gpu = plan.memory, plan.gpu
-    if not memory or not gpu:
+    if memory is None or gpu is None:
         return []
-    budget = float(gpu.get("memory_bytes_per_gpu") or 0) * float(gpu.get("gpu_memory_utilization") or 1.0)
-    terms = list(memory.get("terms") or ())
-    name_w = max((len(str(t.get("name", ""))) for t in terms), default=8)
+    budget = _budget(gpu)
+    terms = memory.terms
+    name_w = max((len(t.name) for t in terms), default=8)
     cells = max(min(width - _LABEL - name_w - 28, 32), 8)
     lines = []
     for n, t in enumerate(terms):
-        size = float(t.get("per_gpu_bytes") or t.get("bytes") or 0)
-        flags = (("assumed", t.get("assumed")), ("outside budget", not t.get("in_budget", True)))
+        size = float(t.per_gpu_bytes or t.bytes or 0)
+        flags = (("assumed", t.assumed), ("outside budget", not t.in_budget))
         tags = [tag for tag, on in flags if on]
         bar = _bar(size / budget if budget else 0.0, cells)
         tag = f"  {', '.join(tags)}" if tags else ""
         label = "memory" if n == 0 else ""
-        line = f"{label:<{_LABEL}}{t.get('name', ''):<{name_w}} {bar} {_gb(size):>9}"
+        line = f"{label:<{_LABEL}}{t.name:<{name_w}} {bar} {_gb(size):>9}"
         lines.append(line + style.warn(tag) if len(line) + len(tag) <= width else line)
     return lines
 
@@ -369,7 +372,7 @@ def render_plan(
     engine = f"{plan.engine.name} {plan.engine.version}: {verdict}"
     lines += _field("engine", engine, width) if explain else [_clip(f"{'engine':<{_LABEL}}{engine}", width)]
     lines += _field("gpu", _gpu_line(plan), width)
-    for note in (plan.gpu or {}).get("notes", ()):
+    for note in plan.gpu.notes if plan.gpu is not None else ():
         # A note is a sentence of its own: from column 0 when that keeps it on one line.
         lines += [note] if len(note) <= width else _wrap(note, width, first=" " * _LABEL)
     rt = plan.runtime
@@ -431,16 +434,14 @@ def _explain_download(plan: DeploymentPlan, width: int) -> list[str]:
 
 def _explain_memory(plan: DeploymentPlan, width: int) -> list[str]:
     lines: list[str] = []
-    if plan.memory:
+    if plan.memory is not None:
         lines.append("memory terms (sources)")
-        for term in plan.memory.get("terms", ()):
-            lines += _wrap(
-                f"{term.get('name')} {_gb(term.get('bytes'))}: {term.get('basis', '')}", width, first="  ", rest="    "
-            )
-            if term.get("formula") and term.get("formula") != term.get("basis"):
-                lines += _wrap(f"= {term['formula']}", width, first="    ", rest="      ")
-        for note in plan.memory.get("notes", ()):
-            lines += _wrap(str(note), width, first="  ", rest="    ")
+        for term in plan.memory.terms:
+            lines += _wrap(f"{term.name} {_gb(term.bytes)}: {term.basis}", width, first="  ", rest="    ")
+            if term.formula and term.formula != term.basis:
+                lines += _wrap(f"= {term.formula}", width, first="    ", rest="      ")
+        for note in plan.memory.notes:
+            lines += _wrap(note, width, first="  ", rest="    ")
     return lines
 
 
@@ -460,10 +461,10 @@ def _explain_engine(plan: DeploymentPlan, width: int) -> list[str]:
         lines += _wrap(f"evidence: {evidence}", width, first="  ", rest="    ")
     for warning in verdict.warnings if verdict else ():
         lines += _wrap(f"engine warning: {warning}", width, first="  ", rest="    ")
-    if plan.gpu:
+    if plan.gpu is not None:
         g = plan.gpu
-        src = f"price ${g.get('price_per_gpu_hour')}/GPU-hour from {g.get('price_source')} ({g.get('price_date')})"
-        lines += _wrap(src + (", secondary quote" if g.get("price_secondary") else ""), width, first="  ", rest="    ")
+        src = f"price ${g.price_per_gpu_hour}/GPU-hour from {g.price_source} ({g.price_date})"
+        lines += _wrap(src + (", secondary quote" if g.price_secondary else ""), width, first="  ", rest="    ")
     return lines
 
 

@@ -51,8 +51,8 @@ def test_a_rule_and_a_third_policy_need_no_global_state():
     baseline = plan(VICUNA, source=SOURCE).to_dict()
     third = GpuPolicy(name="most-memory", search=most_memory_search, rules=_rules_with_a_small_model_rule())
     mine = plan(VICUNA, source=SOURCE, options=PlanOptions(policy=third))
-    assert mine.gpu["policy"] == "most-memory" and mine.gpu["rule"] == "small"
-    assert mine.gpu["name"] == "H200"  # the largest of the rule's preferred GPUs
+    assert mine.gpu.policy == "most-memory" and mine.gpu.rule == "small"
+    assert mine.gpu.name == "H200"  # the largest of the rule's preferred GPUs
     assert mine.runtime.max_num_seqs == 8
     # Nothing shared changed: the shipped rules and policies, and a default plan made after it.
     assert default_rules().names == ("moe-18b-h100", "llamacpp", "moe", "default")
@@ -69,8 +69,8 @@ def test_two_policies_in_one_process_do_not_influence_each_other():
     again = {name: plan(VICUNA, source=SOURCE, policies=policies, options=PlanOptions(policy=name)) for name in
              ("cost", "most-memory", "seed")}  # fmt: skip
     assert {n: p.to_dict() for n, p in by_name.items()} == {n: p.to_dict() for n, p in again.items()}
-    assert [by_name[n].gpu["policy"] for n in ("seed", "most-memory", "cost")] == ["seed", "most-memory", "cost"]
-    assert by_name["seed"].gpu["name"] != by_name["most-memory"].gpu["name"]
+    assert [by_name[n].gpu.policy for n in ("seed", "most-memory", "cost")] == ["seed", "most-memory", "cost"]
+    assert by_name["seed"].gpu.name != by_name["most-memory"].gpu.name
     # A policy registered in one registry is unknown to a fresh one.
     with pytest.raises(InvalidRequestError, match=r"--policy 'most-memory' is not one of: seed, cost\."):
         plan(VICUNA, source=SOURCE, options=PlanOptions(policy="most-memory"))

@@ -84,13 +84,13 @@ def test_gguf_q8_0_counts_parameters_at_8_5_bits() -> None:
     # The same recording as the shared fixture (../shared/fixtures/listings, byte-identical).
     source = RecordedSource.from_paths([LISTINGS])
     p = plan("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", source=source, options=PlanOptions(policy="cost"))
-    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
-    kv = next(t for t in p.memory["terms"] if t["name"] == "kv_cache")
-    assert weights["bytes"] == pytest.approx(8.54e9, rel=0.01)
+    weights = next(t for t in p.memory.terms if t.name == "weights")
+    kv = next(t for t in p.memory.terms if t.name == "kv_cache")
+    assert weights.bytes == pytest.approx(8.54e9, rel=0.01)
     # 8.54 GB / (34 B per 32 weights) = 8.04 B parameters, not 17.08 B (2 per byte)
-    assert "8,037,647,057 parameters" in kv["basis"]
-    assert kv["assumed"]  # no header, no config: the shape is still a labelled bound
-    assert (p.gpu["name"], p.gpu["count"]) == ("L4", 2)  # was 3 x L4 with the 4-bit guess
+    assert "8,037,647,057 parameters" in kv.basis
+    assert kv.assumed  # no header, no config: the shape is still a labelled bound
+    assert (p.gpu.name, p.gpu.count) == ("L4", 2)  # was 3 x L4 with the 4-bit guess
 
 
 def _mla_traits() -> ModelTraits:
@@ -326,13 +326,13 @@ def test_fp8_checkpoint_without_config_is_sized_at_one_byte_per_weight() -> None
     # 2 shards of ~9.08 GB. 2 parameters per byte (the 4-bit guess) made it 18.2 B parameters.
     source = RecordedSource.from_paths([LISTINGS])
     p = plan("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", source=source, options=PlanOptions(policy="cost"))
-    kv = next(t for t in p.memory["terms"] if t["name"] == "kv_cache")
-    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
-    m = re.search(r"([\d,]+) parameters", kv["basis"])
+    kv = next(t for t in p.memory.terms if t.name == "kv_cache")
+    weights = next(t for t in p.memory.terms if t.name == "weights")
+    m = re.search(r"([\d,]+) parameters", kv.basis)
     assert m is not None
     assert int(m.group(1).replace(",", "")) == pytest.approx(9.08e9, rel=0.01)
-    assert "FP8 weights: 1 B per weight" in kv["basis"] and "ASSUMED" in kv["basis"]
-    assert weights["bytes"] == pytest.approx(9.08e9, rel=0.01)
+    assert "FP8 weights: 1 B per weight" in kv.basis and "ASSUMED" in kv.basis
+    assert weights.bytes == pytest.approx(9.08e9, rel=0.01)
 
 
 def _gguf(arch: str, **keys: object) -> ModelTraits:

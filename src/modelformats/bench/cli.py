@@ -48,14 +48,13 @@ def _plan_target(path: str) -> dict[str, Any]:
     from modelformats.validate import read_plan_file
 
     _, plan = read_plan_file(path)
-    gpu = plan.gpu or {}
-    label = f"plan: {gpu.get('name')} x{gpu.get('count', 1)}" if gpu else None
+    gpu = plan.gpu
     return {
         "base_url": f"http://127.0.0.1:{plan.port}",
         "model": plan.served_model_name,
         "max_num_seqs": plan.runtime.max_num_seqs,
-        "price_per_hour": gpu.get("price_per_hour"),
-        "price_source": label,
+        "price_per_hour": gpu.price_per_hour if gpu is not None else None,
+        "price_source": f"plan: {gpu.name} x{gpu.count}" if gpu is not None else None,
     }
 
 

@@ -18,6 +18,7 @@ from modelformats.traits import ModelTraits
 __all__ = [
     "Engine",
     "EngineCommand",
+    "EngineTraits",
     "EvidenceLevel",
     "LoadVerdict",
     "RuntimeLimits",
@@ -80,6 +81,41 @@ _EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
     ),
     EvidenceLevel.REFUSED: "does not load",
 }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EngineTraits:
+    """What the planner and the GPU policy need to know of an engine besides what it loads: facts the
+    engine declares (its `traits`), so no code outside `modelformats.engines` compares engine names.
+
+    A `GpuRequest` carries them (`engine_traits`); the GPU package never imports an engine.
+    """
+
+    # How sentences name the engine ("vLLM", "llama.cpp").
+    display_name: str
+    # The product's primary engine: among routes of equal evidence it ranks first (before price).
+    preferred: bool = False
+    # Memory is a `gpu_memory_utilization` budget (vLLM): weights, the profiled activation peak, CUDA graphs
+    # and non-torch allocations come out of total x utilization, the KV cache takes what is left (so only
+    # one full-length sequence must fit at start-up) and the CUDA context sits outside the budget. False:
+    # the engine allocates a compute buffer and its whole context up front and everything counts (the
+    # utilization is only the policy's headroom).
+    utilization_budget: bool = False
+    # The scheduler settings apply: chunked prefill, max_num_batched_tokens and the KV cache block size.
+    scheduler_settings: bool = False
+    # Caches multi-head latent attention's compact latent for every MLA model (vLLM). False: only when the
+    # GGUF header records key_length_mla (llama.cpp); full K and V per head otherwise.
+    mla_latent_always: bool = False
+    # Tensor and pipeline parallelism over several GPUs (the parallel layouts a plan offers). False: whole
+    # layers split over the GPUs of one container.
+    tensor_parallel: bool = False
+    # Serves one model from several nodes (a plan's multi-node launch facts).
+    multi_node: bool = False
+    # Its kernels need the compute capability of the weights' format and dtype (the floors in
+    # `modelformats.gpu.capability`). False: it runs on every GPU Modal offers.
+    capability_floors: bool = False
+    # What the engine does with a context longer than the model's own (why --max-model-len is capped there).
+    longer_context: str = "the engine refuses it"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -244,6 +280,10 @@ class Engine(Protocol):
     # False when the engine reads the tokenizer and chat template embedded in a GGUF (llama.cpp).
     @property
     def needs_tokenizer_files(self) -> bool: ...
+
+    # Optional, like `online_quantization`: `traits`, the engine's `EngineTraits` (what the planner ranks by
+    # and the GPU policy sizes by). Without it the built-in engine of its name's apply
+    # (`modelformats.engines.builtin.traits_of`).
 
     def refuse_gguf_quant(self, name: str) -> str | None:
         """Why the engine cannot load GGUF tensors of quant `name`, or None (file selection skips those)."""

@@ -24,7 +24,14 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
+from modelformats.engines.base import (
+    EngineCommand,
+    EngineTraits,
+    EvidenceLevel,
+    LoadVerdict,
+    RuntimeSpec,
+    WeightsSpec,
+)
 from modelformats.errors import EngineCannotLoadError, InvalidRequestError, UnsupportedEngineVersionError
 from modelformats.formats.base import VllmQuantPlugin
 from modelformats.vllm_plugin._versions import GGUF_PLUGIN_NAME, OUR_PLUGIN_NAME, SUPPORTED_VERSIONS
@@ -33,6 +40,7 @@ __all__ = [
     "DEFAULT_VLLM_VERSION",
     "PROFILES",
     "VERIFIED_VLLM_VERSIONS",
+    "VLLM_TRAITS",
     "VllmEngine",
     "VllmProfile",
     "load_generation_proof",
@@ -332,10 +340,27 @@ def _some(names: Sequence[str], n: int = 4) -> str:
     return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
+# How vLLM is sized and laid out (docs/gpu-policy.md): the budget of vllm/v1/worker/gpu_worker.py, the
+# scheduler's settings, MLA's latent cache (vllm/attention/backends/mla), tensor/pipeline parallelism and
+# multi-node serving, the capability floors of its kernels (vllm/platforms/cuda.py).
+VLLM_TRAITS = EngineTraits(
+    display_name="vLLM",
+    preferred=True,
+    utilization_budget=True,
+    scheduler_settings=True,
+    mla_latent_always=True,
+    tensor_parallel=True,
+    multi_node=True,
+    capability_floors=True,
+    longer_context="vLLM refuses a longer one",
+)
+
+
 class VllmEngine:
     """vLLM at one verified version, optionally with modelformats' vLLM plugin in the image."""
 
     name = "vllm"
+    traits = VLLM_TRAITS
     # GGUF on vLLM needs the base model's tokenizer and config.json (--tokenizer, --hf-config-path).
     needs_tokenizer_files = True
     # `--quantization fp8` on a 16-bit checkpoint: Fp8Config without checkpoint scales quantizes linear and

@@ -125,6 +125,19 @@ class Detection:
             out.update(servable=False, reason=self.reason, instead=self.instead)
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Detection:
+        """The JSON form. It carries no `details` (the strategy's notes for its own file selection), and
+        `reason` / `instead` only for an unservable format: a claim read back has none of them otherwise."""
+        return cls(
+            format=str(d["format"]),
+            evidence=tuple(d.get("evidence", ())),
+            quantization=d.get("quantization"),
+            servable=bool(d.get("servable", True)),
+            reason=d.get("reason"),
+            instead=d.get("instead"),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Exclusion:

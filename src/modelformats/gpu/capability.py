@@ -67,13 +67,19 @@ def required_compute_capability(
     floor: CapabilityFloor | None = None,
     weights_in_torch_dtype: bool = True,
     torch_dtype: str | None = None,
+    capability_floors: bool | None = None,
 ) -> CapabilityRequirement:
     """The compute capability vLLM needs for these weights; llama.cpp's CUDA build runs on all of Modal's.
 
     `floor` is the format's own (its strategy's `serving.capability_floor`); without one, weights stored
-    at their torch_dtype need that dtype's floor.
+    at their torch_dtype need that dtype's floor. `capability_floors` is the engine's trait
+    (`EngineTraits.capability_floors`); None: the built-in engine `engine`'s.
     """
-    if engine != "vllm":
+    if capability_floors is None:
+        from modelformats.engines.builtin import engine_traits
+
+        capability_floors = engine_traits(engine).capability_floors
+    if not capability_floors:
         return CapabilityRequirement(
             minimum=(0, 0), reasons=(f"{engine}: no floor beyond the GPUs Modal offers (all >= 7.5)",)
         )

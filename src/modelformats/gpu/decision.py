@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelformats.engines.base import RuntimeLimits, RuntimeSpec
+from modelformats.engines.base import EngineTraits, RuntimeLimits, RuntimeSpec
 from modelformats.errors import InvalidRequestError
 from modelformats.gpu.capability import CapabilityFloor, CapabilityRequirement
 from modelformats.gpu.catalogue import (
@@ -32,12 +32,14 @@ __all__ = [
     "GpuChoice",
     "GpuDecision",
     "GpuRequest",
+    "GpuSummary",
     "LaunchFacts",
     "ParallelOption",
     "PolicyComparison",
     "RuntimeLimits",
 ]
 
+# The built-in engines a request may name without passing their `engine_traits`.
 ENGINES = ("vllm", "llamacpp")
 # Nodes a multi-node plan may span unless the request says otherwise (our limit, not Modal's).
 MAX_NODES = 4
@@ -58,6 +60,9 @@ class GpuRequest:
     # weights without file sizes, and counts parameters from file sizes when nothing else does.
     weight_bytes: WeightBytes | None = None
     engine: str = "vllm"
+    # What the engine declares about sizing and layout (`Engine.traits`); None: the built-in engine `engine`'s.
+    # Filled in on construction, so it is never None on a request.
+    engine_traits: EngineTraits | None = None
     # The format's name (for rules and messages) and its facts (its strategy's `serving`).
     format: str | None = None
     quantization: str | None = None
@@ -77,8 +82,10 @@ class GpuRequest:
     max_nodes: int = MAX_NODES
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise InvalidRequestError(f"Engine {self.engine!r} is not one of: {', '.join(ENGINES)}.")
+        if self.engine_traits is None:
+            from modelformats.engines.builtin import engine_traits
+
+            object.__setattr__(self, "engine_traits", engine_traits(self.engine))
         for name in ("weights_bytes", "params", "max_model_len", "max_num_seqs"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < (0 if name == "weights_bytes" else 1)):
@@ -131,6 +138,78 @@ class GpuChoice:
 
     def same_hardware(self, other: GpuChoice) -> bool:
         return (self.gpu.name, self.count, self.nodes) == (other.gpu.name, other.count, other.nodes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GpuSummary:
+    """The plan's view of a GPU decision (its `gpu` object): exactly the fields the JSON carries.
+
+    `GpuDecision` holds the catalogue's `GpuType` and the rule itself, which a plan file does not; this
+    record is what a plan keeps of them, and `from_dict(to_dict())` gives it back unchanged.
+    """
+
+    name: str
+    count: int
+    nodes: int
+    gpu_memory_utilization: float
+    # All GPUs, per hour.
+    price_per_hour: float
+    policy: str
+    rule: str
+    # Modal's GPU string ("H100:2").
+    modal: str
+    # Usable memory of one GPU.
+    memory_bytes_per_gpu: int
+    price_per_gpu_hour: float
+    price_source: str
+    price_date: str
+    price_secondary: bool
+    # "8.9"
+    compute_capability: str
+    # True when the user's --gpu replaced the policy's choice.
+    from_override: bool
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "nodes": self.nodes,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "price_per_hour": self.price_per_hour,
+            "policy": self.policy,
+            "rule": self.rule,
+            "modal": self.modal,
+            "memory_bytes_per_gpu": self.memory_bytes_per_gpu,
+            "price_per_gpu_hour": self.price_per_gpu_hour,
+            "price_source": self.price_source,
+            "price_date": self.price_date,
+            "price_secondary": self.price_secondary,
+            "compute_capability": self.compute_capability,
+            "from_override": self.from_override,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GpuSummary:
+        return cls(
+            name=str(d["name"]),
+            count=int(d["count"]),
+            nodes=int(d.get("nodes", 1)),
+            gpu_memory_utilization=d["gpu_memory_utilization"],
+            price_per_hour=d["price_per_hour"],
+            policy=str(d["policy"]),
+            rule=str(d["rule"]),
+            modal=str(d["modal"]),
+            memory_bytes_per_gpu=int(d["memory_bytes_per_gpu"]),
+            price_per_gpu_hour=d["price_per_gpu_hour"],
+            price_source=str(d["price_source"]),
+            price_date=str(d["price_date"]),
+            price_secondary=bool(d["price_secondary"]),
+            compute_capability=str(d["compute_capability"]),
+            from_override=bool(d.get("from_override", False)),
+            notes=tuple(d.get("notes", ())),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -320,27 +399,31 @@ class GpuDecision:
             **extra,
         )
 
+    def gpu_summary(self) -> GpuSummary:
+        """The plan's `gpu` object, typed."""
+        c = self.choice
+        return GpuSummary(
+            name=c.gpu.name,
+            count=c.count,
+            nodes=c.nodes,
+            gpu_memory_utilization=c.gpu_memory_utilization,
+            price_per_hour=c.price_per_hour,
+            policy=self.policy,
+            rule=self.rule.name,
+            modal=c.modal_gpu,
+            memory_bytes_per_gpu=c.gpu.usable_memory_bytes,
+            price_per_gpu_hour=c.gpu.price_per_hour,
+            price_source=c.gpu.price.source,
+            price_date=c.gpu.price.date,
+            price_secondary=c.gpu.price.secondary,
+            compute_capability=format_compute_capability(c.gpu.compute_capability),
+            from_override=self.gpu_from_override,
+            notes=self.notes,
+        )
+
     def gpu_dict(self) -> dict[str, Any]:
         """The plan's `gpu` object."""
-        c = self.choice
-        return {
-            "name": c.gpu.name,
-            "count": c.count,
-            "nodes": c.nodes,
-            "gpu_memory_utilization": c.gpu_memory_utilization,
-            "price_per_hour": c.price_per_hour,
-            "policy": self.policy,
-            "rule": self.rule.name,
-            "modal": c.modal_gpu,
-            "memory_bytes_per_gpu": c.gpu.usable_memory_bytes,
-            "price_per_gpu_hour": c.gpu.price_per_hour,
-            "price_source": c.gpu.price.source,
-            "price_date": c.gpu.price.date,
-            "price_secondary": c.gpu.price.secondary,
-            "compute_capability": format_compute_capability(c.gpu.compute_capability),
-            "from_override": self.gpu_from_override,
-            "notes": list(self.notes),
-        }
+        return self.gpu_summary().to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         other: dict[str, Any] | None = None

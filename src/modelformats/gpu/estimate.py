@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from modelformats.engines.base import EngineTraits
 from modelformats.traits import ModelTraits
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "KvShape",
     "Layout",
     "MemoryEstimate",
+    "MemorySummary",
     "MemoryTerm",
     "OverheadConstant",
     "WeightsSize",
@@ -211,6 +213,79 @@ class MemoryTerm:
             out["exact_with"] = self.exact_with
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemoryTerm:
+        return cls(
+            name=str(d["name"]),
+            bytes=int(d["bytes"]),
+            per_gpu_bytes=int(d["per_gpu_bytes"]),
+            formula=str(d["formula"]),
+            basis=str(d["basis"]),
+            assumed=bool(d.get("assumed", False)),
+            exact_with=d.get("exact_with"),
+            in_budget=bool(d.get("in_budget", True)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MemorySummary:
+    """The plan's view of a memory estimate (its `memory` object): exactly the fields the JSON carries.
+
+    `MemoryEstimate` holds the layout and computes its sums; a plan file keeps the sums and the GPU count
+    only, so this record carries them as values, and `from_dict(to_dict())` gives it back unchanged.
+    """
+
+    engine: str
+    total_bytes: int
+    # On the fullest GPU: in and outside the gpu_memory_utilization budget, and both.
+    per_gpu_bytes: int
+    per_gpu_in_budget_bytes: int
+    per_gpu_outside_budget_bytes: int
+    # GPUs the model is spread over (the layout's world size).
+    gpus: int
+    max_model_len: int
+    max_num_seqs: int
+    kv_tokens: int
+    kv_bytes_per_token: int
+    assumed: bool
+    terms: tuple[MemoryTerm, ...]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "total_bytes": self.total_bytes,
+            "per_gpu_bytes": self.per_gpu_bytes,
+            "per_gpu_in_budget_bytes": self.per_gpu_in_budget_bytes,
+            "per_gpu_outside_budget_bytes": self.per_gpu_outside_budget_bytes,
+            "gpus": self.gpus,
+            "max_model_len": self.max_model_len,
+            "max_num_seqs": self.max_num_seqs,
+            "kv_tokens": self.kv_tokens,
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "assumed": self.assumed,
+            "terms": [t.to_dict() for t in self.terms],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemorySummary:
+        return cls(
+            engine=str(d["engine"]),
+            total_bytes=int(d["total_bytes"]),
+            per_gpu_bytes=int(d["per_gpu_bytes"]),
+            per_gpu_in_budget_bytes=int(d["per_gpu_in_budget_bytes"]),
+            per_gpu_outside_budget_bytes=int(d["per_gpu_outside_budget_bytes"]),
+            gpus=int(d.get("gpus", 1)),
+            max_model_len=int(d["max_model_len"]),
+            max_num_seqs=int(d["max_num_seqs"]),
+            kv_tokens=int(d["kv_tokens"]),
+            kv_bytes_per_token=int(d["kv_bytes_per_token"]),
+            assumed=bool(d.get("assumed", False)),
+            terms=tuple(MemoryTerm.from_dict(t) for t in d.get("terms", ())),
+            notes=tuple(d.get("notes", ())),
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MemoryEstimate:
@@ -262,22 +337,26 @@ class MemoryEstimate:
         parts = " + ".join(f"{t.name} {format_bytes(t.bytes)}" for t in self.terms)
         return f"{parts} = {format_bytes(self.total_bytes)}"
 
+    def memory_summary(self) -> MemorySummary:
+        """What a plan keeps of this estimate (its `memory` object), typed."""
+        return MemorySummary(
+            engine=self.engine,
+            total_bytes=self.total_bytes,
+            per_gpu_bytes=self.per_gpu_in_budget_bytes + self.per_gpu_outside_budget_bytes,
+            per_gpu_in_budget_bytes=self.per_gpu_in_budget_bytes,
+            per_gpu_outside_budget_bytes=self.per_gpu_outside_budget_bytes,
+            gpus=self.layout.world_size,
+            max_model_len=self.max_model_len,
+            max_num_seqs=self.max_num_seqs,
+            kv_tokens=self.kv_tokens,
+            kv_bytes_per_token=self.kv_bytes_per_token,
+            assumed=self.assumed,
+            terms=self.terms,
+            notes=self.notes,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "total_bytes": self.total_bytes,
-            "per_gpu_bytes": self.per_gpu_in_budget_bytes + self.per_gpu_outside_budget_bytes,
-            "per_gpu_in_budget_bytes": self.per_gpu_in_budget_bytes,
-            "per_gpu_outside_budget_bytes": self.per_gpu_outside_budget_bytes,
-            "gpus": self.layout.world_size,
-            "max_model_len": self.max_model_len,
-            "max_num_seqs": self.max_num_seqs,
-            "kv_tokens": self.kv_tokens,
-            "kv_bytes_per_token": self.kv_bytes_per_token,
-            "assumed": self.assumed,
-            "terms": [t.to_dict() for t in self.terms],
-            "notes": list(self.notes),
-        }
+        return self.memory_summary().to_dict()
 
 
 def _is_mla(traits: ModelTraits) -> bool:
@@ -462,6 +541,12 @@ def _kv_replication(kv_heads: int | None, tp: int) -> int:
     return tp // kv_heads
 
 
+def _builtin_traits(engine: str) -> EngineTraits:
+    from modelformats.engines.builtin import engine_traits
+
+    return engine_traits(engine)
+
+
 def estimate_memory(
     *,
     engine: str,
@@ -474,11 +559,16 @@ def estimate_memory(
     kv_cache_dtype_basis: str = "bf16/f16 (vLLM 'auto' follows the model dtype; llama.cpp defaults to f16)",
     layout: Layout | None = None,
     enforce_eager: bool = False,
+    engine_traits: EngineTraits | None = None,
 ) -> MemoryEstimate:
-    """The estimate for one layout; every term says how it was computed."""
+    """The estimate for one layout; every term says how it was computed.
+
+    `engine` names the engine in the estimate; `engine_traits` says how it spends memory (None: the
+    built-in engine `engine`'s): a utilization budget with profiled overheads, or everything up front.
+    """
     layout = layout or Layout()
     world = layout.world_size
-    vllm = engine == "vllm"
+    budgeted = (engine_traits or _builtin_traits(engine)).utilization_budget
     c = OVERHEAD_CONSTANTS
     terms: list[MemoryTerm] = []
 
@@ -501,7 +591,7 @@ def estimate_memory(
     # sequence does not fit (vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory). With an assumed
     # (upper-bound) shape we size that startup minimum; max_num_seqs then caps concurrency, it is not
     # reserved. llama.cpp allocates its whole --ctx-size up front, so it is always sized in full.
-    sequences = 1 if (kv.assumed and vllm) else max_num_seqs
+    sequences = 1 if (kv.assumed and budgeted) else max_num_seqs
     kv_total = math.ceil(kv.tensors * kv.kv_width * kv_cache_bytes_per_element * sequences * token_layers)
     per_token = math.ceil(kv.tensors * (full_layers + kv.sliding_layers) * kv.kv_width * kv_cache_bytes_per_element)
     if kv.width_label:
@@ -554,7 +644,7 @@ def estimate_memory(
             )
         )
 
-    if vllm:
+    if budgeted:
         tokens = max_num_batched_tokens or ACTIVATION_REFERENCE_TOKENS
         scale = max(1.0, tokens / ACTIVATION_REFERENCE_TOKENS)
         act = math.ceil(c["activations"].bytes * scale)

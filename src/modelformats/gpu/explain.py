@@ -44,7 +44,7 @@ def no_fit_error(
     ]
     if override is not None:
         fixes.append("a larger --gpu (or more of them, e.g. 'H100:2')")
-    elif ctx.request.engine == "vllm" and c.nodes >= ctx.request.max_nodes and c.gpu.multi_node:
+    elif ctx.engine.multi_node and c.nodes >= ctx.request.max_nodes and c.gpu.multi_node:
         fixes.append(f"more GPUs: allow more than {ctx.request.max_nodes} nodes (max_nodes)")
     else:
         fixes.append("more GPUs: a rule with a larger GPU type, or vLLM for multi-GPU/multi-node plans")
@@ -75,7 +75,7 @@ def layout_reason(ctx: ResolvedRequest, option: GpuOption) -> str:
 
 def parallel_options(ctx: ResolvedRequest, option: GpuOption) -> tuple[ParallelOption, ...]:
     layout = option.layout
-    if layout.world_size == 1 or ctx.request.engine != "vllm":
+    if layout.world_size == 1 or not ctx.engine.tensor_parallel:
         return ()
     planned = ParallelOption(
         label="planned",
@@ -148,7 +148,12 @@ def explain_decision(
         where = "" if t.in_budget else " (outside the utilization budget)"
         out.append(f"Memory {t.name}{tag}: {format_bytes(t.bytes)}{where} = {t.formula}.")
     budget = math.floor(c.gpu.usable_memory_bytes * c.gpu_memory_utilization)
-    knob = "gpu_memory_utilization" if ctx.request.engine == "vllm" else "headroom (llama.cpp has no utilization knob)"
+    engine = ctx.engine
+    knob = (
+        "gpu_memory_utilization"
+        if engine.utilization_budget
+        else f"headroom ({engine.display_name} has no utilization knob)"
+    )
     how = "--gpu as given" if override is not None else f"policy '{policy}'"
     out.append(
         f"{c.describe()} ({how}, ${c.price_per_hour:.2f}/h): {format_bytes(c.gpu.usable_memory_bytes)} x "
@@ -159,7 +164,7 @@ def explain_decision(
         f"{format_compute_capability(ctx.capability.minimum)}."
     )
     lay = option.layout
-    if ctx.request.engine == "vllm":
+    if engine.tensor_parallel:
         parts = [
             f"tensor_parallel_size {lay.tensor_parallel_size}",
             f"pipeline_parallel_size {lay.pipeline_parallel_size}",
@@ -174,10 +179,10 @@ def explain_decision(
             parts.append(f"max_num_batched_tokens {lim.max_num_batched_tokens:,}")
         if lim.block_size is not None:
             parts.append(f"block size {lim.block_size}")
-        out.append("vLLM: " + ", ".join(parts) + ".")
+        out.append(f"{engine.display_name}: " + ", ".join(parts) + ".")
     else:
         out.append(
-            "llama.cpp: all layers on the GPU (-ngl all), F16 KV cache, --ctx-size "
+            f"{engine.display_name}: all layers on the GPU (-ngl all), F16 KV cache, --ctx-size "
             f"{lim.max_model_len * lim.max_num_seqs:,}"
             f" shared by --parallel {lim.max_num_seqs} slots"
             + (f", layers split over {lay.layer_split} GPUs" if lay.layer_split > 1 else "")

@@ -5,9 +5,9 @@ memory of one layout of GPUs (`build_option`): what every policy's search is bui
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from modelformats.engines.base import EngineTraits
 from modelformats.errors import InvalidRequestError
 from modelformats.gpu.capability import CapabilityRequirement, required_compute_capability
 from modelformats.gpu.catalogue import GpuType, format_compute_capability, parse_compute_capability
@@ -43,6 +43,8 @@ class ResolvedRequest:
     """Everything resolved once per request; shared by both policies."""
 
     request: GpuRequest
+    # The request's engine traits (never None once resolved).
+    engine: EngineTraits
     rule: GpuRule
     weights: WeightsSize
     params: int | None
@@ -193,14 +195,7 @@ def _shape_params(request: GpuRequest, params: int | None, params_basis: str, we
     )
 
 
-# What each engine does with a context longer than the model's own (the reason --max-model-len is capped).
-_LONGER_CONTEXT: Mapping[str, str] = {
-    "vllm": "vLLM refuses a longer one",
-    "llamacpp": "llama.cpp accepts it but the model was never trained past its own length, so output degrades",
-}
-
-
-def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[str], list[str]]:
+def _resolve_limits(request: GpuRequest, engine: EngineTraits, rule: GpuRule) -> tuple[int, int, list[str], list[str]]:
     s = rule.settings
     native = request.traits.max_position_embeddings
     native_src = request.traits.sources.get("max_position_embeddings", "model traits")
@@ -209,7 +204,7 @@ def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[
     if request.max_model_len is not None:
         length = request.max_model_len
         if native is not None and length > native:
-            why = _LONGER_CONTEXT.get(request.engine, "the engine refuses it")
+            why = engine.longer_context
             raise InvalidRequestError(
                 f"--max-model-len {length:,} exceeds the model's context of {native:,} tokens "
                 f"(max_position_embeddings, {native_src}); {why}. "
@@ -246,6 +241,8 @@ def _resolve_limits(request: GpuRequest, rule: GpuRule) -> tuple[int, int, list[
 
 def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequest:
     traits = request.traits
+    engine = request.engine_traits
+    assert engine is not None  # GpuRequest fills in the built-in engine's traits
     params, params_basis = _resolve_params(request)
     weights = _resolve_weights(request, params, params_basis)
     subject = RuleSubject(
@@ -263,7 +260,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
             f"{format_bytes(weights.bytes)} of weights); registered: {', '.join(registry.names) or 'none'}. "
             "Register a catch-all rule (GpuRule with an empty RuleMatch) last."
         )
-    length, seqs, notes, warnings = _resolve_limits(request, rule)
+    length, seqs, notes, warnings = _resolve_limits(request, engine, rule)
     shape_params, shape_basis = _shape_params(request, params, params_basis, weights)
     kv = resolve_kv_shape(
         traits,
@@ -272,13 +269,13 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
         sliding_window_layers=request.sliding_window_layers,
         max_model_len=length,
         # vLLM always caches MLA's latent; llama.cpp only when the GGUF header records key_length_mla.
-        latent_cache=request.engine == "vllm" or traits.mla_key_length is not None,
+        latent_cache=engine.mla_latent_always or traits.mla_key_length is not None,
     )
     s = rule.settings
-    vllm = request.engine == "vllm"
-    chunked = s.enable_chunked_prefill if vllm else None
+    scheduled = engine.scheduler_settings
+    chunked = s.enable_chunked_prefill if scheduled else None
     batched: int | None = None
-    if vllm:
+    if scheduled:
         # With chunked prefill off vLLM needs a whole prompt in one step (config/scheduler.py:317).
         if chunked is False:
             batched = max(length, s.max_num_batched_tokens or 0)
@@ -290,7 +287,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
         gpu_memory_utilization=s.gpu_memory_utilization,
         enable_chunked_prefill=chunked,
         max_num_batched_tokens=batched,
-        block_size=s.block_size if vllm else None,
+        block_size=s.block_size if scheduled else None,
         enforce_eager=request.enforce_eager if request.enforce_eager is not None else s.enforce_eager,
     )
     # Two floors, the higher wins: the engine's own minimum for these weights (what it refuses below) and
@@ -300,6 +297,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
         floor=request.capability_floor,
         weights_in_torch_dtype=request.weights_in_torch_dtype,
         torch_dtype=traits.torch_dtype,
+        capability_floors=engine.capability_floors,
     )
     if request.min_compute_capability is not None:
         cc = parse_compute_capability(request.min_compute_capability)
@@ -318,6 +316,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
     warnings.extend(kv.notes)
     return ResolvedRequest(
         request=request,
+        engine=engine,
         rule=rule,
         weights=weights,
         params=params,
@@ -347,15 +346,16 @@ def plan_layout(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int) -> L
     total = count * nodes
     if total == 1:
         return Layout()
-    if ctx.request.engine != "vllm":
-        # llama.cpp splits whole layers over the GPUs of one container; it has no multi-node mode here.
-        return Layout(layer_split=count) if nodes == 1 else None
+    if nodes > 1 and not ctx.engine.multi_node:
+        return None
+    if not ctx.engine.tensor_parallel:
+        # llama.cpp splits whole layers over the GPUs of one container.
+        return Layout(layer_split=count)
     tp_allowed = ctx.rule.settings.tensor_parallel and gpu.nvlink
     if nodes == 1:
         # Tensor parallel needs the head counts to divide; unknown heads (or no NVLink) mean pipeline stages.
-        if tp_allowed and tp_divides(ctx, count):
-            return Layout(tensor_parallel_size=count)
-        return Layout(pipeline_parallel_size=count)
+        split = tp_allowed and tp_divides(ctx, count)
+        return Layout(tensor_parallel_size=count) if split else Layout(pipeline_parallel_size=count)
     if tp_allowed:
         for tp in range(count, 0, -1):
             if count % tp == 0 and tp_divides(ctx, tp):
@@ -378,6 +378,7 @@ def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, mod
         kv_cache_bytes_per_element=ctx.request.kv_cache_bytes_per_element,
         layout=layout,
         enforce_eager=lim.enforce_eager,
+        engine_traits=ctx.engine,
     )
     choice = GpuChoice(
         gpu=gpu,
