@@ -80,9 +80,9 @@ def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_par
     assert argv[:3] == ["vllm", "serve", step.output] and "--tokenizer" not in argv
     assert p.files == ("Llama-3.1-8B-Instruct-Q8_0.gguf",)
     assert p.memory is not None
-    weights = next(t for t in p.memory["terms"] if t["name"] == "weights")
-    assert weights["bytes"] == 8_030_261_248 * 2
-    assert "converted to bfloat16: 8,030,261,248 parameters (GGUF header of" in weights["basis"]
+    weights = next(t for t in p.memory.terms if t.name == "weights")
+    assert weights.bytes == 8_030_261_248 * 2
+    assert "converted to bfloat16: 8,030,261,248 parameters (GGUF header of" in weights.basis
     # No base config: the conversion builds it from the header, and refuses llama3 rope without one.
     assert any(w.startswith("The conversion has no base model's config.json") for w in p.warnings)
     text = "\n".join(p.explanation)
@@ -96,9 +96,9 @@ def test_byte_splits_are_joined_then_converted():
     (join,) = p.joins
     (step,) = p.converts
     assert step.gguf == join.output == f"/models/{MOE}/Llama-3-70Bx2-MOE.Q8_0.gguf"
-    assert p.traits["architecture"] == "MixtralForCausalLM"
+    assert p.traits.architecture == "MixtralForCausalLM"
     assert step.estimate_basis.startswith(f"~21 min {RATE}")  # 134.9 GB / 108 MB/s
-    assert p.gpu is not None and p.gpu["count"] >= 2  # 254 GB of bf16 weights
+    assert p.gpu is not None and p.gpu.count >= 2  # 254 GB of bf16 weights
 
 
 def test_other_plans_carry_no_convert_step():
