@@ -251,12 +251,14 @@ def _check_output_dir(output: str) -> None:
 def _cmd_download(args: argparse.Namespace) -> int:
     from modelformats.download import download
 
+    # A plan file's JSON as written (download checks its download section and writes it as plan.json), else
+    # the typed plan made here.
     plan = _read_plan(args) if args.plan_file else None
     if plan is None:
         if not args.dir:
             raise InvalidRequestError("download needs --dir DIR (where the files go), or --plan FILE.")
         args.download_root = str(_absolute(args.dir))
-        plan = _make_plan(args).to_dict()
+        plan = _make_plan(args)
     local = getattr(args, "local_dir", None)
     report = download(
         plan,

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from modelformats.engines.base import LoadVerdict, RuntimeLimits
-from modelformats.errors import InvalidListingError
+from modelformats.errors import InvalidListingError, InvalidRepoIdError, InvalidRequestError
+from modelformats.fetch import Digest
 from modelformats.formats.base import Exclusion, TokenizerSource
 from modelformats.gpu.capability import CapabilityRequirement
 from modelformats.gpu.decision import GpuSummary, LaunchFacts, ParallelOption, PolicyComparison
 from modelformats.gpu.estimate import MemorySummary
+from modelformats.listing import check_repo_path, validate_repo_id
 from modelformats.registry import DetectionSummary
 from modelformats.traits import ModelTraits
 
@@ -31,6 +34,7 @@ __all__ = [
     "ConvertStep",
     "DeploymentPlan",
     "DownloadItem",
+    "DownloadSection",
     "EnginePlan",
     "JoinStep",
 ]
@@ -40,6 +44,46 @@ PLAN_SCHEMA = "modelformats-plan/1"
 
 def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value) if value is not None else ()
+
+
+# --- the download section's checks: a plan file is untrusted input, and download acts on it --------------
+
+_FIX = "make the plan with `modelformats plan --json`"
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidRequestError(f"The plan's {field} must be a list, got {type(value).__name__}; {_FIX}.")
+    return value
+
+
+def _strings(value: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequestError(f"The plan's {field} must be a list of strings, got {value!r:.80}; {_FIX}.")
+    return tuple(value)
+
+
+def _check_pattern(pattern: str) -> str:
+    # A pattern selects repo paths; it must look like one (no '..', absolute paths or backslashes).
+    check_repo_path(pattern.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x"))
+    return pattern
+
+
+def _hashes(value: Any, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidRequestError(
+            f"The plan's {field} must map repo paths to 'sha256:<hex>' or 'git-sha1:<hex>' strings, got "
+            f"{value!r:.80}; {_FIX}."
+        )
+    return {path: str(Digest.parse(text)) for path, text in value.items()}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,18 +119,44 @@ class DownloadItem:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DownloadItem:
+    def from_dict(cls, d: Any, *, where: str = "download.items[i]") -> DownloadItem:
+        """`to_dict`'s output read back and checked (`where` names the item in messages): the repo id, the repo
+        paths and patterns, the hashes; InvalidRequestError or UnsafePathError naming the field otherwise."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("repo_id"), str):
+            raise InvalidRequestError(f"The plan's {where} must be an object with a repo_id; {_FIX}.")
+        try:
+            validate_repo_id(d["repo_id"])
+        except InvalidRepoIdError as exc:
+            raise InvalidRequestError(f"The plan's {where}.repo_id: {exc}") from None
+        local_dir = d.get("local_dir")
+        if not isinstance(local_dir, str):
+            raise InvalidRequestError(
+                f"The plan's {where}.local_dir must be a path string, got {local_dir!r:.80}; {_FIX}."
+            )
+        files = tuple(check_repo_path(p) for p in _strings(d.get("files", []), f"{where}.files"))
+        patterns = tuple(_check_pattern(p) for p in _strings(d.get("allow_patterns", []), f"{where}.allow_patterns"))
+        source_dir = d.get("source_dir")
+        if source_dir is not None and not (isinstance(source_dir, str) and Path(source_dir).is_absolute()):
+            raise InvalidRequestError(
+                f"The plan's {where}.source_dir {source_dir!r} must be an absolute path (the local model directory "
+                "the plan was made from). Re-plan from that directory."
+            )
+        sizes = d.get("sizes")
+        revision = d.get("revision")
         return cls(
             repo_id=d["repo_id"],
-            revision=d.get("revision"),
-            files=_tuple(d.get("files")),
-            allow_patterns=_tuple(d.get("allow_patterns")),
-            local_dir=d["local_dir"],
-            bytes=d.get("bytes"),
-            bytes_estimated=bool(d.get("bytes_estimated", False)),
-            sizes=dict(d.get("sizes") or {}),
-            hashes=dict(d.get("hashes") or {}),
-            source_dir=d.get("source_dir"),
+            revision=revision if isinstance(revision, str) else None,
+            files=files,
+            allow_patterns=patterns,
+            local_dir=local_dir,
+            bytes=_int(d.get("bytes")),
+            bytes_estimated=d.get("bytes_estimated") is True,
+            # Sizes are advisory (the fetch checks the Hub's): entries that are not path -> int are dropped.
+            sizes={k: v for k, v in sizes.items() if isinstance(k, str) and _int(v) is not None}
+            if isinstance(sizes, Mapping)
+            else {},
+            hashes=_hashes(d.get("hashes"), f"{where}.hashes"),
+            source_dir=source_dir,
         )
 
 
@@ -102,8 +172,15 @@ class JoinStep:
         return {"output": self.output, "parts": list(self.parts), "expected_bytes": self.expected_bytes}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> JoinStep:
-        return cls(output=d["output"], parts=_tuple(d.get("parts")), expected_bytes=d.get("expected_bytes"))
+    def from_dict(cls, d: Any, *, where: str = "download.joins[i]") -> JoinStep:
+        """`to_dict`'s output read back and checked; InvalidRequestError naming the field otherwise."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("output"), str):
+            raise InvalidRequestError(f"The plan's {where} must be an object with an output path; {_FIX}.")
+        return cls(
+            output=d["output"],
+            parts=_strings(d.get("parts"), f"{where}.parts"),
+            expected_bytes=_int(d.get("expected_bytes")),
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,15 +210,71 @@ class ConvertStep:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ConvertStep:
+    def from_dict(cls, d: Any, *, where: str = "download.converts[i]") -> ConvertStep:
+        """`to_dict`'s output read back and checked; InvalidRequestError naming the field otherwise."""
+        if not isinstance(d, Mapping) or not all(isinstance(d.get(k), str) for k in ("gguf", "output", "dtype")):
+            raise InvalidRequestError(
+                f"The plan's {where} must be an object with gguf, output and dtype strings; {_FIX}."
+            )
+        base = d.get("base")
+        if base is not None and not isinstance(base, str):
+            raise InvalidRequestError(f"The plan's {where}.base must be a path or null, got {base!r:.80}; {_FIX}.")
+        basis = d.get("estimate_basis")
         return cls(
             gguf=d["gguf"],
             output=d["output"],
             dtype=d["dtype"],
-            base=d.get("base"),
-            source_bytes=d.get("source_bytes"),
-            estimated_seconds=d.get("estimated_seconds"),
-            estimate_basis=d.get("estimate_basis", ""),
+            base=base,
+            source_bytes=_int(d.get("source_bytes")),
+            estimated_seconds=_int(d.get("estimated_seconds")),
+            estimate_basis=basis if isinstance(basis, str) else "",
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DownloadSection:
+    """The plan's `download` section: the root every file lands under, the repos' files, the joins and the
+    conversions. It is all `modelformats.download` reads of a plan, so a plan document holding only this
+    section (and its repo ids) can be downloaded; `DeploymentPlan.download_section` is the whole plan's."""
+
+    root: str
+    items: tuple[DownloadItem, ...] = ()
+    joins: tuple[JoinStep, ...] = ()
+    converts: tuple[ConvertStep, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "items": [i.to_dict() for i in self.items],
+            "joins": [j.to_dict() for j in self.joins],
+            "converts": [c.to_dict() for c in self.converts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> DownloadSection:
+        """`to_dict`'s output read back and checked (an absolute root; each item, join and conversion as their
+        own `from_dict` checks them); InvalidRequestError or UnsafePathError naming the field otherwise."""
+        if not isinstance(d, Mapping) or not isinstance(d.get("root"), str):
+            raise InvalidRequestError(
+                "The plan has no download section with a root; make it with `modelformats plan --json` "
+                "(DeploymentPlan.to_dict())."
+            )
+        if not Path(d["root"]).expanduser().is_absolute():
+            raise InvalidRequestError(f"The plan's download root {d['root']!r} must be an absolute path; {_FIX}.")
+        return cls(
+            root=d["root"],
+            items=tuple(
+                DownloadItem.from_dict(raw, where=f"download.items[{i}]")
+                for i, raw in enumerate(_list(d.get("items"), "download.items"))
+            ),
+            joins=tuple(
+                JoinStep.from_dict(raw, where=f"download.joins[{i}]")
+                for i, raw in enumerate(_list(d.get("joins"), "download.joins"))
+            ),
+            converts=tuple(
+                ConvertStep.from_dict(raw, where=f"download.converts[{i}]")
+                for i, raw in enumerate(_list(d.get("converts"), "download.converts"))
+            ),
         )
 
 
@@ -273,6 +406,11 @@ class DeploymentPlan:
     # GGUF -> safetensors conversions run after download (the converted route); empty for every other plan.
     converts: tuple[ConvertStep, ...] = ()
 
+    @property
+    def download_section(self) -> DownloadSection:
+        """What `modelformats.download` fetches, joins and converts: the plan's `download` section."""
+        return DownloadSection(root=self.download_root, items=self.downloads, joins=self.joins, converts=self.converts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": PLAN_SCHEMA,
@@ -285,12 +423,7 @@ class DeploymentPlan:
             "detection": self.detection.to_dict(),
             "files": list(self.files),
             "tokenizer": self.tokenizer.to_dict() if self.tokenizer is not None else None,
-            "download": {
-                "root": self.download_root,
-                "items": [i.to_dict() for i in self.downloads],
-                "joins": [j.to_dict() for j in self.joins],
-                "converts": [c.to_dict() for c in self.converts],
-            },
+            "download": self.download_section.to_dict(),
             "download_bytes": self.download_bytes,
             "download_bytes_estimated": self.download_bytes_estimated,
             "served_model_name": self.served_model_name,
@@ -320,8 +453,10 @@ class DeploymentPlan:
                 f"Not a modelformats plan: 'schema' is {d.get('schema')!r}, expected {PLAN_SCHEMA!r}.",
                 field="schema",
             )
-        download = d.get("download") or {}
-        downloads = tuple(DownloadItem.from_dict(i) for i in download.get("items", ()))
+        # The download section is checked where it is read (DownloadSection.from_dict); a plan without one
+        # (only its engine command is wanted, e.g. by bench) reads as downloading nothing to /models.
+        download = DownloadSection.from_dict(d["download"]) if d.get("download") else DownloadSection(root="/models")
+        downloads = download.items
         tokenizer = d.get("tokenizer")
         # The tokenizer repo's size is its download item's.
         tok_bytes = next((i.bytes for i in downloads[1:] if tokenizer and i.repo_id == tokenizer["repo_id"]), None)
@@ -335,9 +470,9 @@ class DeploymentPlan:
             detection=DetectionSummary.from_dict(d.get("detection") or {"format": d["format"]}),
             files=_tuple(d.get("files")),
             tokenizer=TokenizerSource.from_dict(tokenizer, download_bytes=tok_bytes) if tokenizer else None,
-            download_root=download.get("root", "/models"),
+            download_root=download.root,
             downloads=downloads,
-            joins=tuple(JoinStep.from_dict(j) for j in download.get("joins", ())),
+            joins=download.joins,
             download_bytes=d.get("download_bytes"),
             download_bytes_estimated=bool(d.get("download_bytes_estimated", False)),
             served_model_name=d["served_model_name"],
@@ -357,5 +492,5 @@ class DeploymentPlan:
             parallel_options=tuple(ParallelOption.from_dict(p) for p in d.get("parallel_options", ())),
             launch=LaunchFacts.from_dict(d["launch"]) if d.get("launch") else None,
             other_policy=PolicyComparison.from_dict(d["other_policy"]) if d.get("other_policy") else None,
-            converts=tuple(ConvertStep.from_dict(c) for c in download.get("converts", ())),
+            converts=download.converts,
         )

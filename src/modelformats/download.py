@@ -1,6 +1,7 @@
 """Fetch exactly a plan's files, join byte-split GGUFs, verify, and write the plan beside them.
 
-Input is the plan dict (`DeploymentPlan.to_dict()`, see the plan's `download` section). Every file
+Input is the typed `DeploymentPlan`, or its JSON (`DeploymentPlan.to_dict()`), whose `download` section
+`DownloadSection.from_dict` checks (the one parser of plan JSON, in deployment.py). Every file
 is fetched by `fetch.fetch_file` — resumable over HTTP Range, retried with bounded backoff, and
 renamed to its final name only once its sha256 (LFS files) or git blob sha1 (small files) is the
 one the Hub records. The expected hashes come from the plan (`hashes`), else from one
@@ -35,16 +36,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from modelformats.deployment import ConvertStep, DeploymentPlan, DownloadItem, DownloadSection, JoinStep
 from modelformats.errors import (
     GGUFHeaderError,
-    InvalidRepoIdError,
     InvalidRequestError,
     ModelFormatsError,
     PartialDownloadError,
     UnsafePathError,
 )
 from modelformats.fetch import Digest, RemoteFile, fetch_file, file_digest
-from modelformats.listing import check_repo_path, validate_repo_id, write_json_atomic
+from modelformats.listing import check_repo_path, write_json_atomic
 from modelformats.localio import local_file_error
 from modelformats.retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 from modelformats.sources.hub import hub_errors
@@ -136,35 +137,35 @@ class DownloadReport:
         return render_download(self, explain=explain, width=width)
 
 
-# --- the plan's download section, validated ----------------------------------------------------------
+# --- the plan's download section, resolved under its root -----------------------------------------------
+# DownloadSection.from_dict (deployment.py) checks the plan's JSON; here each typed record's paths are
+# resolved (symlinks included) and must lie under the root.
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Item:
-    repo_id: str
-    revision: str | None
-    files: tuple[str, ...]
-    patterns: tuple[str, ...]
+    """A planned item with its local directory resolved, its patterns and its hashes as `Digest`s."""
+
+    spec: DownloadItem
     local_dir: Path
-    bytes: int | None
-    bytes_estimated: bool
-    sizes: Mapping[str, int]
+    # The plan's allow_patterns, else the files' own names (escaped).
+    patterns: tuple[str, ...]
     hashes: Mapping[str, Digest] = field(default_factory=dict)
     source_dir: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Join:
+    spec: JoinStep
     output: Path
     parts: tuple[Path, ...]
-    expected_bytes: int | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Convert:
+    spec: ConvertStep
     gguf: Path
     output: Path
-    dtype: str
     base: Path | None
 
 
@@ -175,126 +176,40 @@ def _under(root: Path, path: Path, what: str) -> Path:
     return resolved
 
 
-def _strings(value: Any, field: str) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise InvalidRequestError(f"The plan's {field} must be a list of strings, got {value!r}.")
-    return tuple(value)
-
-
-def _check_pattern(pattern: str) -> str:
-    # A pattern selects repo paths; it must look like one (no '..', absolute paths or backslashes).
-    check_repo_path(pattern.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x"))
-    return pattern
-
-
-def _parse(plan: Mapping[str, Any]) -> tuple[Path, list[_Item], list[_Join], list[_Convert], Path]:
-    section = plan.get("download")
-    if not isinstance(section, Mapping) or not isinstance(section.get("root"), str):
-        raise InvalidRequestError(
-            "The plan has no download section with a root; make it with `modelformats plan --json` "
-            "(DeploymentPlan.to_dict())."
-        )
-    root = Path(section["root"]).expanduser()
-    if not root.is_absolute():
-        raise InvalidRequestError(f"The plan's download root {section['root']!r} must be an absolute path.")
-    root = root.resolve()
+def _resolve(section: DownloadSection) -> tuple[Path, list[_Item], list[_Join], list[_Convert]]:
+    root = Path(section.root).expanduser().resolve()
     items: list[_Item] = []
-    for i, raw in enumerate(_list(section.get("items"), "download.items")):
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("repo_id"), str):
-            raise InvalidRequestError(f"The plan's download.items[{i}] must be an object with a repo_id.")
-        try:
-            validate_repo_id(raw["repo_id"])
-        except InvalidRepoIdError as exc:
-            raise InvalidRequestError(f"The plan's download.items[{i}].repo_id: {exc}") from None
-        local_dir = _under(root, Path(str(raw.get("local_dir", ""))), f"download.items[{i}].local_dir")
-        files = _strings(raw.get("files", []), f"download.items[{i}].files")
-        for path in files:
-            check_repo_path(path)
-            _under(local_dir, local_dir / path, f"{raw['repo_id']}/{path}")
-        patterns = tuple(_check_pattern(p) for p in _strings(raw.get("allow_patterns", []), "allow_patterns"))
-        sizes: Mapping[Any, Any] = raw["sizes"] if isinstance(raw.get("sizes"), Mapping) else {}
-        hashes = _hashes(raw.get("hashes"), f"download.items[{i}].hashes")
-        revision = raw.get("revision")
-        source_dir = raw.get("source_dir")
-        if source_dir is not None and not (isinstance(source_dir, str) and Path(source_dir).is_absolute()):
-            raise InvalidRequestError(
-                f"The plan's download.items[{i}].source_dir {source_dir!r} must be an absolute path (the local "
-                "model directory the plan was made from). Re-plan from that directory."
-            )
+    for i, item in enumerate(section.items):
+        local_dir = _under(root, Path(item.local_dir), f"download.items[{i}].local_dir")
+        for path in item.files:
+            _under(local_dir, local_dir / path, f"{item.repo_id}/{path}")
         items.append(
             _Item(
-                repo_id=raw["repo_id"],
-                revision=revision if isinstance(revision, str) else None,
-                files=files,
-                patterns=patterns or tuple(_escape(p) for p in files),
+                spec=item,
                 local_dir=local_dir,
-                bytes=raw.get("bytes") if isinstance(raw.get("bytes"), int) else None,
-                bytes_estimated=raw.get("bytes_estimated") is True,
-                sizes={k: v for k, v in sizes.items() if isinstance(k, str) and isinstance(v, int)},
-                hashes=hashes,
-                source_dir=Path(source_dir) if source_dir is not None else None,
+                patterns=item.allow_patterns or tuple(_escape(p) for p in item.files),
+                hashes={path: Digest.parse(text) for path, text in item.hashes.items()},
+                source_dir=Path(item.source_dir) if item.source_dir is not None else None,
             )
         )
-    joins: list[_Join] = []
-    for i, raw in enumerate(_list(section.get("joins"), "download.joins")):
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("output"), str):
-            raise InvalidRequestError(f"The plan's download.joins[{i}] must be an object with an output path.")
-        parts = tuple(_under(root, Path(p), f"download.joins[{i}].parts") for p in _strings(raw.get("parts"), "parts"))
-        expected = raw.get("expected_bytes")
-        joins.append(
-            _Join(
-                output=_under(root, Path(raw["output"]), f"download.joins[{i}].output"),
-                parts=parts,
-                expected_bytes=expected if isinstance(expected, int) else None,
-            )
+    joins = [
+        _Join(
+            spec=join,
+            output=_under(root, Path(join.output), f"download.joins[{i}].output"),
+            parts=tuple(_under(root, Path(p), f"download.joins[{i}].parts") for p in join.parts),
         )
-    converts = [
-        _parse_convert(root, i, raw) for i, raw in enumerate(_list(section.get("converts"), "download.converts"))
+        for i, join in enumerate(section.joins)
     ]
-    # plan.json goes beside the weights; a base-native plan's weights come from another repo than repo_id.
-    weights_repo = plan.get("weights_repo_id", plan.get("repo_id"))
-    weights_dir = next((it.local_dir for it in items if it.repo_id == weights_repo), root)
-    return root, items, joins, converts, weights_dir / PLAN_FILE
-
-
-def _parse_convert(root: Path, i: int, raw: Any) -> _Convert:
-    where = f"download.converts[{i}]"
-    if not isinstance(raw, Mapping) or not all(isinstance(raw.get(k), str) for k in ("gguf", "output", "dtype")):
-        raise InvalidRequestError(
-            f"The plan's {where} must be an object with gguf, output and dtype strings; make the plan with "
-            "`modelformats plan --json`."
+    converts = [
+        _Convert(
+            spec=step,
+            gguf=_under(root, Path(step.gguf), f"download.converts[{i}].gguf"),
+            output=_under(root, Path(step.output), f"download.converts[{i}].output"),
+            base=_under(root, Path(step.base), f"download.converts[{i}].base") if step.base is not None else None,
         )
-    base = raw.get("base")
-    if base is not None and not isinstance(base, str):
-        raise InvalidRequestError(f"The plan's {where}.base must be a path or null, got {base!r}.")
-    return _Convert(
-        gguf=_under(root, Path(raw["gguf"]), f"{where}.gguf"),
-        output=_under(root, Path(raw["output"]), f"{where}.output"),
-        dtype=raw["dtype"],
-        base=_under(root, Path(base), f"{where}.base") if base is not None else None,
-    )
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidRequestError(
-            f"The plan's {field} must be a list, got {type(value).__name__}; make the plan with "
-            "`modelformats plan --json`."
-        )
-    return value
-
-
-def _hashes(value: Any, field: str) -> dict[str, Digest]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidRequestError(
-            f"The plan's {field} must map repo paths to 'sha256:<hex>' or 'git-sha1:<hex>' strings, got "
-            f"{value!r:.80}; make the plan with `modelformats plan --json`."
-        )
-    return {path: Digest.parse(text) for path, text in value.items()}
+        for i, step in enumerate(section.converts)
+    ]
+    return root, items, joins, converts
 
 
 def _escape(path: str) -> str:
@@ -304,44 +219,44 @@ def _escape(path: str) -> str:
 
 
 def _file_size(item: _Item, path: str) -> int | None:
-    size = item.sizes.get(path)
-    return item.bytes if size is None and len(item.files) == 1 else size
+    size = item.spec.sizes.get(path)
+    return item.spec.bytes if size is None and len(item.spec.files) == 1 else size
 
 
 def _total(items: Sequence[_Item]) -> tuple[int | None, bool]:
     """(bytes, estimated) of every planned file: per item, its file sizes if all known, else its total."""
     total, estimated = 0, False
     for item in items:
-        sizes = [_file_size(item, p) for p in item.files]
-        known = sum(s for s in sizes if s is not None) if None not in sizes else item.bytes
+        sizes = [_file_size(item, p) for p in item.spec.files]
+        known = sum(s for s in sizes if s is not None) if None not in sizes else item.spec.bytes
         if known is None:
             return None, False
         total += known
-        estimated = estimated or item.bytes_estimated
+        estimated = estimated or item.spec.bytes_estimated
     return total, estimated
 
 
 def _planned(items: Sequence[_Item]) -> list[PlannedFile]:
     out: list[PlannedFile] = []
     for item in items:
-        for path in item.files:
+        for path in item.spec.files:
             size = _file_size(item, path)
             out.append(
                 PlannedFile(
-                    repo_id=item.repo_id,
-                    revision=item.revision,
+                    repo_id=item.spec.repo_id,
+                    revision=item.spec.revision,
                     path=path,
                     local_path=str(item.local_dir / path),
                     bytes=size,
                 )
             )
-        listed = {_escape(p) for p in item.files}
+        listed = {_escape(p) for p in item.spec.files}
         for pattern in item.patterns:
             if pattern not in listed:
                 out.append(
                     PlannedFile(
-                        repo_id=item.repo_id,
-                        revision=item.revision,
+                        repo_id=item.spec.repo_id,
+                        revision=item.spec.revision,
                         path=pattern,
                         local_path=str(item.local_dir / pattern),
                         bytes=None,
@@ -355,7 +270,7 @@ def _planned(items: Sequence[_Item]) -> list[PlannedFile]:
 
 
 def download(
-    plan: Mapping[str, Any],
+    plan: DeploymentPlan | Mapping[str, Any],
     *,
     dry_run: bool = False,
     endpoint: str | None = None,
@@ -373,8 +288,20 @@ def download(
     receives one line per file fetched or resumed. `local_sources` maps repo ids to local model
     directories: their files are copied from there (regular files only), not fetched. A plan made from a local
     directory names it per item (`source_dir`); `local_sources` overrides that.
+
+    `plan` is the typed plan, or its JSON (`DeploymentPlan.to_dict()`), of which only the `download` section
+    (read by `DownloadSection.from_dict`, which checks it) and `weights_repo_id` / `repo_id` are needed; that
+    JSON is what plan.json holds.
     """
-    root, items, joins, converts, plan_path = _parse(plan)
+    document: Mapping[str, Any]
+    if isinstance(plan, DeploymentPlan):
+        section, weights_repo, document = plan.download_section, plan.weights_repo_id, plan.to_dict()
+    else:
+        section, document = DownloadSection.from_dict(plan.get("download")), plan
+        weights_repo = plan.get("weights_repo_id", plan.get("repo_id"))
+    root, items, joins, converts = _resolve(section)
+    # plan.json goes beside the weights; a base-native plan's weights come from another repo than repo_id.
+    plan_path = next((it.local_dir for it in items if it.spec.repo_id == weights_repo), root) / PLAN_FILE
     files = tuple(_planned(items))
     outputs = tuple(str(j.output) for j in joins)
     total, estimated = _total(items)
@@ -393,7 +320,7 @@ def download(
     done = {j.output for j in joins if _joined_already(j)}
     skip = {part for j in joins if j.output in done for part in j.parts}
     state = _State(root)
-    local: dict[str, Path] = {item.repo_id: item.source_dir for item in items if item.source_dir is not None}
+    local: dict[str, Path] = {item.spec.repo_id: item.source_dir for item in items if item.source_dir is not None}
     local.update(local_sources or {})
     for repo_id, folder in local.items():
         if not folder.is_dir():
@@ -402,8 +329,8 @@ def download(
                 "directory any more. Restore it, or re-plan from where the model is now."
             )
     try:
-        copied = [p for item in items if item.repo_id in local for p in _copy_local(item, local[item.repo_id], skip)]
-        hub_items = [item for item in items if item.repo_id not in local]
+        copied = [p for it in items if it.spec.repo_id in local for p in _copy_local(it, local[it.spec.repo_id], skip)]
+        hub_items = [item for item in items if item.spec.repo_id not in local]
         targets = [t for it in hub_items for t in _targets(it, skip, endpoint=endpoint, token=token, retry=retry)]
         cleaned = state.clean_orphans(targets, items, joins)
         transferred = 0
@@ -416,7 +343,7 @@ def download(
         verified = _verify_models(items, joins, skip)
         converted = tuple(str(c.output) for c in converts if _convert(c, progress))
         plan_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(plan_path, plan)
+        write_json_atomic(plan_path, document)
     except OSError as exc:
         if isinstance(exc, ModelFormatsError):
             raise
@@ -441,7 +368,7 @@ def _copy_local(item: _Item, source: Path, skip: set[Path]) -> list[str]:
 
     roots = allowed_roots(source)
     copied = []
-    for path in item.files:
+    for path in item.spec.files:
         dest = item.local_dir / path
         if dest.resolve() in skip:
             continue
@@ -486,17 +413,17 @@ def _targets(
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import filter_repo_objects
 
-    wanted = [p for p in item.files if (item.local_dir / p).resolve() not in skip]
-    listed = {_escape(p) for p in item.files}
+    wanted = [p for p in item.spec.files if (item.local_dir / p).resolve() not in skip]
+    listed = {_escape(p) for p in item.spec.files}
     optional = [p for p in item.patterns if p not in listed]
-    revision = item.revision
+    revision = item.spec.revision
     entries: dict[str, tuple[int | None, Digest | None]] = {}
     if optional or any(p not in item.hashes for p in wanted):
         revision, entries = _remote_entries(item, endpoint=endpoint, token=token, retry=retry)
         missing = [p for p in wanted if p not in entries]
         if missing:
             raise PartialDownloadError(
-                f"{len(missing)} planned file(s) of {item.repo_id!r} are not in the repo at revision "
+                f"{len(missing)} planned file(s) of {item.spec.repo_id!r} are not in the repo at revision "
                 f"{revision}: {', '.join(missing[:5])}. The repo changed since the plan was made: re-plan, "
                 "or pin --revision."
             )
@@ -507,19 +434,19 @@ def _targets(
         planned = item.hashes.get(path)
         if planned is not None and digest is not None and planned != digest:
             raise PartialDownloadError(
-                f"{item.repo_id}/{path}: the plan records {planned}, the Hub now lists {digest} at revision "
+                f"{item.spec.repo_id}/{path}: the plan records {planned}, the Hub now lists {digest} at revision "
                 f"{revision}. The file changed since the plan was made: re-plan, or pin --revision."
             )
         digest = planned or digest
         if digest is None:
             raise PartialDownloadError(
-                f"{item.repo_id}/{path}: the Hub lists no hash for it, so its bytes cannot be verified. "
+                f"{item.spec.repo_id}/{path}: the Hub lists no hash for it, so its bytes cannot be verified. "
                 "Report the repo, or fetch it yourself with `hf download`."
             )
-        size = size if size is not None else item.sizes.get(path)
-        check_repo_path(path, source=item.repo_id)
-        url = hf_hub_url(item.repo_id, path, revision=revision, endpoint=endpoint)
-        remote = RemoteFile(repo_id=item.repo_id, path=path, url=url, size=size, digest=digest)
+        size = size if size is not None else item.spec.sizes.get(path)
+        check_repo_path(path, source=item.spec.repo_id)
+        url = hf_hub_url(item.spec.repo_id, path, revision=revision, endpoint=endpoint)
+        remote = RemoteFile(repo_id=item.spec.repo_id, path=path, url=url, size=size, digest=digest)
         targets.append(_Target(remote=remote, dest=_under(item.local_dir, item.local_dir / path, path)))
     return targets
 
@@ -531,9 +458,9 @@ def _remote_entries(
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=endpoint, token=token)
-    with hub_errors(item.repo_id, item.revision):
+    with hub_errors(item.spec.repo_id, item.spec.revision):
         info = call_with_retries(
-            lambda: api.model_info(item.repo_id, revision=item.revision, files_metadata=True), retry
+            lambda: api.model_info(item.spec.repo_id, revision=item.spec.revision, files_metadata=True), retry
         )
     entries: dict[str, tuple[int | None, Digest | None]] = {}
     for s in info.siblings or []:
@@ -542,7 +469,7 @@ def _remote_entries(
         else:
             blob = Digest(algorithm="git-sha1", hex=s.blob_id) if s.blob_id else None
             entries[s.rfilename] = (s.size, blob)
-    return info.sha or item.revision, entries
+    return info.sha or item.spec.revision, entries
 
 
 class _State:
@@ -669,7 +596,7 @@ def _joined_already(join: _Join) -> bool:
     """A previous run's joined output, complete and valid: its parts need not be fetched again."""
     if not join.output.is_file():
         return False
-    if join.expected_bytes is not None and join.output.stat().st_size != join.expected_bytes:
+    if join.spec.expected_bytes is not None and join.output.stat().st_size != join.spec.expected_bytes:
         return False
     return _gguf_problem(join.output) is None
 
@@ -679,10 +606,10 @@ def _join_parts(join: _Join, *, keep_parts: bool) -> None:
     if missing:
         raise PartialDownloadError(f"Cannot join {join.output}: part(s) missing: {', '.join(missing)}.")
     total = sum(p.stat().st_size for p in join.parts)
-    if join.expected_bytes is not None and total != join.expected_bytes:
+    if join.spec.expected_bytes is not None and total != join.spec.expected_bytes:
         raise PartialDownloadError(
             f"Cannot join {join.output}: its parts hold {total:,} bytes, the listing says "
-            f"{join.expected_bytes:,}. Delete the parts and download again."
+            f"{join.spec.expected_bytes:,}. Delete the parts and download again."
         )
     tmp = join.output.with_name(f".{join.output.name}.joining-{os.getpid()}")
     try:
@@ -745,9 +672,9 @@ def _convert(step: _Convert, progress: Callable[[str], None] | None) -> bool:
 
     if progress is not None:
         progress(
-            f"converting {step.gguf} -> {step.output} ({step.dtype}{', config from ' + str(base) if base else ''})"
+            f"converting {step.gguf} -> {step.output} ({step.spec.dtype}{', config from ' + str(base) if base else ''})"
         )
-    convert_gguf(step.gguf, step.output, dtype=step.dtype, base=base, progress=report)
+    convert_gguf(step.gguf, step.output, dtype=step.spec.dtype, base=base, progress=report)
     return True
 
 
@@ -758,7 +685,7 @@ def _verify_models(items: Iterable[_Item], joins: Iterable[_Join], skip: set[Pat
     paths = [
         (item.local_dir / p).resolve()
         for item in items
-        for p in item.files
+        for p in item.spec.files
         if is_gguf_path(p) and p.lower().endswith(".gguf") and (item.local_dir / p).resolve() not in skip
     ]
     paths += [j.output for j in joins]
