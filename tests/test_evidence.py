@@ -135,3 +135,27 @@ def test_a_measured_value_is_masked_but_the_verdict_beside_it_is_compared(tmp_pa
         evidence.finish(item, with_details(details.replace("max |dlogit|", "max |dlogit", 1)), update=False, root=root)
         == 1
     )
+
+
+def test_a_measured_key_is_masked_but_the_tokens_beside_it_compare(tmp_path, capsys):
+    # vllm_cpu_generation's top-1 logprob differences vary with the CPU (3.7e-06 committed, 6.2e-06 in a CI run).
+    root = _copy_repo(tmp_path)
+    item = evidence.BY_NAME["vllm_cpu_generation"]
+    committed = evidence.results_of(json.loads((root / item.path).read_text()))
+    case = committed["results"][0]
+    assert isinstance(case["vllm with modelformats"]["max_top1_logprob_diff"], float)
+    noisy = json.loads(json.dumps(committed))
+    noisy["results"][0]["vllm with modelformats"]["max_top1_logprob_diff"] = 9.9e-06
+    assert evidence.finish(item, noisy, update=False, root=root) == 0
+    assert "max_top1_logprob_diff: " in capsys.readouterr().out
+    for path, value in (
+        (("tokens",), [[0]]),
+        (("passed",), False),
+        (("vllm with modelformats", "max_top1_logprob_diff"), None),
+    ):
+        changed = json.loads(json.dumps(committed))
+        target = changed["results"][0]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        assert evidence.finish(item, changed, update=False, root=root) == 1, path
