@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from modelformats.engines.base import Engine, EngineTraits
-from modelformats.engines.llamacpp import LlamaCppEngine
+from modelformats.engines.llamacpp import LLAMACPP_TRAITS, LlamaCppEngine
 from modelformats.engines.vllm import VLLM_TRAITS, vllm_engine
 from modelformats.errors import InvalidRequestError
 
@@ -24,16 +24,6 @@ __all__ = [
     "engine_traits",
     "traits_of",
 ]
-
-# How llama-server is sized and laid out: no utilization knob (a compute buffer and the whole --ctx-size
-# allocated up front), MLA's latent cached only with key_length_mla (src/models/deepseek2.cpp), whole
-# layers split over the GPUs of one container, no multi-node mode here, a CUDA build for every Modal GPU.
-# Declared here rather than as `LlamaCppEngine.traits` because engines/llamacpp.py is pinned by the
-# llamacpp_e2e evidence (tools/evidence.py): move it there when `nox -s llamacpp_e2e` next runs.
-LLAMACPP_TRAITS = EngineTraits(
-    display_name="llama.cpp",
-    longer_context="llama.cpp accepts it but the model was never trained past its own length, so output degrades",
-)
 
 # Engine.name -> its traits.
 BUILTIN_ENGINE_TRAITS: Mapping[str, EngineTraits] = MappingProxyType({"vllm": VLLM_TRAITS, "llamacpp": LLAMACPP_TRAITS})

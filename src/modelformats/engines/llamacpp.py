@@ -21,13 +21,21 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from modelformats.engines.base import EngineCommand, EvidenceLevel, LoadVerdict, RuntimeSpec, WeightsSpec
+from modelformats.engines.base import (
+    EngineCommand,
+    EngineTraits,
+    EvidenceLevel,
+    LoadVerdict,
+    RuntimeSpec,
+    WeightsSpec,
+)
 from modelformats.errors import InvalidRequestError
 from modelformats.gguf.files import is_byte_part
 from modelformats.naming import parse_shard_name
 
 __all__ = [
     "FILE_LAYOUTS",
+    "LLAMACPP_TRAITS",
     "CudaBuildRecipe",
     "LlamaCppEngine",
     "load_e2e_results",
@@ -108,10 +116,20 @@ class _Proof:
     tensor_types: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+# How llama-server is sized and laid out: no utilization knob (a compute buffer and the whole --ctx-size
+# allocated up front), MLA's latent cached only with key_length_mla (src/models/deepseek2.cpp), whole
+# layers split over the GPUs of one container, no multi-node mode here, a CUDA build for every Modal GPU.
+LLAMACPP_TRAITS = EngineTraits(
+    display_name="llama.cpp",
+    longer_context="llama.cpp accepts it but the model was never trained past its own length, so output degrades",
+)
+
+
 class LlamaCppEngine:
     """llama.cpp's `llama-server` at the build vendored by llama-cpp-python (see `load_facts`)."""
 
     name = "llamacpp"
+    traits = LLAMACPP_TRAITS
     # llama-server reads the tokenizer and chat template from the GGUF itself (`--jinja`).
     needs_tokenizer_files = False
 
