@@ -130,3 +130,26 @@ def test_the_committed_served_argv_is_the_planners():
     assert [("<free port>" if a == port else a) for a in built["cpu_argv"]] == served["cpu_argv"]
     assert {row["flag"] for row in built["adapted"]} == {row["flag"] for row in served["adapted"]}
     assert all(row["why"] != "UNEXPECTED" for row in served["adapted"])
+
+
+def test_the_committed_converted_route_is_plain_vllm_generating_the_references():
+    committed = _committed()
+    if committed is None or "converted" not in committed:
+        pytest.skip("no committed converted results yet")
+    converted = committed["converted"]
+    assert {(c["layout"], c["gguf_type"]) for c in converted} == {
+        (r["layout"], r["gguf_type"]) for r in committed["results"]
+    }
+    for case in converted:
+        run = case["vllm on the converted checkpoint"]
+        assert case["passed"] and case["negative_control_failed_as_predicted"], case["layout"]
+        assert case["VLLM_PLUGINS"] == "" and case["plugin modules imported"] == []
+        assert run["vllm_quantization"] is None
+        assert [run["vllm_architecture"]] == case["convert"]["config.json architectures"]
+        assert run["vs transformers"]["verdict"] == "identical"
+        assert run["vs transformers"]["identical_tokens"] == "48/48"
+        assert run["tokens equal vLLM with modelformats on the GGUF"]
+    controls = [
+        c["negative control: converted with the Q/K un-permute off"] for c in converted if c["gguf_type"] == "F32"
+    ]
+    assert len(controls) == 2 and all(c["observed"]["verdict"] == "different" for c in controls)
