@@ -2,7 +2,8 @@
 
 The recorded fixtures (bartowski Llama-3.1-8B, mradermacher 70Bx2 MoE) read no GGUF header, so the route is
 refused there for an unknown architecture; tests/data/synthetic holds the same shapes with the header a live
-plan reads, where it loads, ranked below every route that serves the downloaded GGUF as it is.
+plan reads, where it loads, ranked below every route that serves the downloaded GGUF as it is (its level,
+`converted-cpu-generation`, comes from the committed data/vllm_cpu_generation.json).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from modelformats.conversion import MEASURED_RATE, conversion_target, supported_conversions
+from modelformats.conversion import MEASURED_RATE, conversion_target, generation_evidence, supported_conversions
 from modelformats.deployment import DeploymentPlan
 from modelformats.engines.base import EvidenceLevel
 from modelformats.errors import EngineCannotLoadError
@@ -52,25 +53,81 @@ def test_a_repo_with_base_weights_gets_no_converted_route():
     assert all("converted" not in a.label for a in plan(None).alternatives)
 
 
-def test_the_route_loads_below_the_gguf_as_it_is_with_its_evidence_time_and_price():
-    p = plan(DENSE, source=SYNTHETIC)
+@pytest.mark.parametrize(
+    ("repo_id", "layout", "architecture"),
+    [(DENSE, "llama", "LlamaForCausalLM"), (MOE, "llama+experts", "MixtralForCausalLM")],
+)
+def test_the_route_loads_below_the_gguf_as_it_is_with_its_evidence_time_and_price(repo_id, layout, architecture):
+    p = plan(repo_id, source=SYNTHETIC)
     assert (p.engine.name, p.format) == ("llamacpp", "gguf")
     alt = _converted(p)
-    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED
+    # vLLM's engine generated transformers' tokens from converted tiny checkpoints of the layout
+    # (data/vllm_cpu_generation.json): the stronger converted level, still below the GGUF as it is.
+    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED_CPU_GENERATION
     assert alt.rank == 2 and alt.price_per_hour is not None
-    assert alt.reason.startswith("weaker evidence: expected to load after conversion — ")
-    assert alt.reason.endswith(f"; conversion ~2 min {RATE} (Q8_0 -> bfloat16, input in page cache)")
+    assert alt.reason.startswith(
+        "weaker evidence: loads after conversion — vLLM's engine generated the same tokens on CPU from converted "
+        "tiny checkpoints (F32/F16 inputs); conversion ~"
+    )
+    assert alt.reason.endswith(f"{RATE} (Q8_0 -> bfloat16, input in page cache)")
     evidence = "\n".join(alt.verdict.evidence)
-    assert "LlamaForCausalLM is in vLLM 0.33.0's model registry" in evidence
-    assert "nox -s gguf_convert_proof: llama GGUFs (F32, F16, Q8_0) of tiny checkpoints" in evidence
-    assert "vLLM's load of the converted directory not run" in evidence
-    assert alt.argv[:3] == ("vllm", "serve", f"/models/{DENSE}/converted-Q8_0-bfloat16")
+    assert f"{architecture} is in vLLM 0.33.0's model registry" in evidence
+    assert f"nox -s gguf_convert_proof: {layout.replace('+', ' with ')} GGUFs (F32, F16, Q8_0) of tiny" in evidence
+    assert "vLLM's load of the converted directory not run" not in evidence
+    for gguf_type in ("F32", "F16"):
+        assert (
+            f"nox -s vllm_cpu_generation ({layout}, {gguf_type} GGUF): vLLM's engine (vllm-cpu 0.32.0 on CPU, no "
+            f"GGUF plugin) loaded the directory modelformats convert wrote (float32) as {architecture} and "
+            "generated greedy tokens identical to transformers' on the original checkpoint holding the GGUF's "
+            "values, 48/48 (max |top-1 logprob diff| "
+        ) in evidence
+    assert "F32 GGUF)" in evidence and "they differ as predicted" in evidence
+    assert not any("not proven here" in w for w in alt.verdict.warnings)  # Q8_0: the conversion proof's
+    assert alt.argv[:3] == ("vllm", "serve", f"/models/{repo_id}/converted-Q8_0-bfloat16")
+
+
+def test_the_converted_levels_rank_below_every_level_of_weights_served_as_they_are():
+    direct = [level for level in EvidenceLevel if not level.value.startswith("converted")]
+    direct.remove(EvidenceLevel.REFUSED)
+    for level in (EvidenceLevel.CONVERTED_CPU_GENERATION, EvidenceLevel.CONVERTED):
+        assert all(level.rank > other.rank for other in direct)
+    assert EvidenceLevel.CONVERTED_CPU_GENERATION.rank < EvidenceLevel.CONVERTED.rank < EvidenceLevel.REFUSED.rank
+
+
+def _generation_proof():
+    from importlib import resources
+
+    return json.loads(resources.files("modelformats.engines").joinpath("data/vllm_cpu_generation.json").read_text())
+
+
+def test_the_generation_evidence_counts_a_layout_only_when_every_case_and_its_control_passed():
+    data = _generation_proof()
+    assert set(generation_evidence(data)) == {"llama", "llama+experts"}
+    assert generation_evidence(data)["llama"][1] == ("F32", "F16")
+    for key in ("passed", "negative_control_failed_as_predicted"):
+        broken = json.loads(json.dumps(data))
+        next(c for c in broken["converted"] if c["layout"] == "llama" and c["gguf_type"] == "F32")[key] = False
+        assert set(generation_evidence(broken)) == {"llama+experts"}
+    assert generation_evidence({}) == {}
+
+
+def test_a_layout_without_the_generation_proof_stays_converted_and_an_unproven_quant_is_warned():
+    qwen2 = conversion_target("qwen2", False)
+    assert qwen2 is not None and qwen2.generated == () and qwen2.level is EvidenceLevel.CONVERTED
+    llama = conversion_target("llama", False)
+    assert llama is not None and llama.level is EvidenceLevel.CONVERTED_CPU_GENERATION
+    without = replace(llama, generated=(), generated_types=())
+    assert without.level is EvidenceLevel.CONVERTED
+    assert without.evidence()[-1].endswith("vLLM's load of the converted directory not run")
+    (warning,) = llama.warnings("Q4_K_M")
+    assert warning.startswith("the conversion proof covered F32, F16, Q8_0 GGUFs; Q4_K_M is dequantized")
+    assert llama.warnings("Q8_0") == () and qwen2.warnings("Q4_K_M") == ()
 
 
 def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_parameter():
     p = plan(DENSE, source=SYNTHETIC, options=PlanOptions(format="native"))
     assert (p.engine.name, p.format, p.quant, p.weights_repo_id) == ("vllm", "safetensors", "Q8_0", DENSE)
-    assert p.engine.verdict is not None and p.engine.verdict.level is EvidenceLevel.CONVERTED
+    assert p.engine.verdict is not None and p.engine.verdict.level is EvidenceLevel.CONVERTED_CPU_GENERATION
     (step,) = p.converts
     assert step.gguf == f"/models/{DENSE}/Llama-3.1-8B-Instruct-Q8_0.gguf"
     assert step.output == f"/models/{DENSE}/converted-Q8_0-bfloat16"

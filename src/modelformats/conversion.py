@@ -8,7 +8,9 @@ one place and only read here:
   (the package loads its numpy-using parts lazily), so planning needs no numpy;
 - what is proven: `nox -s gguf_convert_proof`'s committed results
   (src/modelformats/engines/data/gguf_convert_proof.json): per layout, the quants whose converted
-  weights and transformers logits matched; it never runs vLLM on the converted directory;
+  weights and transformers logits matched; and `nox -s vllm_cpu_generation`'s (data/vllm_cpu_generation.json,
+  its `converted` results): per layout, the GGUF types whose converted directory plain vLLM (its CPU build,
+  no GGUF plugin) loaded and generated transformers' greedy tokens from, its negative control failing;
 - how fast: `MEASURED_RATE`, the throughput `benchmarks/bench_convert.py` measured (docs/convert.md).
 """
 
@@ -23,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from modelformats.convert import ConversionLayouts, default_layouts
+from modelformats.engines.base import EvidenceLevel
 
 __all__ = [
     "CONVERTED_BYTES_PER_PARAM",
@@ -31,6 +34,7 @@ __all__ = [
     "ConversionTarget",
     "ConvertRate",
     "conversion_target",
+    "generation_evidence",
     "supported_conversions",
 ]
 
@@ -39,6 +43,8 @@ CONVERT_DTYPE = "bfloat16"
 CONVERTED_BYTES_PER_PARAM = 2
 PROOF_FILE = "data/gguf_convert_proof.json"
 PROOF_SESSION = "nox -s gguf_convert_proof"
+GENERATION_FILE = "data/vllm_cpu_generation.json"
+GENERATION_SESSION = "nox -s vllm_cpu_generation"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,10 +83,22 @@ class ConversionTarget:
     model_type: str
     # Input quants whose conversion the proof checked (e.g. F32, F16, Q8_0); () = a layout without proof.
     proven_quants: tuple[str, ...]
+    # vLLM's CPU generation from the converted directories of the layout (`nox -s vllm_cpu_generation`),
+    # one line per GGUF type; () = not run, or not passed with its negative control failing as predicted.
+    generated: tuple[str, ...] = ()
+    # The GGUF types those conversions started from (F32, F16).
+    generated_types: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return f"{self.gguf_architecture}{' with experts' if self.has_experts else ''}"
+
+    @property
+    def level(self) -> EvidenceLevel:
+        """`converted-cpu-generation` when both proofs cover the layout, else `converted`."""
+        if self.proven_quants and self.generated:
+            return EvidenceLevel.CONVERTED_CPU_GENERATION
+        return EvidenceLevel.CONVERTED
 
     def evidence(self) -> tuple[str, ...]:
         if not self.proven_quants:
@@ -88,11 +106,25 @@ class ConversionTarget:
                 f"modelformats convert has a {self.name} layout ({self.hf_architecture}) but {PROOF_SESSION} does "
                 "not prove it; vLLM's load of the converted directory not run",
             )
-        return (
+        converted = (
             f"{PROOF_SESSION}: {self.name} GGUFs ({', '.join(self.proven_quants)}) of tiny checkpoints convert to "
             f"{self.hf_architecture} with every tensor equal to the GGUF's dequantized values (F32: bit-exact) and "
-            "transformers logits equal; vLLM's load of the converted directory not run",
+            "transformers logits equal"
         )
+        if not self.generated:
+            return (f"{converted}; vLLM's load of the converted directory not run",)
+        return (converted, *self.generated)
+
+    def warnings(self, quant: str | None) -> tuple[str, ...]:
+        """What the proofs do not cover for a GGUF of `quant` (the planned conversion writes bfloat16)."""
+        if not self.proven_quants or quant is None:
+            return ()
+        if quant not in self.proven_quants:
+            return (
+                f"the conversion proof covered {', '.join(self.proven_quants)} GGUFs; {quant} is dequantized by the "
+                "gguf package's reference dequantizer, not proven here",
+            )
+        return ()
 
 
 def _convert_layouts() -> ConversionLayouts:
@@ -113,6 +145,41 @@ def _proven() -> Mapping[str, tuple[str, ...]]:
     return {layout: tuple(quants) for layout, quants in found.items()}
 
 
+@cache
+def _generated() -> Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    path = resources.files("modelformats.engines").joinpath(GENERATION_FILE)
+    return generation_evidence(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def generation_evidence(data: Mapping[str, Any]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Proof layout name -> (evidence lines, GGUF types) of plain vLLM generating from its converted tiny
+    checkpoints, read from vllm_cpu_generation.json's `converted` results; only layouts whose every
+    converted case passed with its negative control failing as predicted."""
+    build = f"vllm-cpu {data.get('versions', {}).get('vllm-cpu')}"
+    by_layout: dict[str, list[dict[str, Any]]] = {}
+    for case in data.get("converted", ()):
+        by_layout.setdefault(str(case["layout"]), []).append(case)
+    found: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for layout, cases in by_layout.items():
+        if not all(c.get("passed") and c.get("negative_control_failed_as_predicted") for c in cases):
+            continue
+        lines = []
+        for c in cases:
+            run = c["vllm on the converted checkpoint"]
+            exact = run["vs transformers"]
+            control = c.get("negative control: converted with the Q/K un-permute off")
+            lines.append(
+                f"{GENERATION_SESSION} ({layout}, {c['gguf_type']} GGUF): vLLM's engine ({build} on CPU, no GGUF "
+                f"plugin) loaded the directory modelformats convert wrote ({c['convert']['dtype']}) as "
+                f"{run['vllm_architecture']} and generated greedy tokens identical to transformers' on the original "
+                f"checkpoint holding the GGUF's values, {exact['identical_tokens']} "
+                f"(max |top-1 logprob diff| {exact['max_top1_logprob_diff']})"
+                + ("; converted with the Q/K un-permute off, they differ as predicted" if control else "")
+            )
+        found[layout] = (tuple(lines), tuple(str(c["gguf_type"]) for c in cases))
+    return found
+
+
 def conversion_target(gguf_architecture: str, has_experts: bool) -> ConversionTarget | None:
     """What a GGUF of `general.architecture` (with or without experts) converts to; None: convert refuses it."""
     layout = _convert_layouts().find(gguf_architecture, has_experts)
@@ -125,6 +192,8 @@ def conversion_target(gguf_architecture: str, has_experts: bool) -> ConversionTa
         hf_architecture=layout.hf_architecture,
         model_type=layout.model_type,
         proven_quants=_proven().get(proof_layout, ()),
+        generated=_generated().get(proof_layout, ((), ()))[0],
+        generated_types=_generated().get(proof_layout, ((), ()))[1],
     )
 
 

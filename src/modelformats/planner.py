@@ -7,7 +7,8 @@ and the first is the plan. For a GGUF repo the routes include its base model's n
 vLLM and the GGUF on llama.cpp's server, so a GGUF that vLLM cannot load still gets a plan that can.
 When no base model's native weights are found, the GGUF converted to safetensors after download
 (`modelformats convert`) on vLLM is a route too, for the architectures convert supports; its evidence
-(`converted`) ranks it below every route that serves the downloaded weights as they are.
+(`converted`, or `converted-cpu-generation` where vLLM's engine generated from converted tiny checkpoints of
+the layout) ranks it below every route that serves the downloaded weights as they are.
 """
 
 from __future__ import annotations
@@ -427,8 +428,8 @@ class _Planner:
         caveat = () if step.base is not None else (_NO_BASE_CONVERT,)
         verdict = replace(
             checked,
-            level=EvidenceLevel.CONVERTED if checked.loads else checked.level,
-            warnings=(*checked.warnings, *caveat),
+            level=conversion.level if checked.loads else checked.level,
+            warnings=(*checked.warnings, *conversion.warnings(selection.quant), *caveat),
             evidence=(
                 *checked.evidence,
                 *conversion.evidence(),

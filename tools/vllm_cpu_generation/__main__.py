@@ -8,7 +8,11 @@
    switched off (test-only); with VLLM_PLUGINS=gguf (vllm-gguf-plugin alone).
 4. serve.py: `vllm serve` with the target plan's argv built for the tiny target-layout GGUF,
    answering `modelformats smoke`; streamed answers equal to the offline ones.
-5. Verdicts (compare.py) into the fresh results file; `nox -s vllm_cpu_generation` compares it with
+5. The converted route (docs/convert.md): every GGUF converted back by `modelformats.convert.convert_gguf`
+   (float32, the tiny original as base), then generated from by plain vLLM (VLLM_PLUGINS="": no GGUF
+   plugin), compared with the same references; negative control: the F32 GGUFs converted with the Q/K
+   un-permute off (the layouts' `qk_permuted` cleared, as `nox -s gguf_convert_proof`'s control).
+6. Verdicts (compare.py) into the fresh results file; `nox -s vllm_cpu_generation` compares it with
    src/modelformats/engines/data/vllm_cpu_generation.json (tools/evidence.py).
 Exit status 1 if a case fails, is undecidable, a negative control does not fail as predicted, or the
 served run fails.
@@ -53,6 +57,10 @@ PREDICTED_WITHOUT_PLUGIN = {
     "llama+experts": "Unknown gguf model_type: mixtral",
 }
 MODULE = "tools.vllm_cpu_generation"
+# The converted route: the dtype convert_gguf writes here (the references compute in float32), and the
+# input types whose conversion is also made with the Q/K un-permute off (the negative control).
+CONVERTED_DTYPE = "float32"
+CONVERTED_CONTROL_TYPES = ("F32",)
 
 
 def slug(layout: str) -> str:
@@ -116,6 +124,125 @@ def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
                 }
             )
     return cases
+
+
+def convert_checkpoints(cases: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
+    """`modelformats convert` of every case's GGUF (float32, the tiny original as `base`), and of the F32
+    ones again with the Q/K un-permute off: vLLM cases loading each converted directory as it is."""
+    import dataclasses
+    import shutil
+
+    from modelformats.convert import ConversionLayouts, convert_gguf, default_layouts
+
+    registry = default_layouts()
+    switched_off = ConversionLayouts.of(
+        *(dataclasses.replace(item, qk_permuted=False) for item in registry.by_key.values())
+    )
+    converted = []
+    for case in cases:
+        for unpermute, layouts in ((True, registry), (False, switched_off)):
+            if not unpermute and case["gguf_type"] not in CONVERTED_CONTROL_TYPES:
+                continue
+            out = work / "converted" / f"{Path(case['gguf']).stem}-unpermute-{'on' if unpermute else 'off'}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            result = convert_gguf(case["gguf"], out, dtype=CONVERTED_DTYPE, base=case["hf_dir"], layouts=layouts)
+            config = json.loads((out / "config.json").read_text())
+            converted.append(
+                {
+                    "name": f"{case['name']} converted{'' if unpermute else ' (Q/K un-permute off)'}",
+                    "case": case["name"],
+                    "convert_unpermute": unpermute,
+                    "model": str(out),
+                    "hf_architecture": result.hf_architecture,
+                    "config_architectures": config.get("architectures"),
+                    "files": sorted(p.name for p in out.iterdir()),
+                    "dtype": CONVERTED_DTYPE,
+                    "prompt_texts": case["prompt_texts"],
+                    "prompts": case["prompts"],
+                    "steps": case["steps"],
+                    "chat": False,
+                }
+            )
+    return converted
+
+
+def converted_verdicts(
+    case: dict[str, Any],
+    refs: dict[str, Any],
+    fixed: dict[str, Any],
+    runs: list[tuple[dict[str, Any], dict[str, Any]]],
+    plugin_modules: list[str],
+) -> dict[str, Any]:
+    """The converted route for one case: plain vLLM on the converted directory passes when its tokens are
+    identical to transformers' at every position, each decidable, none differs from llama.cpp at a
+    decidable position, vLLM built the converted config's architecture without quantization, and neither
+    GGUF plugin was imported. The un-permute-off conversion (F32 only) must differ from both references at
+    a decidable position, judged against the noise of the correct conversion's run."""
+    references = {"llama.cpp": refs["llama.cpp"], "transformers": refs["transformers"]}
+    ((convert, run),) = [(c, r) for c, r in runs if c["convert_unpermute"]]
+    out: dict[str, Any] = {
+        "layout": case["layout"],
+        "gguf_type": case["gguf_type"],
+        "convert": {
+            "dtype": convert["dtype"],
+            "base": "the tiny original checkpoint",
+            "hf_architecture": convert["hf_architecture"],
+            "config.json architectures": convert["config_architectures"],
+            "files": convert["files"],
+        },
+        "vllm_dtype": convert["dtype"],
+        "VLLM_PLUGINS": "",
+        "plugin modules imported": plugin_modules,
+    }
+    noise: dict[str, float] = {}
+    if "error" in run:
+        out["vllm on the converted checkpoint"] = {"verdict": "error", "error": run["error"]}
+        passed = False
+    else:
+        exact = compare_case(run["generations"], {"transformers": refs["transformers"]})
+        cpp = compare_case(run["generations"], {"llama.cpp": refs["llama.cpp"]})
+        noise = compare_case(run["generations"], references).noise
+        out["vllm on the converted checkpoint"] = {
+            "vllm_architecture": run["vllm_architecture"],
+            "vllm_quantization": run["vllm_quantization"],
+            "vs transformers": exact.to_dict(),
+            "vs llama.cpp": cpp.to_dict(),
+            "tokens equal vLLM with modelformats on the GGUF": "generations" in fixed
+            and [g["tokens"] for g in run["generations"]] == [g["tokens"] for g in fixed["generations"]],
+        }
+        out["tokens"] = [g["tokens"] for g in run["generations"]]
+        passed = (
+            exact.verdict == "identical"
+            and not _decidable_differences(cpp)
+            and run["vllm_architecture"] in (convert["config_architectures"] or [])
+            and run["vllm_quantization"] is None
+            and not plugin_modules
+        )
+    controls = [(c, r) for c, r in runs if not c["convert_unpermute"]]
+    if controls:
+        ((_, control),) = controls
+        predicted = "tokens differ from both references at a decidable position"
+        if "error" in control or not noise:
+            off: dict[str, Any] = {
+                "predicted": predicted,
+                "observed": control.get("error", "no positive run to take the noise from"),
+                "failed_as_predicted": False,
+            }
+        else:
+            compared = compare_case(control["generations"], references, noise=noise)
+            off = {
+                "predicted": predicted,
+                "observed": compared.to_dict(),
+                "failed_as_predicted": {d.split(" vs ")[1].split(" at ")[0] for d in _decidable_differences(compared)}
+                == set(references),
+            }
+        out["negative control: converted with the Q/K un-permute off"] = off
+    out["passed"] = passed
+    out["negative_control_failed_as_predicted"] = all(
+        c["failed_as_predicted"] for key, c in out.items() if key.startswith("negative control") and isinstance(c, dict)
+    )
+    return out
 
 
 def _failure_text(result: dict[str, Any]) -> str:
@@ -218,7 +345,7 @@ def served_run(cases: list[dict[str, Any]], fixed: list[dict[str, Any]], reports
     return served
 
 
-def print_summary(results: list[dict[str, Any]], served: dict[str, Any]) -> None:
+def print_summary(results: list[dict[str, Any]], converted: list[dict[str, Any]], served: dict[str, Any]) -> None:
     print("\n| case | vLLM + modelformats vs llama.cpp, transformers | min margin | without plugin | un-permute off |")
     print("|---|---|---|---|---|")
     for r in results:
@@ -231,6 +358,20 @@ def print_summary(results: list[dict[str, Any]], served: dict[str, Any]) -> None
             f"| {r['layout']} {r['gguf_type']} | {v.get('verdict')} {v.get('identical_tokens', '')} "
             f"(max dlogprob {v.get('max_top1_logprob_diff')}) | {v.get('min_top1_top2_margin')} | "
             f"{controls[0]} | {controls[1]} |"
+        )
+    print("\n| converted case | plain vLLM vs transformers | max dlogprob | vs llama.cpp | un-permute off |")
+    print("|---|---|---|---|---|")
+    for r in converted:
+        v = r["vllm on the converted checkpoint"]
+        exact = v.get("vs transformers", {})
+        control = r.get("negative control: converted with the Q/K un-permute off")
+        shown = "-" if control is None else "NOT AS PREDICTED"
+        if control is not None and control["failed_as_predicted"]:
+            shown = "failed as predicted"
+        print(
+            f"| {r['layout']} {r['gguf_type']} -> {v.get('vllm_architecture', v.get('error'))} | "
+            f"{exact.get('verdict')} {exact.get('identical_tokens', '')} | {exact.get('max_top1_logprob_diff')} | "
+            f"{v.get('vs llama.cpp', {}).get('verdict')} | {shown} |"
         )
     print(f"\nserved: passed={served['passed']}; argv: {' '.join(served['cpu_argv'])}")
     for row in served["adapted"]:
@@ -267,10 +408,25 @@ def main() -> None:
     print(f"vLLM with the un-permute off done at {time.monotonic() - started:.0f} s", flush=True)
     stock = run_module("vllm_generate", stock_file, reports / "vllm_stock.json", {**env, "VLLM_PLUGINS": "gguf"})
     print(f"vLLM with vllm-gguf-plugin alone done at {time.monotonic() - started:.0f} s", flush=True)
+    converted_cases = convert_checkpoints(cases, work)
+    converted_file = reports / "cases_converted.json"
+    converted_file.write_text(json.dumps(converted_cases, indent=1) + "\n")
+    print(f"modelformats convert of {len(converted_cases)} GGUFs done at {time.monotonic() - started:.0f} s")
+    # Plain vLLM: VLLM_PLUGINS="" names no plugin, so neither GGUF plugin (nor any other) is loaded.
+    plain = run_module("vllm_generate", converted_file, reports / "vllm_converted.json", {**env, "VLLM_PLUGINS": ""})
+    print(f"plain vLLM on the converted checkpoints done at {time.monotonic() - started:.0f} s", flush=True)
 
     results = [
         verdicts(case, r, f, u, s)
         for case, r, f, u, s in zip(cases, refs, fixed["results"], unpermuted["results"], stock["results"], strict=True)
+    ]
+
+    by_case: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for convert_case, run in zip(converted_cases, plain["results"], strict=True):
+        by_case.setdefault(convert_case["case"], []).append((convert_case, run))
+    converted = [
+        converted_verdicts(case, r, f, by_case[case["name"]], plain["plugin_modules_imported"])
+        for case, r, f in zip(cases, refs, fixed["results"], strict=True)
     ]
 
     served = served_run(cases, fixed["results"], reports)
@@ -297,17 +453,25 @@ def main() -> None:
             "head_dim": HEAD_DIM,
             "vllm_dtype_per_gguf_type": {k: v[1] for k, v in GGUF_TYPES.items()},
             "served": f"{TARGET_LAYOUT} {SERVED_TYPE}",
+            "converted": {
+                "convert_gguf dtype": CONVERTED_DTYPE,
+                "base": "the tiny original checkpoint",
+                "VLLM_PLUGINS": "",
+                "un-permute-off control for": list(CONVERTED_CONTROL_TYPES),
+            },
         },
         "results": results,
+        "converted": converted,
         "served": served,
     }
     proof = scrub(proof, work)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(proof, indent=1) + "\n")
 
-    print_summary(results, served)
+    print_summary(results, converted, served)
     print(f"\nwrote {args.output} in {time.monotonic() - started:.0f} s")
     ok = all(r["passed"] and r["negative_controls_failed_as_predicted"] for r in results) and served["passed"]
+    ok = ok and all(c["passed"] and c["negative_control_failed_as_predicted"] for c in converted)
     if not ok:
         raise SystemExit(1)
 

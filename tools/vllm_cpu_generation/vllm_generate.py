@@ -7,7 +7,10 @@ the `uni` executor): one `vllm.LLM` per case, 16 greedy tokens per prompt from t
 the top-2 log-probabilities vLLM computes. A case with `"unpermute": false` runs with the
 modelformats adapter's Q/K un-permute switched off (a test-only patch of this process, the second
 negative control). A case with `"chat": true` also answers the prompts through `LLM.chat` (the
-chat template, as `vllm serve` renders it) for the served run to be compared with.
+chat template, as `vllm serve` renders it) for the served run to be compared with. A case with
+`"model"` (a directory written by `modelformats convert`) is loaded from there as any HF checkpoint:
+no GGUF, no tokenizer or config from elsewhere; its caller sets VLLM_PLUGINS="" (no plugin at all), and
+the report records whether either GGUF plugin's module was imported anyway.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.stable_text import exception_line
+
+# The GGUF plugins' modules: vllm-gguf-plugin and modelformats' vLLM plugin.
+PLUGIN_MODULES = ("vllm_gguf_plugin", "modelformats.vllm_plugin")
 
 
 def _error(exc: BaseException) -> str:
@@ -59,16 +65,24 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     llm = None
     try:
         with unpermute_switched_off(not case.get("unpermute", True)):
+            # A converted HF directory is loaded on its own; a GGUF with the original's tokenizer and config.
+            sources = (
+                {"model": case["model"]}
+                if "model" in case
+                else {"model": case["gguf"], "tokenizer": case["hf_dir"], "hf_config_path": case["hf_dir"]}
+            )
             llm = LLM(
-                model=case["gguf"],
-                tokenizer=case["hf_dir"],
-                hf_config_path=case["hf_dir"],
+                **sources,
                 dtype=case["dtype"],
                 max_model_len=128,
                 enforce_eager=True,
                 distributed_executor_backend="uni",
                 seed=0,
             )
+        config = llm.llm_engine.model_config
+        # What vLLM resolved: the model class it built and the quantization it loads with (None: plain weights).
+        out["vllm_architecture"] = config.architecture
+        out["vllm_quantization"] = config.quantization
         params = SamplingParams(temperature=0.0, max_tokens=case["steps"], ignore_eos=True, logprobs=2)
         prompts = [{"prompt_token_ids": tokens} for tokens in case["prompts"]]
         generations = []
@@ -113,14 +127,15 @@ def main() -> None:
     from vllm.plugins import load_general_plugins
 
     load_general_plugins()
-    from vllm_gguf_plugin.weights_adapter import _ADAPTER_REGISTRY
-
     cases = json.loads(Path(sys.argv[1]).read_text())
-    report = {
-        "VLLM_PLUGINS": os.environ.get("VLLM_PLUGINS"),
-        "adapter_registry": [cls.__module__ + "." + cls.__name__ for cls in _ADAPTER_REGISTRY],
-        "results": [run_case(case) for case in cases],
-    }
+    report: dict[str, Any] = {"VLLM_PLUGINS": os.environ.get("VLLM_PLUGINS")}
+    if os.environ.get("VLLM_PLUGINS") != "":
+        from vllm_gguf_plugin.weights_adapter import _ADAPTER_REGISTRY
+
+        report["adapter_registry"] = [cls.__module__ + "." + cls.__name__ for cls in _ADAPTER_REGISTRY]
+    report["results"] = [run_case(case) for case in cases]
+    # Plain vLLM (VLLM_PLUGINS=""): neither GGUF plugin may have been imported by anything.
+    report["plugin_modules_imported"] = sorted(m for m in PLUGIN_MODULES if m in sys.modules)
     Path(sys.argv[2]).write_text(json.dumps(report, indent=1) + "\n")
 
 

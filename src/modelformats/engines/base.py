@@ -46,6 +46,13 @@ class EvidenceLevel(enum.Enum):
     CPU_NAME_MAP = "cpu-name-map"
     # Read in the engine's source, not run.
     SOURCE_READ = "source-read"
+    # Served after `modelformats convert` rewrites the weights (GGUF -> safetensors), and vLLM's own engine
+    # (its CPU build, no GGUF plugin) generated transformers' greedy tokens from the converted tiny
+    # checkpoints of the layout (F32/F16 GGUF inputs, `nox -s vllm_cpu_generation`). Stronger than
+    # `converted`, yet still ranked below every route that serves the downloaded weights as they are: the
+    # route adds a conversion (minutes, a second copy on disk, 16-bit weights on the GPU) and its proofs
+    # cover tiny F32/F16/Q8_0 inputs, so evidence alone must not make it beat a direct route on price.
+    CONVERTED_CPU_GENERATION = "converted-cpu-generation"
     # Served after `modelformats convert` rewrites the weights (GGUF -> safetensors): the conversion is
     # proven on CPU against transformers (tiny checkpoints), the engine's load of a converted directory is
     # not run. Ranked below every route that serves the downloaded weights as they are.
@@ -75,6 +82,10 @@ _EVIDENCE_TEXT: Mapping[EvidenceLevel, str] = {
         "maps — config and weight names checked on CPU; load_model did not complete there, loading unverified"
     ),
     EvidenceLevel.SOURCE_READ: "expected to load — read in the engine's source, not run",
+    EvidenceLevel.CONVERTED_CPU_GENERATION: (
+        "loads after conversion — vLLM's engine generated the same tokens on CPU from converted tiny "
+        "checkpoints (F32/F16 inputs)"
+    ),
     EvidenceLevel.CONVERTED: (
         "expected to load after conversion — conversion checked on CPU against transformers (tiny "
         "checkpoints); the engine's load of the converted directory not run"
