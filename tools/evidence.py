@@ -121,7 +121,7 @@ EVIDENCE: tuple[Evidence, ...] = (
         ),
         # Top-1 logprob differences vary with the machine's CPU kernels (committed 3.7e-06, 0.0045; a cold CI
         # run on a fresh machine 6.2e-06, 0.0049); the tokens, their agreement and the margins' verdicts compare.
-        measured_keys=("max_top1_logprob_diff",),
+        measured_keys=("max_top1_logprob_diff", "min_top1_top2_margin"),
     ),
     Evidence(
         name="gguf_convert_proof",

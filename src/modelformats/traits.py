@@ -7,7 +7,7 @@ never read here.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -144,12 +144,6 @@ class ModelTraits:
     def from_dict(cls, data: Mapping[str, Any]) -> ModelTraits:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-    def items(self) -> ItemsView[str, Any]:
-        """`to_dict().items()`. Only for tools/vllm_cpu_generation/serve.py, written when a plan's traits were
-        a mapping and pinned by its committed evidence (tools/evidence.py) until `nox -s vllm_cpu_generation`
-        runs again; read the attributes instead."""
-        return self.to_dict().items()
 
 
 def positive_int(value: Any) -> int | None:

@@ -32,7 +32,6 @@ from typing import Any
 from modelformats.engines.base import RuntimeSpec, WeightsSpec
 from modelformats.engines.vllm import vllm_engine
 from modelformats.planner import PlanOptions, plan
-from modelformats.traits import ModelTraits
 
 # Why each flag differs between the H100 plan and the CPU run.
 WHY = {
@@ -83,9 +82,7 @@ def build_argv(gguf: Path, hf_dir: Path, gguf_type: str) -> dict[str, Any]:
         raise SystemExit(f"the target's vLLM GGUF plan is not the modelformats-plugin route: {target.engine}")
     h100 = _flags(target.engine.argv)
     engine = vllm_engine(target.engine.version, modelformats_plugin=True)
-    traits = ModelTraits(
-        **{k: v for k, v in target.traits.items() if k in {f.name for f in dataclasses.fields(ModelTraits)}}
-    )
+    traits = target.traits
     runtime = RuntimeSpec.from_limits(target.runtime, served_model_name=target.served_model_name, port=target.port)
     weights = WeightsSpec(
         format=target.format,
