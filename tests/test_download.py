@@ -14,7 +14,6 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
-from huggingface_hub import constants
 
 from hubserver import FakeRepo, HubServer, serve_hub
 from modelformats.download import download
@@ -29,16 +28,7 @@ def hub() -> Iterator[HubServer]:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def _hub_home(tmp_path, monkeypatch):
-    """huggingface_hub's own caches point at <tmp>/home, to prove nothing lands outside the root."""
-    home = tmp_path / "home"
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HOME", str(home))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_XET_CACHE", str(home / "xet"))
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return home
+pytestmark = pytest.mark.usefixtures("hub_home")
 
 
 def _tiny_gguf(path: Path) -> bytes:
@@ -157,7 +147,7 @@ def test_dry_run_lists_without_network(tmp_path, hub):
     assert report.to_dict()["total_bytes"] is None
 
 
-def test_download_fetches_exactly_the_plan_joins_and_writes_the_plan(tmp_path, hub, repos, _hub_home):
+def test_download_fetches_exactly_the_plan_joins_and_writes_the_plan(tmp_path, hub, repos, hub_home):
     root = tmp_path / "models"
     plan = _plan(root)
     report = download(plan, endpoint=hub.url)
@@ -180,7 +170,7 @@ def test_download_fetches_exactly_the_plan_joins_and_writes_the_plan(tmp_path, h
     ]
     assert report.verified == (str(joined),)
     # huggingface_hub's caches stayed empty: everything it wrote is under the root.
-    assert not _hub_home.exists() or not any(p.is_file() for p in _hub_home.rglob("*"))
+    assert not hub_home.exists() or not any(p.is_file() for p in hub_home.rglob("*"))
 
     # A second run finds the verified joined file and fetches no part again.
     hub.gets.clear()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from huggingface_hub import constants
 
 from hubserver import FakeRepo, HubServer, serve_hub
 from modelformats.cli import main
@@ -25,14 +24,7 @@ from test_convert import EXPERTS, HIDDEN, KV_HEADS, LAYERS, VOCAB, _base, _hf_te
 GGUF_REPO, BASE_REPO = "me/Tiny-GGUF", "me/Tiny"
 
 
-@pytest.fixture(autouse=True)
-def _hub_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HOME", str(home))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_XET_CACHE", str(home / "xet"))
-    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+pytestmark = pytest.mark.usefixtures("hub_home")
 
 
 def _repos(tmp: Path, *, experts: int = 0, base: bool = True) -> tuple[list[FakeRepo], dict[str, np.ndarray]]:

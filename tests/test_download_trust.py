@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from huggingface_hub import constants
 
 from hubserver import FakeRepo, HubServer, git_blob_sha1, serve_hub
 from modelformats.download import download
@@ -34,11 +33,7 @@ WEIGHTS = random.Random(15).randbytes(8 * 1024 * 1024)
 CONFIG = b'{"architectures": ["LlamaForCausalLM"]}'
 
 
-@pytest.fixture(autouse=True)
-def _hub_home(tmp_path, monkeypatch):
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "home" / "hub"))
+pytestmark = pytest.mark.usefixtures("hub_home")
 
 
 @pytest.fixture
