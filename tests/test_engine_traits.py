@@ -28,7 +28,7 @@ ENGINE_NAMES = ("vllm", "llamacpp")
 ALLOWED = {"engines", "vllm_plugin"}
 LEGACY = {
     ("deployment.py", "self.engine.name == 'vllm'"),
-    ("planner.py", "opts.engine in ('auto', 'vllm')"),
+    ("routes.py", "opts.engine in ('auto', 'vllm')"),
 }
 
 DENSE_8B = ModelTraits(
