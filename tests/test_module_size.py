@@ -1,0 +1,48 @@
+"""Issue 13: no module of src/modelformats is so long that it does two jobs. Past ~550 lines a module is split
+by job (as planner.py, download.py, engines/vllm.py, gguf/header.py and render.py were), keeping the names
+callers import where they were.
+
+The allow-list names the modules still over the limit, each with the line count it may not exceed and why it
+waits. It can only shrink: an entry fails the test once its module is split (or removed), so it is deleted
+then, and a listed module may not grow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import modelformats
+
+SRC = Path(modelformats.__file__).parent
+LIMIT = 550
+
+ALLOWED: dict[str, tuple[int, str]] = {
+    # Owned by the engineer working on gpu/ (issue 13's split left to them): memory terms, KV shapes, sizes.
+    "gpu/estimate.py": (680, "gpu/ is another engineer's work in progress"),
+    # Not split yet: its selection helpers are counted through this module's namespace by
+    # tests/test_once_per_plan.py (inventory_gguf, find_tokenizer_source, find_base_repo), so moving them
+    # needs that test to count where they then live.
+    "formats/gguf.py": (565, "split pending, with tests/test_once_per_plan.py's counters"),
+}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def test_no_module_is_over_the_limit() -> None:
+    over = {
+        path.relative_to(SRC).as_posix(): _lines(path)
+        for path in sorted(SRC.rglob("*.py"))
+        if _lines(path) > LIMIT and path.relative_to(SRC).as_posix() not in ALLOWED
+    }
+    assert over == {}, f"split these by job (at most {LIMIT} lines each): {over}"
+
+
+def test_the_allow_list_only_shrinks() -> None:
+    for name, (ceiling, _why) in ALLOWED.items():
+        path = SRC / name
+        assert path.is_file(), f"{name} is gone: delete its ALLOWED entry"
+        lines = _lines(path)
+        assert lines > LIMIT, f"{name} has {lines} lines, within the limit: delete its ALLOWED entry"
+        assert lines <= ceiling, f"{name} grew to {lines} lines (allowed {ceiling}): split it instead"
