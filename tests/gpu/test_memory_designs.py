@@ -14,6 +14,7 @@ import pytest
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
 from modelformats.gpu.estimate import Layout, WeightsSize, estimate_memory, resolve_kv_shape
+from modelformats.gpu.kept_modules import kept_module_params
 from modelformats.gpu.rules import default_rules
 from modelformats.gpu.sizing import resolve_request
 from modelformats.listing import RepoFile, RepoListing
@@ -518,3 +519,52 @@ def test_the_calibration_benchmark_reads_every_log() -> None:
     text = bench.render(rows, fits, data["logs"])
     assert "fit verdict agrees with vLLM" in text
     assert text.startswith(f"{len(data['logs'])} logs, by family: ")
+
+
+def test_modules_kept_16bit_are_sized_from_the_shape_when_they_name_decoder_linears() -> None:
+    # Meta's FP8 Llama 3.1 405B keeps every attention projection and the first and last layers' MLP in bf16.
+    kept = [f"model.layers.{i}.self_attn.{m}" for i in range(126) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    kept += [f"model.layers.{i}.mlp.{m}" for i in (0, 125) for m in ("gate_proj", "up_proj", "down_proj")]
+    wb = _weight_bytes({"quant_method": "fbgemm_fp8", "modules_to_not_convert": [*kept, "lm_head"]})
+    assert wb is not None and wb.assumed and len(wb.kept_modules) == len(kept)
+    traits = ModelTraits(
+        params_total=405_853_388_800,
+        num_layers=126,
+        hidden_size=16384,
+        num_attention_heads=128,
+        num_kv_heads=8,
+        head_dim=128,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    )
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    attention = 126 * 16384 * 128 * 128 * 2 + 126 * 16384 * 8 * 128 * 2
+    mlp = 2 * 3 * 16384 * 53248
+    embeddings = 2 * 128256 * 16384
+    n16 = attention + embeddings + mlp
+    assert not ctx.weights.assumed
+    # The MLP width is derived from the parameter count: within a norm's worth of 3 x 16384 x 53248.
+    assert abs(ctx.weights.bytes - (405_853_388_800 + n16)) < 126 * 16384 * 8
+    assert "882 " not in ctx.weights.basis and "510 mlp and self_attn linear layers" in ctx.weights.basis
+
+
+def test_kept_module_patterns_match_whole_name_parts() -> None:
+    traits = ModelTraits(
+        params_total=8_030_261_248,
+        num_layers=32,
+        hidden_size=4096,
+        num_attention_heads=32,
+        num_kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    )
+    attention = 4096 * 4096 * 2 + 4096 * 1024 * 2
+    n, _ = kept_module_params(("self_attn",), traits, 8_030_261_248) or (0, "")
+    assert n == 32 * attention
+    n, _ = kept_module_params(("re:model\\.layers\\.1\\.self_attn\\.q_proj",), traits, 8_030_261_248) or (0, "")
+    assert n == 4096 * 4096
+    # "model.layers.1" is not a prefix of layer 10's names; "mlp.gate" (an MoE router) names no linear here.
+    n, _ = kept_module_params(("model.layers.1.self_attn",), traits, 8_030_261_248) or (0, "")
+    assert n == attention
+    assert kept_module_params(("mlp.gate",), traits, 8_030_261_248) is None
+    assert kept_module_params(("+:.*q_proj",), traits, 8_030_261_248) is None

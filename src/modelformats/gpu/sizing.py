@@ -22,6 +22,7 @@ from modelformats.gpu.estimate import (
     format_bytes,
     resolve_kv_shape,
 )
+from modelformats.gpu.kept_modules import kept_module_params
 from modelformats.gpu.rules import GpuRule, RuleRegistry, RuleSubject
 from modelformats.traits import ModelTraits
 
@@ -143,6 +144,11 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
         )
     if wb is not None:
         embed = _embedding_params(request.traits) if wb.embeddings_16bit else None
+        kept = kept_module_params(wb.kept_modules, request.traits, params) if wb.kept_modules else None
+        if embed is not None and kept is not None and wb.without_kept is not None:
+            # The modules the config keeps in 16-bit are sized from the shape: the rate is no longer assumed.
+            wb = wb.without_kept
+            embed = (embed[0] + kept[0], f"{embed[1]}; {kept[1]}")
         if embed is not None and embed[0] < params:
             n16, what = embed
             total = math.ceil((params - n16) * wb.bytes_per_weight + n16 * 2)
