@@ -60,6 +60,9 @@ class WeightBytes:
     kept_modules: tuple[str, ...] = ()
     # The same rate before those patterns made the figure an assumption (None: no such patterns).
     without_kept: WeightBytes | None = None
+    # The vLLM MoE kernel family that allocates the experts ("mxfp4"): its padding depends on the GPU
+    # (modelformats.gpu.moe_kernels). None: experts are allocated as stored.
+    moe_kernel: str | None = None
 
 
 def grouped_int_bytes(bits: int, group_size: int, *, zero_points: bool) -> float:
@@ -239,6 +242,7 @@ def mxfp4_bytes() -> WeightBytes:
         ),
         embeddings_16bit=True,
         experts_only=True,
+        moe_kernel="mxfp4",
     )
 
 

@@ -428,6 +428,9 @@ _SETTINGS_KEYS = {
     "cpu_offload_gb",
     "max_num_batched_tokens",
     "max_num_seqs",
+    "compute_capability",
+    "moe_backend",
+    "vllm_version",
 }
 _OBSERVED_KEYS = {
     "weights_gib",
@@ -568,3 +571,56 @@ def test_kept_module_patterns_match_whole_name_parts() -> None:
     assert n == attention
     assert kept_module_params(("mlp.gate",), traits, 8_030_261_248) is None
     assert kept_module_params(("+:.*q_proj",), traits, 8_030_261_248) is None
+
+
+_GPT_OSS_120B = ModelTraits(
+    params_total=116_829_156_672,
+    num_layers=36,
+    hidden_size=2880,
+    num_attention_heads=64,
+    num_kv_heads=8,
+    head_dim=64,
+    vocab_size=201088,
+    tie_word_embeddings=False,
+    is_moe=True,
+    num_experts=128,
+    expert_intermediate_size=2880,
+)
+
+
+@pytest.mark.parametrize(
+    ("capability", "tp", "extra_gib"),
+    [
+        # Marlin (Ampere): hidden 2880 -> 3072, width 2880 -> 2944: 36 x 128 x 3 x (3072 x 2944 - 2880^2) x 17/32 B.
+        ((8, 0), 1, 36 * 128 * 3 * (3072 * 2944 - 2880 * 2880) * 17 / 32 / 2**30),
+        # OAI Triton kernels (Hopper): 2880 is a multiple of 64, nothing is padded.
+        ((9, 0), 1, 0.0),
+        # Marlin at TP 2: each rank's width 1440 -> 1536.
+        ((8, 0), 2, 36 * 128 * 3 * (3072 * 1536 * 2 - 2880 * 2880) * 17 / 32 / 2**30),
+    ],
+)
+def test_vllm_allocates_mxfp4_experts_at_its_kernels_padded_shape(
+    capability: tuple[int, int], tp: int, extra_gib: float
+) -> None:
+    from modelformats.gpu.sizing import weights_on
+    from modelformats.weightbytes import mxfp4_bytes
+
+    request = GpuRequest(traits=_GPT_OSS_120B, weight_bytes=mxfp4_bytes(), weights_in_torch_dtype=False)
+    ctx = resolve_request(request, default_rules())
+    padded = weights_on(ctx, capability, Layout(tensor_parallel_size=tp))
+    assert (padded.bytes - ctx.weights.bytes) / 2**30 == pytest.approx(extra_gib, abs=1e-6)
+    assert ("MoE kernel allocates experts" in padded.basis) == (extra_gib > 0)
+    # llama.cpp stores and runs the experts as the GGUF has them.
+    gguf = replace(request, engine="llamacpp", engine_traits=None)
+    ctx = resolve_request(gguf, default_rules())
+    assert weights_on(ctx, capability, Layout(tensor_parallel_size=tp)) is ctx.weights
+
+
+@pytest.mark.parametrize(
+    ("capability", "backend"),
+    [((7, 5), "marlin"), ((8, 9), "marlin"), ((9, 0), "triton"), ((10, 0), "flashinfer-trtllm"), ((12, 0), "marlin")],
+)
+def test_the_mxfp4_kernel_follows_vllm_033s_order_by_capability(capability: tuple[int, int], backend: str) -> None:
+    from modelformats.gpu.moe_kernels import mxfp4_expert_layout
+
+    assert mxfp4_expert_layout(capability).backend == backend

@@ -23,10 +23,19 @@ from modelformats.gpu.estimate import (
     resolve_kv_shape,
 )
 from modelformats.gpu.kept_modules import kept_module_params
+from modelformats.gpu.moe_kernels import MOE_KERNELS, ExpertLayout, expert_layout_bytes
 from modelformats.gpu.rules import GpuRule, RuleRegistry, RuleSubject
 from modelformats.traits import ModelTraits
 
-__all__ = ["GpuOption", "ResolvedRequest", "build_option", "plan_layout", "resolve_request", "tp_divides"]
+__all__ = [
+    "GpuOption",
+    "ResolvedRequest",
+    "build_option",
+    "plan_layout",
+    "resolve_request",
+    "tp_divides",
+    "weights_on",
+]
 
 # Bytes per weight of unquantized checkpoints, by torch_dtype.
 _DTYPE_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
@@ -369,6 +378,21 @@ def plan_layout(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int) -> L
     return Layout(pipeline_parallel_size=total, nodes=nodes)
 
 
+def weights_on(
+    ctx: ResolvedRequest, capability: tuple[int, int], layout: Layout, *, expert_layout: ExpertLayout | None = None
+) -> WeightsSize:
+    """The weights as the engine allocates them on GPUs of `capability`: MoE kernels that pad the experts
+    (vLLM's MXFP4 backends) add to the stored size. `expert_layout` overrides the backend the capability picks."""
+    wb = ctx.request.weight_bytes
+    # Engines whose kernels follow the GPU's capability (vLLM) allocate experts at their kernel's shape.
+    if wb is None or wb.moe_kernel is None or not ctx.engine.capability_floors:
+        return ctx.weights
+    chosen = expert_layout or MOE_KERNELS[wb.moe_kernel](capability)
+    return expert_layout_bytes(
+        ctx.weights, ctx.request.traits, wb.bytes_per_weight, chosen, layout.tensor_parallel_size
+    )
+
+
 def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, modifier: str = "") -> GpuOption | None:
     layout = plan_layout(ctx, gpu, count, nodes)
     if layout is None:
@@ -376,7 +400,7 @@ def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, mod
     lim = ctx.limits
     estimate = estimate_memory(
         engine=ctx.request.engine,
-        weights=ctx.weights,
+        weights=weights_on(ctx, gpu.compute_capability, layout),
         kv=ctx.kv,
         max_model_len=lim.max_model_len,
         max_num_seqs=lim.max_num_seqs,
