@@ -33,6 +33,7 @@ from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
 from modelformats.gpu.catalogue import parse_compute_capability
 from modelformats.gpu.estimate import Layout, estimate_memory
+from modelformats.gpu.mla_weights import mla_absorbed_bytes
 from modelformats.gpu.moe_kernels import MXFP4_BACKENDS, ExpertLayout
 from modelformats.gpu.rules import default_rules
 from modelformats.gpu.sizing import resolve_request, weights_on
@@ -76,6 +77,8 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "tie_word_embeddings": "tie_word_embeddings",
         "kv_lora_rank": "kv_lora_rank",
         "qk_rope_head_dim": "qk_rope_head_dim",
+        "qk_nope_head_dim": "qk_nope_head_dim",
+        "v_head_dim": "v_head_dim",
         "full_attention_layers": "full_attention_layers",
         "sliding_attention_layers": "sliding_attention_layers",
         "linear_attention_layers": "linear_attention_layers",
@@ -153,6 +156,9 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
     weights = ctx.weights
     if cc is not None:  # the GPU picks the MoE kernel, and the kernel the experts' padded shape
         weights = weights_on(ctx, parse_compute_capability(cc), layout, expert_layout=_expert_layout(s))
+    absorbed = mla_absorbed_bytes(traits) if s.get("mla_matrix_absorption") else None
+    if absorbed is not None:  # early-2025 V0 MLA (vLLM 0.7.x) kept absorbed 16-bit matrices besides the weights
+        weights = replace(weights, bytes=weights.bytes + absorbed[0], basis=f"{weights.basis}; + {absorbed[1]}")
     return estimate_memory(
         engine="vllm",
         weights=weights,

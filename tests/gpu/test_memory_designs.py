@@ -431,6 +431,7 @@ _SETTINGS_KEYS = {
     "compute_capability",
     "moe_backend",
     "vllm_version",
+    "mla_matrix_absorption",
 }
 _OBSERVED_KEYS = {
     "weights_gib",
@@ -453,6 +454,8 @@ _SHAPE_KEYS = {
     "tie_word_embeddings",
     "kv_lora_rank",
     "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
     "full_attention_layers",
     "sliding_attention_layers",
     "linear_attention_layers",
@@ -624,3 +627,38 @@ def test_the_mxfp4_kernel_follows_vllm_033s_order_by_capability(capability: tupl
     from modelformats.gpu.moe_kernels import mxfp4_expert_layout
 
     assert mxfp4_expert_layout(capability).backend == backend
+
+
+def test_vllm_keeps_a_16bit_copy_of_a_quantized_mla_kv_b_proj() -> None:
+    config = {
+        "model_type": "deepseek_v3",
+        "num_hidden_layers": 61,
+        "hidden_size": 7168,
+        "num_attention_heads": 128,
+        "kv_lora_rank": 512,
+        "q_lora_rank": 1536,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+    }
+    traits = replace(traits_from_config(config, origin="t"), params_total=671_026_419_200)
+    assert (traits.qk_nope_head_dim, traits.v_head_dim, traits.q_lora_rank) == (128, 128, 1536)
+    fp8 = _weight_bytes({"quant_method": "fp8", "weight_block_size": [128, 128]})
+    quantized = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=fp8, weights_in_torch_dtype=False), default_rules()
+    )
+    plain = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=replace(fp8, bytes_per_weight=2.0), weights_in_torch_dtype=False),
+        default_rules(),
+    )
+    copy = 61 * 512 * 128 * (128 + 128) * 2  # 2.05 GB over all GPUs
+    raw = math.ceil((671_026_419_200 - 129280 * 7168 * 2) * 1.0 + 129280 * 7168 * 2 * 2)
+    assert quantized.weights.bytes == raw + copy
+    assert "16-bit copy of the quantized kv_b_proj" in quantized.weights.basis
+    # 16-bit weights are viewed, not copied; llama.cpp does not split kv_b_proj at all.
+    assert "kv_b_proj" not in plain.weights.basis
+    gguf = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=fp8, weights_in_torch_dtype=False, engine="llamacpp"), default_rules()
+    )
+    assert gguf.weights.bytes == raw

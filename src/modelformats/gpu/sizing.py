@@ -23,6 +23,7 @@ from modelformats.gpu.estimate import (
     resolve_kv_shape,
 )
 from modelformats.gpu.kept_modules import kept_module_params
+from modelformats.gpu.mla_weights import mla_dequant_copy_bytes
 from modelformats.gpu.moe_kernels import MOE_KERNELS, ExpertLayout, expert_layout_bytes
 from modelformats.gpu.rules import GpuRule, RuleRegistry, RuleSubject
 from modelformats.traits import ModelTraits
@@ -196,6 +197,23 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
     )
 
 
+def _with_mla_copy(request: GpuRequest, engine: EngineTraits, weights: WeightsSize) -> WeightsSize:
+    """An engine that runs MLA on the latent (vLLM) keeps a 16-bit copy of a quantized kv_b_proj."""
+    wb = request.weight_bytes
+    if not (engine.mla_latent_always and wb is not None and wb.bytes_per_weight < 2):
+        return weights
+    copy = mla_dequant_copy_bytes(request.traits)
+    if copy is None:
+        return weights
+    n, how = copy
+    return WeightsSize(
+        bytes=weights.bytes + n,
+        basis=f"{weights.basis}; + {how} = {format_bytes(n)}",
+        assumed=weights.assumed,
+        exact_with=weights.exact_with,
+    )
+
+
 def _shape_params(request: GpuRequest, params: int | None, params_basis: str, weights: WeightsSize) -> tuple[int, str]:
     t = request.traits
     if t.is_moe and t.params_active:
@@ -259,7 +277,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
     engine = request.engine_traits
     assert engine is not None  # GpuRequest fills in the built-in engine's traits
     params, params_basis = _resolve_params(request)
-    weights = _resolve_weights(request, params, params_basis)
+    weights = _with_mla_copy(request, engine, _resolve_weights(request, params, params_basis))
     subject = RuleSubject(
         is_moe=traits.is_moe,
         params_total=params,
