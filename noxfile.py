@@ -260,6 +260,14 @@ def gguf_arch_map(session):
 def _llama_cpp_converter(session: nox.Session, dest: Path) -> Path:
     """Fetch the llama-cpp-python sdist from PyPI (once) and unpack llama.cpp's converter from it."""
     script = dest / "convert_hf_to_gguf.py"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Sessions (and checkouts) share the unpacked converter; a lock keeps two of them from writing it at once.
+    with dest.with_name(dest.name + ".lock").open("w") as flock:
+        fcntl.flock(flock, fcntl.LOCK_EX)
+        return _unpack_llama_cpp_converter(session, dest, script)
+
+
+def _unpack_llama_cpp_converter(session: nox.Session, dest: Path, script: Path) -> Path:
     if script.exists():
         session.log(f"reusing {script}")
         return script

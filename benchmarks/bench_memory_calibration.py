@@ -31,9 +31,12 @@ from typing import Any
 
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
+from modelformats.gpu.catalogue import parse_compute_capability
 from modelformats.gpu.estimate import Layout, estimate_memory
+from modelformats.gpu.mla_weights import mla_absorbed_bytes
+from modelformats.gpu.moe_kernels import MXFP4_BACKENDS, ExpertLayout
 from modelformats.gpu.rules import default_rules
-from modelformats.gpu.sizing import resolve_request
+from modelformats.gpu.sizing import resolve_request, weights_on
 from modelformats.listing import RepoFile, RepoListing
 from modelformats.registry import default_registry
 from modelformats.traits import ModelTraits
@@ -74,6 +77,8 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "tie_word_embeddings": "tie_word_embeddings",
         "kv_lora_rank": "kv_lora_rank",
         "qk_rope_head_dim": "qk_rope_head_dim",
+        "qk_nope_head_dim": "qk_nope_head_dim",
+        "v_head_dim": "v_head_dim",
         "full_attention_layers": "full_attention_layers",
         "sliding_attention_layers": "sliding_attention_layers",
         "linear_attention_layers": "linear_attention_layers",
@@ -113,6 +118,22 @@ def baseline_traits(traits: ModelTraits) -> ModelTraits:
     )
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:2])
+
+
+def _expert_layout(settings: Mapping[str, Any]) -> ExpertLayout | None:
+    """The MoE kernel the log names; vLLM's Triton path kept the raw MXFP4 scales before 0.33 (0.23 does)."""
+    name = settings.get("moe_backend")
+    if name is None:
+        return None
+    layout = MXFP4_BACKENDS[name]
+    version = settings.get("vllm_version")
+    if name == "triton" and version is not None and _version(version) < (0, 33):
+        layout = replace(layout, raw_scales_kept=True)
+    return layout
+
+
 def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | None, bpw: float | None) -> Any:
     s = log["settings"]
     tp = s.get("tensor_parallel_size", 1)
@@ -130,15 +151,23 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
         kv_cache_bytes_per_element=1.0 if str(s.get("kv_cache_dtype", "auto")).startswith("fp8") else 2.0,
     )
     ctx = resolve_request(request, default_rules())
+    layout = Layout(tensor_parallel_size=tp)
+    cc = s.get("compute_capability")
+    weights = ctx.weights
+    if cc is not None:  # the GPU picks the MoE kernel, and the kernel the experts' padded shape
+        weights = weights_on(ctx, parse_compute_capability(cc), layout, expert_layout=_expert_layout(s))
+    absorbed = mla_absorbed_bytes(traits) if s.get("mla_matrix_absorption") else None
+    if absorbed is not None:  # early-2025 V0 MLA (vLLM 0.7.x) kept absorbed 16-bit matrices besides the weights
+        weights = replace(weights, bytes=weights.bytes + absorbed[0], basis=f"{weights.basis}; + {absorbed[1]}")
     return estimate_memory(
         engine="vllm",
-        weights=ctx.weights,
+        weights=weights,
         kv=ctx.kv,
         max_model_len=length,
         max_num_seqs=1,
         max_num_batched_tokens=None,
         kv_cache_bytes_per_element=request.kv_cache_bytes_per_element,
-        layout=Layout(tensor_parallel_size=tp),
+        layout=layout,
         # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
         enforce_eager=bool(s.get("enforce_eager", False)) or s.get("cuda_graphs_in_budget") is False,
     )

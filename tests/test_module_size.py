@@ -16,10 +16,9 @@ import modelformats
 SRC = Path(modelformats.__file__).parent
 LIMIT = 550
 
-ALLOWED: dict[str, tuple[int, str]] = {
-    # Owned by the engineer working on gpu/ (issue 13's split left to them): memory terms, KV shapes, sizes.
-    "gpu/estimate.py": (680, "gpu/ is another engineer's work in progress"),
-}
+# "path under src/modelformats": (lines it may not exceed, why it is not split yet). Empty: gpu/estimate.py
+# (680 lines, the last entry) was split by job on main (overheads, memory, kv), and no module is over.
+ALLOWED: dict[str, tuple[int, str]] = {}
 
 
 def _lines(path: Path) -> int:

@@ -106,6 +106,10 @@ class ModelTraits:
     # Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): the cached latent is kv_lora_rank + rope dims.
     kv_lora_rank: int | None = None
     qk_rope_head_dim: int | None = None
+    # MLA's per-head widths of K without rope and of V, and the query's low-rank width (None: q_proj is
+    # hidden x heads): what vLLM's 16-bit copies of the up-projections are sized by (gpu/mla_weights.py).
+    qk_nope_head_dim: int | None = None
+    q_lora_rank: int | None = None
     # V head width where it differs from K's (GGUF `<arch>.attention.value_length`).
     v_head_dim: int | None = None
     # GGUF `<arch>.attention.key_length_mla`: set only in MLA-compact conversions (llama.cpp caches the latent).
@@ -182,7 +186,7 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
         width = positive_int(cfg.get("moe_intermediate_size")) or positive_int(cfg.get("intermediate_size"))
         if width is not None:
             values["expert_intermediate_size"] = width
-    for trait in ("kv_lora_rank", "qk_rope_head_dim"):
+    for trait in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "q_lora_rank"):
         if (n := positive_int(cfg.get(trait))) is not None:
             values[trait] = n
     tie = cfg.get("tie_word_embeddings")

@@ -55,6 +55,14 @@ class WeightBytes:
     assumed: bool = False
     # Only the routed experts' MLP weights are quantized (gpt-oss MXFP4); everything else stays 16-bit.
     experts_only: bool = False
+    # Module patterns the config keeps out of the quantized rate (modules_to_not_convert, ignore, ...),
+    # beyond the embeddings; the GPU sizing counts them at 2 B where the model's shape names them.
+    kept_modules: tuple[str, ...] = ()
+    # The same rate before those patterns made the figure an assumption (None: no such patterns).
+    without_kept: WeightBytes | None = None
+    # The vLLM MoE kernel family that allocates the experts ("mxfp4"): its padding depends on the GPU
+    # (modelformats.gpu.moe_kernels). None: experts are allocated as stored.
+    moe_kernel: str | None = None
 
 
 def grouped_int_bytes(bits: int, group_size: int, *, zero_points: bool) -> float:
@@ -102,6 +110,8 @@ def _label_kept_modules(wb: WeightBytes, qc: Mapping[str, Any]) -> WeightBytes:
             "counted at it, their shapes are not known here"
         ),
         assumed=True,
+        kept_modules=kept,
+        without_kept=wb,
     )
 
 
@@ -232,6 +242,7 @@ def mxfp4_bytes() -> WeightBytes:
         ),
         embeddings_16bit=True,
         experts_only=True,
+        moe_kernel="mxfp4",
     )
 
 

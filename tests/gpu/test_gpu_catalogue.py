@@ -178,5 +178,7 @@ def test_every_gpu_says_where_its_reported_total_comes_from():
     rows = {row["name"]: row for row in catalogue_dicts()}
     assert rows["H100"]["reported_memory_bytes"] == round(79.10 * 2**30)
     assert rows["L4"]["reported_memory_bytes"] == 23034 * 2**20
-    assert rows["A100-40GB"]["reported_memory_bytes"] is None
-    assert rows["A100-40GB"]["reported_memory_source"].startswith("None: ")
+    assert rows["A100-40GB"]["reported_memory_bytes"] == 42298834944
+    assert rows["A100-80GB"]["reported_memory_bytes"] == 81920 * 2**20
+    assert rows["B300"]["reported_memory_bytes"] is None
+    assert rows["B300"]["reported_memory_source"].startswith("None: ")

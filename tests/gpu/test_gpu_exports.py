@@ -6,16 +6,64 @@ import subprocess
 import sys
 
 import modelformats.gpu as gpu
-from modelformats.gpu import capability, catalogue, decision, estimate, explain, policy, rules, search, sizing
+from modelformats.gpu import (
+    capability,
+    catalogue,
+    decision,
+    estimate,
+    explain,
+    kept_modules,
+    kv,
+    memory,
+    mla_weights,
+    moe_kernels,
+    overheads,
+    policy,
+    rules,
+    search,
+    sizing,
+)
 
 
 def test_all_is_sorted_and_complete():
     assert gpu.__all__ == sorted(gpu.__all__, key=lambda n: (not n.isupper(), n[0].islower(), n))
-    for module in (capability, catalogue, decision, estimate, explain, policy, rules, search, sizing):
+    for module in (
+        capability,
+        catalogue,
+        decision,
+        estimate,
+        explain,
+        kept_modules,
+        kv,
+        memory,
+        mla_weights,
+        moe_kernels,
+        overheads,
+        policy,
+        rules,
+        search,
+        sizing,
+    ):
         for name in module.__all__:
             assert getattr(module, name) is not None
     public = {n for n in dir(gpu) if not n.startswith("_") and n not in {"annotations"}}
-    modules = {"capability", "catalogue", "decision", "estimate", "explain", "policy", "rules", "search", "sizing"}
+    modules = {
+        "capability",
+        "catalogue",
+        "decision",
+        "estimate",
+        "explain",
+        "kept_modules",
+        "kv",
+        "memory",
+        "mla_weights",
+        "moe_kernels",
+        "overheads",
+        "policy",
+        "rules",
+        "search",
+        "sizing",
+    }
     assert public - modules == set(gpu.__all__)
 
 

@@ -14,6 +14,7 @@ import pytest
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
 from modelformats.gpu.estimate import Layout, WeightsSize, estimate_memory, resolve_kv_shape
+from modelformats.gpu.kept_modules import kept_module_params
 from modelformats.gpu.rules import default_rules
 from modelformats.gpu.sizing import resolve_request
 from modelformats.listing import RepoFile, RepoListing
@@ -427,6 +428,10 @@ _SETTINGS_KEYS = {
     "cpu_offload_gb",
     "max_num_batched_tokens",
     "max_num_seqs",
+    "compute_capability",
+    "moe_backend",
+    "vllm_version",
+    "mla_matrix_absorption",
 }
 _OBSERVED_KEYS = {
     "weights_gib",
@@ -449,6 +454,8 @@ _SHAPE_KEYS = {
     "tie_word_embeddings",
     "kv_lora_rank",
     "qk_rope_head_dim",
+    "qk_nope_head_dim",
+    "v_head_dim",
     "full_attention_layers",
     "sliding_attention_layers",
     "linear_attention_layers",
@@ -518,3 +525,140 @@ def test_the_calibration_benchmark_reads_every_log() -> None:
     text = bench.render(rows, fits, data["logs"])
     assert "fit verdict agrees with vLLM" in text
     assert text.startswith(f"{len(data['logs'])} logs, by family: ")
+
+
+def test_modules_kept_16bit_are_sized_from_the_shape_when_they_name_decoder_linears() -> None:
+    # Meta's FP8 Llama 3.1 405B keeps every attention projection and the first and last layers' MLP in bf16.
+    kept = [f"model.layers.{i}.self_attn.{m}" for i in range(126) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
+    kept += [f"model.layers.{i}.mlp.{m}" for i in (0, 125) for m in ("gate_proj", "up_proj", "down_proj")]
+    wb = _weight_bytes({"quant_method": "fbgemm_fp8", "modules_to_not_convert": [*kept, "lm_head"]})
+    assert wb is not None and wb.assumed and len(wb.kept_modules) == len(kept)
+    traits = ModelTraits(
+        params_total=405_853_388_800,
+        num_layers=126,
+        hidden_size=16384,
+        num_attention_heads=128,
+        num_kv_heads=8,
+        head_dim=128,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    )
+    ctx = resolve_request(GpuRequest(traits=traits, weight_bytes=wb, weights_in_torch_dtype=False), default_rules())
+    attention = 126 * 16384 * 128 * 128 * 2 + 126 * 16384 * 8 * 128 * 2
+    mlp = 2 * 3 * 16384 * 53248
+    embeddings = 2 * 128256 * 16384
+    n16 = attention + embeddings + mlp
+    assert not ctx.weights.assumed
+    # The MLP width is derived from the parameter count: within a norm's worth of 3 x 16384 x 53248.
+    assert abs(ctx.weights.bytes - (405_853_388_800 + n16)) < 126 * 16384 * 8
+    assert "882 " not in ctx.weights.basis and "510 mlp and self_attn linear layers" in ctx.weights.basis
+
+
+def test_kept_module_patterns_match_whole_name_parts() -> None:
+    traits = ModelTraits(
+        params_total=8_030_261_248,
+        num_layers=32,
+        hidden_size=4096,
+        num_attention_heads=32,
+        num_kv_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    )
+    attention = 4096 * 4096 * 2 + 4096 * 1024 * 2
+    n, _ = kept_module_params(("self_attn",), traits, 8_030_261_248) or (0, "")
+    assert n == 32 * attention
+    n, _ = kept_module_params(("re:model\\.layers\\.1\\.self_attn\\.q_proj",), traits, 8_030_261_248) or (0, "")
+    assert n == 4096 * 4096
+    # "model.layers.1" is not a prefix of layer 10's names; "mlp.gate" (an MoE router) names no linear here.
+    n, _ = kept_module_params(("model.layers.1.self_attn",), traits, 8_030_261_248) or (0, "")
+    assert n == attention
+    assert kept_module_params(("mlp.gate",), traits, 8_030_261_248) is None
+    assert kept_module_params(("+:.*q_proj",), traits, 8_030_261_248) is None
+
+
+_GPT_OSS_120B = ModelTraits(
+    params_total=116_829_156_672,
+    num_layers=36,
+    hidden_size=2880,
+    num_attention_heads=64,
+    num_kv_heads=8,
+    head_dim=64,
+    vocab_size=201088,
+    tie_word_embeddings=False,
+    is_moe=True,
+    num_experts=128,
+    expert_intermediate_size=2880,
+)
+
+
+@pytest.mark.parametrize(
+    ("capability", "tp", "extra_gib"),
+    [
+        # Marlin (Ampere): hidden 2880 -> 3072, width 2880 -> 2944: 36 x 128 x 3 x (3072 x 2944 - 2880^2) x 17/32 B.
+        ((8, 0), 1, 36 * 128 * 3 * (3072 * 2944 - 2880 * 2880) * 17 / 32 / 2**30),
+        # OAI Triton kernels (Hopper): 2880 is a multiple of 64, nothing is padded.
+        ((9, 0), 1, 0.0),
+        # Marlin at TP 2: each rank's width 1440 -> 1536.
+        ((8, 0), 2, 36 * 128 * 3 * (3072 * 1536 * 2 - 2880 * 2880) * 17 / 32 / 2**30),
+    ],
+)
+def test_vllm_allocates_mxfp4_experts_at_its_kernels_padded_shape(
+    capability: tuple[int, int], tp: int, extra_gib: float
+) -> None:
+    from modelformats.gpu.sizing import weights_on
+    from modelformats.weightbytes import mxfp4_bytes
+
+    request = GpuRequest(traits=_GPT_OSS_120B, weight_bytes=mxfp4_bytes(), weights_in_torch_dtype=False)
+    ctx = resolve_request(request, default_rules())
+    padded = weights_on(ctx, capability, Layout(tensor_parallel_size=tp))
+    assert (padded.bytes - ctx.weights.bytes) / 2**30 == pytest.approx(extra_gib, abs=1e-6)
+    assert ("MoE kernel allocates experts" in padded.basis) == (extra_gib > 0)
+    # llama.cpp stores and runs the experts as the GGUF has them.
+    gguf = replace(request, engine="llamacpp", engine_traits=None)
+    ctx = resolve_request(gguf, default_rules())
+    assert weights_on(ctx, capability, Layout(tensor_parallel_size=tp)) is ctx.weights
+
+
+@pytest.mark.parametrize(
+    ("capability", "backend"),
+    [((7, 5), "marlin"), ((8, 9), "marlin"), ((9, 0), "triton"), ((10, 0), "flashinfer-trtllm"), ((12, 0), "marlin")],
+)
+def test_the_mxfp4_kernel_follows_vllm_033s_order_by_capability(capability: tuple[int, int], backend: str) -> None:
+    from modelformats.gpu.moe_kernels import mxfp4_expert_layout
+
+    assert mxfp4_expert_layout(capability).backend == backend
+
+
+def test_vllm_keeps_a_16bit_copy_of_a_quantized_mla_kv_b_proj() -> None:
+    config = {
+        "model_type": "deepseek_v3",
+        "num_hidden_layers": 61,
+        "hidden_size": 7168,
+        "num_attention_heads": 128,
+        "kv_lora_rank": 512,
+        "q_lora_rank": 1536,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+        "vocab_size": 129280,
+    }
+    traits = replace(traits_from_config(config, origin="t"), params_total=671_026_419_200)
+    assert (traits.qk_nope_head_dim, traits.v_head_dim, traits.q_lora_rank) == (128, 128, 1536)
+    fp8 = _weight_bytes({"quant_method": "fp8", "weight_block_size": [128, 128]})
+    quantized = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=fp8, weights_in_torch_dtype=False), default_rules()
+    )
+    plain = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=replace(fp8, bytes_per_weight=2.0), weights_in_torch_dtype=False),
+        default_rules(),
+    )
+    copy = 61 * 512 * 128 * (128 + 128) * 2  # 2.05 GB over all GPUs
+    raw = math.ceil((671_026_419_200 - 129280 * 7168 * 2) * 1.0 + 129280 * 7168 * 2 * 2)
+    assert quantized.weights.bytes == raw + copy
+    assert "16-bit copy of the quantized kv_b_proj" in quantized.weights.basis
+    # 16-bit weights are viewed, not copied; llama.cpp does not split kv_b_proj at all.
+    assert "kv_b_proj" not in plain.weights.basis
+    gguf = resolve_request(
+        GpuRequest(traits=traits, weight_bytes=fp8, weights_in_torch_dtype=False, engine="llamacpp"), default_rules()
+    )
+    assert gguf.weights.bytes == raw

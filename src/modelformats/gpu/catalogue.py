@@ -208,9 +208,12 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ampere",
         memory_bytes=40 * GB,
         usable_memory_bytes=40 * GB,
+        # CUDA's total (cudaGetDeviceProperties, the figure torch's get_device_properties reports).
+        reported_memory_bytes=42298834944,
         reported_memory_source=(
-            "None: no public log quoting the total of an A100 40 GB part (vLLM's total_gpu_memory, torch's "
-            "total or nvidia-smi's MiB) was found in this search."
+            "CUDA deviceQuery 'Total amount of global memory: 40339 MBytes (42298834944 bytes)' on "
+            "'NVIDIA A100-SXM4-40GB', https://github.com/bottlerocket-os/bottlerocket/pull/3873; nvidia-smi "
+            "'40960MiB' for Modal's A100 40GB, https://github.com/modal-labs/modal-client/pull/2797"
         ),
         compute_capability=(8, 0),
         max_count=8,
@@ -224,10 +227,10 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Ampere",
         memory_bytes=80 * GB,
         usable_memory_bytes=80 * GB,
+        reported_memory_bytes=81920 * MIB,
         reported_memory_source=(
-            "None: no public log naming an A100 80 GB part next to its total was found in this search "
-            "(an A800-SXM4-80GB shows 81920MiB in nvidia-smi, https://github.com/dexmal/dexbotic/issues/41, "
-            "a different part, not used)."
+            "nvidia-smi '81920MiB' for Modal's A100 80GB (Modal's list of the totals nvidia-smi reports on its "
+            "GPU types), https://github.com/modal-labs/modal-client/pull/2797 (no torch/vLLM total found)"
         ),
         compute_capability=(8, 0),
         max_count=8,

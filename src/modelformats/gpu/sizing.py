@@ -22,10 +22,21 @@ from modelformats.gpu.estimate import (
     format_bytes,
     resolve_kv_shape,
 )
+from modelformats.gpu.kept_modules import kept_module_params
+from modelformats.gpu.mla_weights import mla_dequant_copy_bytes
+from modelformats.gpu.moe_kernels import MOE_KERNELS, ExpertLayout, expert_layout_bytes
 from modelformats.gpu.rules import GpuRule, RuleRegistry, RuleSubject
 from modelformats.traits import ModelTraits
 
-__all__ = ["GpuOption", "ResolvedRequest", "build_option", "plan_layout", "resolve_request", "tp_divides"]
+__all__ = [
+    "GpuOption",
+    "ResolvedRequest",
+    "build_option",
+    "plan_layout",
+    "resolve_request",
+    "tp_divides",
+    "weights_on",
+]
 
 # Bytes per weight of unquantized checkpoints, by torch_dtype.
 _DTYPE_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp32": 4.0}
@@ -143,6 +154,11 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
         )
     if wb is not None:
         embed = _embedding_params(request.traits) if wb.embeddings_16bit else None
+        kept = kept_module_params(wb.kept_modules, request.traits, params) if wb.kept_modules else None
+        if embed is not None and kept is not None and wb.without_kept is not None:
+            # The modules the config keeps in 16-bit are sized from the shape: the rate is no longer assumed.
+            wb = wb.without_kept
+            embed = (embed[0] + kept[0], f"{embed[1]}; {kept[1]}")
         if embed is not None and embed[0] < params:
             n16, what = embed
             total = math.ceil((params - n16) * wb.bytes_per_weight + n16 * 2)
@@ -178,6 +194,23 @@ def _resolve_weights(request: GpuRequest, params: int | None, params_basis: str)
         ),
         assumed=True,
         exact_with="the file sizes of the weights (a listing with sizes, or the GGUF header's tensor table)",
+    )
+
+
+def _with_mla_copy(request: GpuRequest, engine: EngineTraits, weights: WeightsSize) -> WeightsSize:
+    """An engine that runs MLA on the latent (vLLM) keeps a 16-bit copy of a quantized kv_b_proj."""
+    wb = request.weight_bytes
+    if not (engine.mla_latent_always and wb is not None and wb.bytes_per_weight < 2):
+        return weights
+    copy = mla_dequant_copy_bytes(request.traits)
+    if copy is None:
+        return weights
+    n, how = copy
+    return WeightsSize(
+        bytes=weights.bytes + n,
+        basis=f"{weights.basis}; + {how} = {format_bytes(n)}",
+        assumed=weights.assumed,
+        exact_with=weights.exact_with,
     )
 
 
@@ -244,7 +277,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
     engine = request.engine_traits
     assert engine is not None  # GpuRequest fills in the built-in engine's traits
     params, params_basis = _resolve_params(request)
-    weights = _resolve_weights(request, params, params_basis)
+    weights = _with_mla_copy(request, engine, _resolve_weights(request, params, params_basis))
     subject = RuleSubject(
         is_moe=traits.is_moe,
         params_total=params,
@@ -363,6 +396,21 @@ def plan_layout(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int) -> L
     return Layout(pipeline_parallel_size=total, nodes=nodes)
 
 
+def weights_on(
+    ctx: ResolvedRequest, capability: tuple[int, int], layout: Layout, *, expert_layout: ExpertLayout | None = None
+) -> WeightsSize:
+    """The weights as the engine allocates them on GPUs of `capability`: MoE kernels that pad the experts
+    (vLLM's MXFP4 backends) add to the stored size. `expert_layout` overrides the backend the capability picks."""
+    wb = ctx.request.weight_bytes
+    # Engines whose kernels follow the GPU's capability (vLLM) allocate experts at their kernel's shape.
+    if wb is None or wb.moe_kernel is None or not ctx.engine.capability_floors:
+        return ctx.weights
+    chosen = expert_layout or MOE_KERNELS[wb.moe_kernel](capability)
+    return expert_layout_bytes(
+        ctx.weights, ctx.request.traits, wb.bytes_per_weight, chosen, layout.tensor_parallel_size
+    )
+
+
 def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, modifier: str = "") -> GpuOption | None:
     layout = plan_layout(ctx, gpu, count, nodes)
     if layout is None:
@@ -370,7 +418,7 @@ def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, mod
     lim = ctx.limits
     estimate = estimate_memory(
         engine=ctx.request.engine,
-        weights=ctx.weights,
+        weights=weights_on(ctx, gpu.compute_capability, layout),
         kv=ctx.kv,
         max_model_len=lim.max_model_len,
         max_num_seqs=lim.max_num_seqs,
