@@ -136,12 +136,14 @@ def _memory_lines(plan: DeploymentPlan, width: int, style: Style) -> list[str]:
 def _alternative_lines(plan: DeploymentPlan, width: int, style: Style) -> list[str]:
     lines = []
     for n, alt in enumerate(plan.alternatives):
-        mark = style.good("ok") if alt.loads else style.bad("no")
+        # "[ok]" loads, "[no]" refused: bracketed, so it never reads as part of the label ("no gguf weights").
+        plain = "[ok]" if alt.loads else "[no]"
+        mark = style.good(plain) if alt.loads else style.bad(plain)
         why = alt.reason.split(":", 1)[0]
         price = f", ${alt.price_per_hour:.2f}/h" if alt.price_per_hour is not None else ""
         text = f"{alt.label}{price}; {why}"
         head = f"{'others' if n == 0 else '':<{LABEL}}{alt.rank}. "
-        lines.append(head + mark + " " + clip(text, width - len(head) - 3))
+        lines.append(head + mark + " " + clip(text, width - len(head) - len(plain) - 1))
     return lines
 
 
