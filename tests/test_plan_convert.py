@@ -18,7 +18,7 @@ from modelformats.conversion import MEASURED_RATE, conversion_target, generation
 from modelformats.deployment import DeploymentPlan
 from modelformats.engines.base import EvidenceLevel
 from modelformats.errors import EngineCannotLoadError
-from modelformats.listing import load_listing
+from modelformats.listing import RepoFile, load_listing
 from modelformats.planner import PlanOptions, plan
 from modelformats.sources.recorded import RecordedSource
 
@@ -220,3 +220,24 @@ def test_the_measured_rate_gives_minutes():
 def test_the_default_repo_plan_is_unchanged():
     assert plan(None).converts == ()
 
+
+def _with_f16(listing):
+    """The synthetic 8B listing plus an F16 GGUF (16 GB: 8,030,261,248 x 2 B + header)."""
+    f16 = RepoFile(path="Llama-3.1-8B-Instruct-f16.gguf", size=16_068_890_912)
+    return replace(listing, files=(*listing.files, f16))
+
+
+def test_the_conversion_prefers_an_unquantized_gguf_and_the_gguf_routes_keep_the_default_order():
+    source = RecordedSource([_with_f16(load_listing(DATA / "synthetic" / "example__Llama-3.1-8B-Instruct-GGUF.json"))])
+    p = plan(DENSE, source=source, options=PlanOptions(format="native"))
+    (step,) = p.converts
+    assert step.gguf == f"/models/{DENSE}/Llama-3.1-8B-Instruct-f16.gguf"
+    assert step.output == f"/models/{DENSE}/converted-F16-bfloat16"
+    assert p.files == ("Llama-3.1-8B-Instruct-f16.gguf",)
+    assert any(
+        "the first of the conversion's order (unquantized first) BF16 > F16 > F32 > Q8_0 > Q6_K > Q5_K_M > Q4_K_M "
+        "present" in line
+        for line in p.explanation
+    )
+    # Served as it is, the GGUF keeps the default order (Q8_0 first).
+    assert plan(DENSE, source=source).files == ("Llama-3.1-8B-Instruct-Q8_0.gguf",)
