@@ -299,8 +299,8 @@ def gguf_convert_proof(session):
     the results differ from src/modelformats/engines/data/gguf_convert_proof.json (`-- --update` writes
     it: tools/evidence.py).
     Runs in the vllm-0.33.0 venv (torch, transformers, gguf, llama-cpp-python for the quantizer). Warm, 22
-    cases: 511 s wall on the shared 2-core machine at load average 6-8 (other sessions running; the 13 cases
-    before qwen2, BF16 and Q4_K_M took 113 s in the quiet warm CI run); cold adds nothing of its own (the
+    cases, on the shared 2-core machine: 219 s at load average ~2, 511 s at 6-8 (other sessions running; the
+    13 cases before qwen2, BF16 and Q4_K_M took 113 s in the quiet warm CI run); cold adds nothing of its own (the
     venv and llama.cpp's converter are the ones heavy_envs and gguf_plugin_proof build).
     """
     update = "--update" in session.posargs
