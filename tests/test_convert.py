@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gguf
@@ -15,7 +16,7 @@ import pytest
 from gguf.quants import dequantize, quantize
 
 from modelformats.cli import main
-from modelformats.convert import ConvertProgress, convert_gguf
+from modelformats.convert import ConversionLayouts, ConvertProgress, convert_gguf, default_layouts
 from modelformats.convert._config import llama3_rope_factors
 from modelformats.convert._safetensors import encode
 from modelformats.errors import ConversionError
@@ -86,7 +87,7 @@ def _write_gguf(
             continue
         heads = HEADS if "q_proj" in name else KV_HEADS if "k_proj" in name else None
         stored = permute_qk(data, heads) if heads else data
-        _add(writer, names.get_name(name, try_suffixes=(".weight",)), stored, qtype)
+        _add(writer, names.get_name(name, try_suffixes=(".weight", ".bias")), stored, qtype)
     for name, parts in merged.items():
         _add(writer, names.get_name(name, try_suffixes=(".weight",)), np.stack(parts), qtype)
     writer.write_header_to_file()
@@ -164,6 +165,30 @@ def test_f32_round_trip_is_bit_exact_with_qk_unpermuted_and_experts_split(tmp_pa
         True,
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+
+def test_a_permuted_qk_bias_is_unpermuted_as_a_vector(tmp_path):
+    # llama.cpp's LlamaModel.permute reorders a Q/K bias with its weight's rows; a layout that maps biases
+    # (here llama with attention biases, a registry of the caller's) gets them back in HF order.
+    hf = _hf_tensors(0, np.random.default_rng(2))
+    rng = np.random.default_rng(3)
+    for i in range(LAYERS):
+        for module, rows in (
+            ("q_proj", HIDDEN),
+            ("k_proj", KV_HEADS * HIDDEN // HEADS),
+            ("v_proj", KV_HEADS * HIDDEN // HEADS),
+        ):
+            hf[f"model.layers.{i}.self_attn.{module}.bias"] = rng.standard_normal(rows).astype(np.float32)
+    _write_gguf(tmp_path / "m.gguf", hf, experts=0)
+    llama = default_layouts().find("llama", False)
+    assert llama is not None
+    layouts = ConversionLayouts.of(replace(llama, parameters=("weight", "bias")))
+    convert_gguf(
+        tmp_path / "m.gguf", tmp_path / "out", dtype="float32", base=_base(tmp_path, experts=0), layouts=layouts
+    )
+    got = _load_dir(tmp_path / "out")
+    assert set(got) == set(hf)
+    assert [name for name in hf if not np.array_equal(got[name], hf[name])] == []
 
 
 def test_q8_0_equals_gguf_quantize_dequantize_and_bf16_rounds_to_nearest_even(tmp_path):

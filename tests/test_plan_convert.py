@@ -18,7 +18,7 @@ from modelformats.conversion import MEASURED_RATE, conversion_target, generation
 from modelformats.deployment import DeploymentPlan
 from modelformats.engines.base import EvidenceLevel
 from modelformats.errors import EngineCannotLoadError
-from modelformats.listing import load_listing
+from modelformats.listing import RepoFile, load_listing
 from modelformats.planner import PlanOptions, plan
 from modelformats.sources.recorded import RecordedSource
 
@@ -72,7 +72,8 @@ def test_the_route_loads_below_the_gguf_as_it_is_with_its_evidence_time_and_pric
     assert alt.reason.endswith(f"{RATE} (Q8_0 -> bfloat16, input in page cache)")
     evidence = "\n".join(alt.verdict.evidence)
     assert f"{architecture} is in vLLM 0.33.0's model registry" in evidence
-    assert f"nox -s gguf_convert_proof: {layout.replace('+', ' with ')} GGUFs (F32, F16, Q8_0) of tiny" in evidence
+    proven = "F32, F16, BF16, Q8_0, Q4_K_M"
+    assert f"nox -s gguf_convert_proof: {layout.replace('+', ' with ')} GGUFs ({proven}) of tiny" in evidence
     assert "vLLM's load of the converted directory not run" not in evidence
     for gguf_type in ("F32", "F16"):
         assert (
@@ -119,9 +120,15 @@ def test_a_layout_without_the_generation_proof_stays_converted_and_an_unproven_q
     without = replace(llama, generated=(), generated_types=())
     assert without.level is EvidenceLevel.CONVERTED
     assert without.evidence()[-1].endswith("vLLM's load of the converted directory not run")
-    (warning,) = llama.warnings("Q4_K_M")
-    assert warning.startswith("the conversion proof covered F32, F16, Q8_0 GGUFs; Q4_K_M is dequantized")
-    assert llama.warnings("Q8_0") == () and qwen2.warnings("Q4_K_M") == ()
+    (warning,) = llama.warnings("Q5_K_M")
+    assert warning.startswith(
+        "the conversion proof covered F32, F16, BF16, Q8_0, Q4_K_M GGUFs (tensor types BF16, F16, F32, Q4_K, Q6_K, "
+        "Q8_0); Q5_K_M is dequantized by the gguf package's reference dequantizer, not proven here"
+    )
+    # Q6_K: a file type the proof did not build, but its tensor type was in the proven Q4_K_M files.
+    assert llama.warnings("Q8_0") == () and llama.warnings("Q4_K_M") == () and llama.warnings("Q6_K") == ()
+    (warning,) = qwen2.warnings("Q4_K_M")  # the K-quant case built llama layouts only
+    assert warning.startswith("the conversion proof covered F32, F16, BF16, Q8_0 GGUFs (tensor types BF16, F16, F32")
 
 
 def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_parameter():
@@ -191,11 +198,16 @@ def test_what_converts_comes_from_the_convert_package_and_its_proof():
     moe = conversion_target("llama", True)
     assert moe is not None and (moe.hf_architecture, moe.proven_quants) == (
         "MixtralForCausalLM",
-        ("F32", "F16", "Q8_0"),
+        ("F32", "F16", "BF16", "Q8_0", "Q4_K_M"),
     )
+    assert {"Q4_K", "Q6_K"} <= moe.proven_tensor_types
     qwen2 = conversion_target("qwen2", False)
-    assert qwen2 is not None and qwen2.proven_quants == ()
-    assert "does not prove it" in qwen2.evidence()[0]
+    assert qwen2 is not None and qwen2.proven_quants == ("F32", "F16", "BF16", "Q8_0")
+    (evidence,) = qwen2.evidence()
+    assert evidence.startswith(
+        "nox -s gguf_convert_proof: qwen2 GGUFs (F32, F16, BF16, Q8_0) of tiny checkpoints convert"
+    )
+    assert evidence.endswith("; vLLM's load of the converted directory not run")
     assert conversion_target("gemma3", False) is None
 
 
@@ -207,3 +219,25 @@ def test_the_measured_rate_gives_minutes():
 
 def test_the_default_repo_plan_is_unchanged():
     assert plan(None).converts == ()
+
+
+def _with_f16(listing):
+    """The synthetic 8B listing plus an F16 GGUF (16 GB: 8,030,261,248 x 2 B + header)."""
+    f16 = RepoFile(path="Llama-3.1-8B-Instruct-f16.gguf", size=16_068_890_912)
+    return replace(listing, files=(*listing.files, f16))
+
+
+def test_the_conversion_prefers_an_unquantized_gguf_and_the_gguf_routes_keep_the_default_order():
+    source = RecordedSource([_with_f16(load_listing(DATA / "synthetic" / "example__Llama-3.1-8B-Instruct-GGUF.json"))])
+    p = plan(DENSE, source=source, options=PlanOptions(format="native"))
+    (step,) = p.converts
+    assert step.gguf == f"/models/{DENSE}/Llama-3.1-8B-Instruct-f16.gguf"
+    assert step.output == f"/models/{DENSE}/converted-F16-bfloat16"
+    assert p.files == ("Llama-3.1-8B-Instruct-f16.gguf",)
+    assert any(
+        "the first of the conversion's order (unquantized first) BF16 > F16 > F32 > Q8_0 > Q6_K > Q5_K_M > Q4_K_M "
+        "present" in line
+        for line in p.explanation
+    )
+    # Served as it is, the GGUF keeps the default order (Q8_0 first).
+    assert plan(DENSE, source=source).files == ("Llama-3.1-8B-Instruct-Q8_0.gguf",)

@@ -26,6 +26,7 @@ from typing import Any
 
 from modelformats.convert import ConversionLayouts, default_layouts
 from modelformats.engines.base import EvidenceLevel
+from modelformats.gguf.quant import parse_quant
 
 __all__ = [
     "CONVERTED_BYTES_PER_PARAM",
@@ -83,6 +84,8 @@ class ConversionTarget:
     model_type: str
     # Input quants whose conversion the proof checked (e.g. F32, F16, Q8_0); () = a layout without proof.
     proven_quants: tuple[str, ...]
+    # The GGML tensor types those inputs held (F32, F16, Q8_0, Q4_K, Q6_K, ...).
+    proven_tensor_types: frozenset[str] = frozenset()
     # vLLM's CPU generation from the converted directories of the layout (`nox -s vllm_cpu_generation`),
     # one line per GGUF type; () = not run, or not passed with its negative control failing as predicted.
     generated: tuple[str, ...] = ()
@@ -117,14 +120,16 @@ class ConversionTarget:
 
     def warnings(self, quant: str | None) -> tuple[str, ...]:
         """What the proofs do not cover for a GGUF of `quant` (the planned conversion writes bfloat16)."""
-        if not self.proven_quants or quant is None:
+        if not self.proven_quants or quant is None or quant in self.proven_quants:
             return ()
-        if quant not in self.proven_quants:
-            return (
-                f"the conversion proof covered {', '.join(self.proven_quants)} GGUFs; {quant} is dequantized by the "
-                "gguf package's reference dequantizer, not proven here",
-            )
-        return ()
+        tag = parse_quant(quant)
+        if tag is not None and tag.tensor_type in self.proven_tensor_types:
+            return ()  # e.g. Q6_K: its tensor type was in a proven file (Q4_K_M's)
+        return (
+            f"the conversion proof covered {', '.join(self.proven_quants)} GGUFs (tensor types "
+            f"{', '.join(sorted(self.proven_tensor_types))}); {quant} is dequantized by the gguf package's "
+            "reference dequantizer, not proven here",
+        )
 
 
 def _convert_layouts() -> ConversionLayouts:
@@ -133,16 +138,35 @@ def _convert_layouts() -> ConversionLayouts:
 
 
 @cache
+def _proven_cases() -> tuple[Mapping[str, Any], ...]:
+    """The conversion proof's passing cases, negative controls and refusals left out."""
+    data: dict[str, Any] = json.loads(resources.files("modelformats.engines").joinpath(PROOF_FILE).read_text())
+    return tuple(
+        case
+        for case in data.get("cases", ())
+        if case.get("passed") and case.get("hf_architecture") and not case.get("negative_control")
+    )
+
+
+@cache
 def _proven() -> Mapping[str, tuple[str, ...]]:
     """Proof layout name ("llama", "llama+experts") -> the input quants its passing conversions covered."""
-    data: dict[str, Any] = json.loads(resources.files("modelformats.engines").joinpath(PROOF_FILE).read_text())
     found: dict[str, list[str]] = {}
-    for case in data.get("cases", ()):
-        if case.get("passed") and case.get("hf_architecture") and case.get("unpermute", True):
-            quants = found.setdefault(str(case["layout"]), [])
-            if case["quant"] not in quants:
-                quants.append(str(case["quant"]))
+    for case in _proven_cases():
+        quants = found.setdefault(str(case["layout"]), [])
+        if case["quant"] not in quants:
+            quants.append(str(case["quant"]))
     return {layout: tuple(quants) for layout, quants in found.items()}
+
+
+@cache
+def _proven_tensor_types() -> Mapping[str, frozenset[str]]:
+    """Proof layout name -> the GGML tensor types its passing conversions read (a Q4_K_M file holds Q4_K and
+    Q6_K tensors, so a Q6_K GGUF's type is proven by it)."""
+    found: dict[str, set[str]] = {}
+    for case in _proven_cases():
+        found.setdefault(str(case["layout"]), set()).update(case.get("tensor_types", {}))
+    return {layout: frozenset(types) for layout, types in found.items()}
 
 
 @cache
@@ -192,6 +216,7 @@ def conversion_target(gguf_architecture: str, has_experts: bool) -> ConversionTa
         hf_architecture=layout.hf_architecture,
         model_type=layout.model_type,
         proven_quants=_proven().get(proof_layout, ()),
+        proven_tensor_types=_proven_tensor_types().get(proof_layout, frozenset()),
         generated=_generated().get(proof_layout, ((), ()))[0],
         generated_types=_generated().get(proof_layout, ((), ()))[1],
     )

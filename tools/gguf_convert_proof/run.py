@@ -1,14 +1,20 @@
 """CPU proof of `modelformats convert` (`nox -s gguf_convert_proof`), run in the vllm-0.33.0 venv.
 
 1. Tiny random HF checkpoints (tools/gguf_proof/checkpoints.py: dense Llama; Mixtral, i.e. llama with
-   experts, tied embeddings and llama3 rope) -> llama.cpp's own convert_hf_to_gguf.py -> F32, F16, Q8_0.
+   experts, tied embeddings and llama3 rope; here also Qwen2 with random q/k/v biases) -> llama.cpp's own
+   convert_hf_to_gguf.py -> F32, F16, BF16, Q8_0. For one K-quant, 256-wide variants of the Llama and
+   Mixtral checkpoints (K-quant blocks hold 256 values; narrower rows fall back to other types) -> F32 GGUF
+   -> llama.cpp's own quantizer (`llama_model_quantize` of llama-cpp-python) -> Q4_K_M.
 2. `convert_gguf` -> a float32 HF checkpoint (with the original as --base, which the llama3 rope needs;
    dense F32 also without --base: config and tokenizer from the GGUF's metadata).
 3. Per tensor: equal to the `gguf` package's quantize -> dequantize of the original in the GGUF
-   tensor's own type (F32: the original itself, bit-exact); transformers' logits of the converted
-   checkpoint vs the original's on the proof prompts; the rebuilt tokenizer encodes them identically.
-4. Negative control: the same conversion with the Q/K un-permute off must mismatch on exactly every
-   layer's q_proj and k_proj.
+   tensor's own type (F32: the original itself, bit-exact); for Q4_K_M (gguf-py has no K-quant quantizer),
+   equal to the `gguf` package's dequantize of the quantized GGUF's own tensors, put back in HF row order by
+   this file's inverse of llama.cpp's Q/K permute (itself checked: applied to the F32 GGUF it gives the
+   original exactly); transformers' logits of the converted checkpoint vs the model holding those expected
+   weights, on the proof prompts; the rebuilt tokenizer encodes them identically.
+4. Negative controls: with the Q/K un-permute off (llama layouts) or forced on (qwen2, which llama.cpp does
+   not permute), exactly every layer's q_proj and k_proj tensors must mismatch.
 Writes the verdicts as JSON (no paths, no timings); exit 1 when a check fails.
 """
 
@@ -26,25 +32,94 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "gguf_proof"))
 
-from checkpoints import LAYOUTS, PROMPTS, build  # noqa: E402  (tools/gguf_proof, shared builders)
+from checkpoints import (  # noqa: E402  (tools/gguf_proof, shared builders)
+    INIT_STD,
+    LAYOUTS,
+    PROMPTS,
+    SEED,
+    Layout,
+    build,
+    save_tokenizer,
+    train_tokenizer,
+)
 
-SCHEMA = "modelformats-gguf-convert-proof/1"
-OUTTYPES = {"F32": "f32", "F16": "f16", "Q8_0": "q8_0"}
+SCHEMA = "modelformats-gguf-convert-proof/2"
+OUTTYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
+# Qwen2: the dense Llama's shapes and rope; transformers' Qwen2 always has q/k/v biases.
+QWEN2 = Layout(
+    name="qwen2",
+    architecture="Qwen2ForCausalLM",
+    config={**LAYOUTS[0].config, "use_sliding_window": False},
+)
+# The K-quant llama.cpp's quantizer writes here (Q4_K for most matrices, Q6_K for some: recorded per case).
+K_QUANT = "Q4_K_M"
+# K-quant super-blocks hold 256 values (QK_K): every matrix row of these variants is a multiple of 256.
+WIDE = {"hidden_size": 256, "head_dim": 64}
+WIDE_INTERMEDIATE = {"llama": 512, "llama+experts": 256}
+# Which negative control a layout gets: its declared Q/K un-permute flipped.
+CONTROL = {True: "Q/K un-permute off", False: "Q/K un-permute forced on"}
 # transformers' logits of the converted checkpoint vs the original model holding the expected weights
 # (the original, or its quantize->dequantize in each GGUF tensor's type): the same weights, so equal.
 LOGIT_TOLERANCE = 1e-5
 # Not proven here (and why), for the record.
 UNPROVEN = {
-    "K-quants": "llama.cpp's convert_hf_to_gguf.py writes no K-quant (only llama-quantize does); the "
-    "converter dequantizes them with gguf-py's reference dequantizer, not proven here",
-    "qwen2": "a layout exists (biases, no Q/K permutation) but no tiny qwen2 checkpoint is built here yet",
+    "K-quants other than Q4_K_M's Q4_K and Q6_K tensors (Q2_K, Q3_K, Q5_K), the IQ types": "dequantized by "
+    "gguf-py's reference dequantizer, not run here",
+    "qwen2 Q4_K_M": "not built (the K-quant case uses the 256-wide llama layouts only)",
     "qwen2moe, qwen3moe, gemma3": "refused: no conversion layout",
-    "vLLM load of the converted directory": "not run by this proof",
+    "vLLM load of the converted directory": "not run by this proof (nox -s vllm_cpu_generation)",
 }
 
 
 def slug(layout: str) -> str:
     return layout.replace("+", "_")
+
+
+def build_layout(layout: Layout, directory: Path) -> Path:
+    """checkpoints.build, or for Qwen2 its own builder (below)."""
+    return build_qwen2(layout, directory) if layout.architecture == "Qwen2ForCausalLM" else build(layout, directory)
+
+
+def build_qwen2(layout: Layout, directory: Path) -> Path:
+    """A random Qwen2 checkpoint with checkpoints.py's SentencePiece tokenizer (llama.cpp's Qwen2 converter
+    reads tokenizer.model first). The tokenizer is saved and checked before config.json exists: with it,
+    transformers 5's AutoTokenizer takes the class from model_type (Qwen2Tokenizer), not tokenizer_config.
+    The biases are drawn like the weights: transformers initializes them to zero, which would prove nothing."""
+    import torch
+    import transformers
+
+    vocab_size = train_tokenizer(directory)
+    save_tokenizer(directory)
+    torch.manual_seed(SEED)
+    model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(vocab_size=vocab_size, **layout.config))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.normal_(mean=0.0, std=INIT_STD)
+    model.save_pretrained(directory)
+    return directory
+
+
+def wide(layout: Layout) -> Layout:
+    """`layout` with every matrix row a multiple of 256 values, so llama.cpp's K-quants apply to all."""
+    return Layout(
+        name=layout.name,
+        architecture=layout.architecture,
+        config={**layout.config, **WIDE, "intermediate_size": WIDE_INTERMEDIATE[layout.name]},
+    )
+
+
+def quantize_with_llama_cpp(source: Path, out: Path, ftype: str) -> None:
+    """llama.cpp's own quantizer (llama-cpp-python's binding of `llama_model_quantize`), no imatrix."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{ftype}")
+    params.nthread = 2
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), ctypes.byref(params)) != 0:
+        raise SystemExit(f"llama_model_quantize failed for {source} ({ftype})")
 
 
 def convert_with_llama_cpp(converter: Path, hf_dir: Path, outtype: str, out: Path) -> None:
@@ -77,9 +152,57 @@ def gguf_types(gguf_path: Path, layout_key: tuple[str, bool], layers: int) -> di
 
     layout = default_layouts().find(*layout_key)
     assert layout is not None
-    names = layout.name_map(layers, gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers).get_name)
+    arch = gguf.MODEL_ARCH[layout.gguf_architecture.upper()]
+    names = layout.name_map(layers, gguf.get_tensor_name_map(arch, layers).get_name)
     reader = gguf.GGUFReader(str(gguf_path))
     return {names[t.name]: int(t.tensor_type) for t in reader.tensors if t.name in names}
+
+
+def type_counts(gguf_path: Path) -> dict[str, int]:
+    """GGML type name -> how many of the GGUF's tensors llama.cpp stored in it."""
+    import collections
+
+    import gguf
+
+    return dict(
+        sorted(collections.Counter(t.tensor_type.name for t in gguf.GGUFReader(str(gguf_path)).tensors).items())
+    )
+
+
+def llama_cpp_unpermute(weights: Any, n_head: int) -> Any:
+    """The inverse of llama.cpp's `LlamaModel.permute` (convert_hf_to_gguf.py), written here, not imported:
+    permute reshapes rows to (n_head, 2, rows/n_head/2) and swaps the last two; this swaps them back."""
+    rows = weights.shape[0]
+    return weights.reshape(n_head, rows // n_head // 2, 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
+
+
+def dequantized_gguf(gguf_path: Path, layout: Layout, gguf_layout: Any) -> dict[str, Any]:
+    """HF name -> the GGUF's tensor as the `gguf` package dequantizes it, experts split, Q/K rows put back in
+    HF order with `llama_cpp_unpermute`: what the conversion of a K-quant GGUF must write."""
+    import gguf
+    import numpy as np
+    from gguf.quants import dequantize
+
+    layers = int(layout.config["num_hidden_layers"])
+    arch = gguf.MODEL_ARCH[gguf_layout.gguf_architecture.upper()]
+    names = gguf_layout.name_map(layers, gguf.get_tensor_name_map(arch, layers).get_name)
+    heads = {"q_proj": int(layout.config["num_attention_heads"]), "k_proj": int(layout.config["num_key_value_heads"])}
+    found: dict[str, Any] = {}
+    for tensor in gguf.GGUFReader(str(gguf_path)).tensors:
+        if tensor.name not in names:  # rope_freqs: derived from the config, not a checkpoint tensor
+            continue
+        values = np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)
+        name = names[tensor.name]
+        module = name.rsplit(".", 2)[-2]
+        if gguf_layout.qk_permuted and module in heads:
+            values = llama_cpp_unpermute(values, heads[module])
+        if "{expert}" in name:
+            found.update(
+                {name.replace("{expert}", str(e)): np.ascontiguousarray(values[e]) for e in range(len(values))}
+            )
+        else:
+            found[name] = values
+    return found
 
 
 def expected_of(name: str, original: Any, types: dict[str, int]) -> Any:
@@ -97,13 +220,13 @@ def expected_of(name: str, original: Any, types: dict[str, int]) -> Any:
     return dequantize(quantize(values, kind), kind).reshape(values.shape)
 
 
-def compare_tensors(original: dict[str, Any], converted: dict[str, Any], types: dict[str, int]) -> dict[str, Any]:
+def compare_tensors(original: dict[str, Any], converted: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     mismatched = sorted(
         name
         for name in original
-        if name in converted and not np.array_equal(converted[name], expected_of(name, original[name], types))
+        if name in converted and not (name in expected and np.array_equal(converted[name], expected[name]))
     )
     return {
         "compared": len(set(original) & set(converted)),
@@ -113,7 +236,7 @@ def compare_tensors(original: dict[str, Any], converted: dict[str, Any], types: 
     }
 
 
-def logits_diffs(original_dir: Path, converted_dir: Path, types: dict[str, int]) -> dict[str, float]:
+def logits_diffs(original_dir: Path, converted_dir: Path, expected_weights: dict[str, Any]) -> dict[str, float]:
     """Max |logit difference| of the converted model vs the expected-weights model, and vs the original."""
     import torch
     import transformers
@@ -127,10 +250,7 @@ def logits_diffs(original_dir: Path, converted_dir: Path, types: dict[str, int])
     reference = converted_dir.with_name(converted_dir.name + "-expected")
     shutil.rmtree(reference, ignore_errors=True)
     shutil.copytree(original_dir, reference, ignore=shutil.ignore_patterns("*.safetensors*"))
-    originals = original_tensors(original_dir)
-    save_file(
-        {name: expected_of(name, value, types) for name, value in originals.items()}, reference / "model.safetensors"
-    )
+    save_file(expected_weights, reference / "model.safetensors")
     expected = load(reference, dtype=torch.float32).eval()
     converted = load(converted_dir, dtype=torch.float32).eval()
     worst = {"vs expected weights": 0.0, "vs original (quantization error, not a check)": 0.0}
@@ -152,33 +272,65 @@ def tokenizer_matches(original_dir: Path, converted_dir: Path) -> bool:
 
 
 def run_case(
-    layout: Any, quant: str, hf_dir: Path, gguf_path: Path, work: Path, *, with_base: bool, unpermute: bool = True
+    layout: Any,
+    quant: str,
+    hf_dir: Path,
+    gguf_path: Path,
+    work: Path,
+    *,
+    with_base: bool,
+    control: bool = False,
+    quantized_from: Path | None = None,
 ) -> dict[str, Any]:
+    """One conversion checked; `control`: the layout's Q/K un-permute flipped (the negative control);
+    `quantized_from`: the F32 GGUF llama.cpp's quantizer read (expected values from the quantized GGUF)."""
     from modelformats.convert import ConversionLayouts, convert_gguf, default_layouts
 
     registry = default_layouts()
-    if not unpermute:
+    gguf_layout = registry.find(str(layout_key(layout)[0]), layout_key(layout)[1])
+    assert gguf_layout is not None
+    if control:
         registry = ConversionLayouts.of(
-            *(dataclasses.replace(item, qk_permuted=False) for item in registry.by_key.values())
+            *(dataclasses.replace(item, qk_permuted=not item.qk_permuted) for item in registry.by_key.values())
         )
-    out = work / f"{slug(layout.name)}-{quant}-{'base' if with_base else 'gguf'}-{'on' if unpermute else 'off'}"
+    out = work / f"{slug(layout.name)}-{quant}-{'base' if with_base else 'gguf'}-{'control' if control else 'ok'}"
     shutil.rmtree(out, ignore_errors=True)
     result = convert_gguf(gguf_path, out, dtype="float32", base=hf_dir if with_base else None, layouts=registry)
     layers = int(layout.config["num_hidden_layers"])
-    types = gguf_types(gguf_path, (result.gguf_architecture, "num_local_experts" in layout.config), layers)
+    originals = original_tensors(hf_dir)
     case: dict[str, Any] = {
         "layout": layout.name,
         "quant": quant,
         "base": with_base,
-        "unpermute": unpermute,
+        "negative_control": CONTROL[gguf_layout.qk_permuted] if control else None,
         "hf_architecture": result.hf_architecture,
-        "tensors": compare_tensors(original_tensors(hf_dir), original_tensors(out), types),
+        "tensor_types": type_counts(gguf_path),
     }
-    if unpermute:
-        case["max_logit_diff"] = logits_diffs(hf_dir, out, types)
+    if quantized_from is None:
+        types = gguf_types(gguf_path, layout_key(layout), layers)
+        expected = {name: expected_of(name, value, types) for name, value in originals.items()}
+        case["expected"] = "gguf package's quantize -> dequantize of the original, in each tensor's GGUF type"
+    else:
+        expected = dequantized_gguf(gguf_path, layout, gguf_layout)
+        case["expected"] = "gguf package's dequantize of the quantized GGUF's tensors"
+        case["quantized_by"] = f"llama.cpp's llama_model_quantize (llama-cpp-python), {quant}, no imatrix, from F32"
+        # The expected values' Q/K order is this file's inverse permute: applied to the quantizer's F32
+        # input it must give the original exactly.
+        unpermuted = dequantized_gguf(quantized_from, layout, gguf_layout)
+        case["inverse_permute_checked_on_f32"] = set(unpermuted) == set(originals) and all(
+            (unpermuted[name] == value).all() for name, value in originals.items()
+        )
+    case["tensors"] = compare_tensors(originals, original_tensors(out), expected)
+    if not control:
+        case["max_logit_diff"] = logits_diffs(hf_dir, out, expected)
         if not with_base:
             case["tokenizer_from_gguf_matches"] = tokenizer_matches(hf_dir, out)
     return case
+
+
+def layout_key(layout: Layout) -> tuple[str, bool]:
+    """(GGUF architecture, has experts) of a proof layout ("llama", "llama+experts", "qwen2")."""
+    return (layout.name.partition("+")[0], "num_local_experts" in layout.config)
 
 
 def refusal(layout: Any, quant: str, gguf_path: Path, work: Path) -> dict[str, Any]:
@@ -198,12 +350,16 @@ def verdict(case: dict[str, Any]) -> bool:
         return bool(case["refused"]) and "rope scaling" in case["refused"] and not case["left"]
     tensors = case["tensors"]
     clean = not tensors["missing"] and not tensors["unexpected"] and tensors["compared"] > 0
-    if not case["unpermute"]:
-        layers = 2
-        expected = sorted(f"model.layers.{i}.self_attn.{p}.weight" for i in range(layers) for p in ("k_proj", "q_proj"))
+    if case["negative_control"]:
+        # Predicted: exactly every layer's q_proj and k_proj tensors (their biases too, where the layout has
+        # them: llama.cpp permutes a Q/K bias with its weight) mismatch.
+        parameters = ("weight", "bias") if case["layout"] == "qwen2" else ("weight",)
+        expected = sorted(
+            f"model.layers.{i}.self_attn.{p}.{s}" for i in range(2) for p in ("k_proj", "q_proj") for s in parameters
+        )
         return clean and tensors["mismatched"] == expected  # the negative control fails as predicted
     ok = clean and not tensors["mismatched"] and case["max_logit_diff"]["vs expected weights"] <= LOGIT_TOLERANCE
-    return ok and case.get("tokenizer_from_gguf_matches", True)
+    return ok and case.get("tokenizer_from_gguf_matches", True) and case.get("inverse_permute_checked_on_f32", True)
 
 
 def main() -> int:
@@ -215,27 +371,37 @@ def main() -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     cases: list[dict[str, Any]] = []
-    for layout in LAYOUTS:
-        hf_dir = build(layout, args.work / "hf" / slug(layout.name))
+    (args.work / "gguf").mkdir()
+    for layout in (*LAYOUTS, QWEN2):
+        hf_dir = build_layout(layout, args.work / "hf" / slug(layout.name))
         for quant, outtype in OUTTYPES.items():
             gguf_path = args.work / "gguf" / f"{slug(layout.name)}-{quant}.gguf"
-            gguf_path.parent.mkdir(exist_ok=True)
             convert_with_llama_cpp(args.converter, hf_dir, outtype, gguf_path)
             cases.append(run_case(layout, quant, hf_dir, gguf_path, args.work, with_base=True))
             if quant == "F32":
-                cases.append(run_case(layout, quant, hf_dir, gguf_path, args.work, with_base=True, unpermute=False))
+                cases.append(run_case(layout, quant, hf_dir, gguf_path, args.work, with_base=True, control=True))
                 if "rope_parameters" not in layout.config:
                     cases.append(run_case(layout, quant, hf_dir, gguf_path, args.work, with_base=False))
                 else:  # llama3 rope: the header lacks its parameters, so without --base it is refused
                     cases.append(refusal(layout, quant, gguf_path, args.work))
             print(f"{layout.name} {quant}: done", flush=True)
+    for layout in (wide(item) for item in LAYOUTS):
+        hf_dir = build(layout, args.work / "hf" / f"{slug(layout.name)}-wide")
+        source = args.work / "gguf" / f"{slug(layout.name)}-wide-F32.gguf"
+        convert_with_llama_cpp(args.converter, hf_dir, "f32", source)
+        gguf_path = args.work / "gguf" / f"{slug(layout.name)}-wide-{K_QUANT}.gguf"
+        quantize_with_llama_cpp(source, gguf_path, K_QUANT)
+        for control in (False, True):
+            kwargs: dict[str, Any] = {"with_base": True, "control": control, "quantized_from": source}
+            cases.append(run_case(layout, K_QUANT, hf_dir, gguf_path, args.work, **kwargs))
+        print(f"{layout.name} (256 wide) {K_QUANT}: done", flush=True)
     for case in cases:
         case["passed"] = verdict(case)
     data = {"schema": SCHEMA, "cases": cases, "unproven": UNPROVEN, "passed": all(c["passed"] for c in cases)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     for case in cases:
-        label = f"{case['layout']} {case['quant']} base={case['base']} unpermute={case.get('unpermute')}"
+        label = f"{case['layout']} {case['quant']} base={case['base']} control={case.get('negative_control')}"
         detail = case.get("refused") or [case["tensors"]["mismatched"], case.get("max_logit_diff")]
         print(f"{'PASS' if case['passed'] else 'FAIL'} {label}: {json.dumps(detail)[:300]}")
     return 0 if data["passed"] else 1

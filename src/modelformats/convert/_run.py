@@ -345,7 +345,9 @@ def _chunks(handle: Any, piece: _Piece, qtype: Any, dtype: str) -> Iterator[np.n
         values = dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(rows, piece.row_bytes), qtype)
         values = values.reshape(rows, width)
         if piece.unpermute_heads is not None:
-            values = unpermute_qk(values, piece.unpermute_heads)
+            # A Q/K bias (one row) is permuted by llama.cpp as its weight's rows: un-permute it as a vector.
+            flat = len(piece.spec.shape) == 1
+            values = unpermute_qk(values.reshape(-1) if flat else values, piece.unpermute_heads).reshape(rows, width)
         yield encode(values, dtype)
 
 

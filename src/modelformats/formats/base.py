@@ -244,6 +244,9 @@ class SelectionContext:
     refuse_quant: Callable[[str], str | None] | None = None
     # False for engines that read the tokenizer and chat template embedded in a GGUF (llama.cpp).
     needs_tokenizer: bool = True
+    # True when the selected weights are converted after download (`ServingFacts.converts_to`): a strategy
+    # may then prefer other files (the GGUF one: an unquantized file, which converts without dequantizing).
+    for_conversion: bool = False
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from modelformats.errors import InvalidRequestError, QuantNotFoundError
 from modelformats.formats.base import SelectionContext
 from modelformats.gguf.files import GGUFInventory, GGUFUnit
-from modelformats.gguf.quant import DEFAULT_QUANT_ORDER, QuantTag, looks_like_quant, parse_quant, vocabulary_note
+from modelformats.gguf.quant import CONVERT_QUANT_ORDER, DEFAULT_QUANT_ORDER, QuantTag, looks_like_quant, parse_quant, vocabulary_note
 from modelformats.listing import RepoListing
 
 __all__ = ["UnitChoice", "engine_refusals", "naming_notes", "select_unit", "tags_from_headers"]
@@ -125,8 +125,12 @@ def select_unit(
     if len(inv.units) == 1:
         unit = choosable[0]
         return UnitChoice(unit=unit, rule=f"Chose {unit.label} ({unit.model_file}): the only GGUF in the repo.")
-    order = context.quant_order if context.quant_order is not None else DEFAULT_QUANT_ORDER
-    which = "--quant-order" if context.quant_order is not None else "the default order"
+    if context.quant_order is not None:
+        order, which = context.quant_order, "--quant-order"
+    elif context.for_conversion:
+        order, which = CONVERT_QUANT_ORDER, "the conversion's order (unquantized first)"
+    else:
+        order, which = DEFAULT_QUANT_ORDER, "the default order"
     for text in order:
         hits = sorted(_matches(_wanted(text, "--quant-order entry"), choosable), key=_rank, reverse=True)
         if hits:

@@ -10,10 +10,11 @@ from modelformats.gguf.header import (
     read_header,
     read_hub_gguf_header,
 )
-from modelformats.gguf.quant import DEFAULT_QUANT_ORDER, QuantTag, find_quant, parse_quant
+from modelformats.gguf.quant import CONVERT_QUANT_ORDER, DEFAULT_QUANT_ORDER, QuantTag, find_quant, parse_quant
 from modelformats.gguf.source import BaseRepo, find_base_repo, find_tokenizer_source
 
 __all__ = [
+    "CONVERT_QUANT_ORDER",
     "DEFAULT_QUANT_ORDER",
     "BaseRepo",
     "GGUFHeader",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from modelformats.gguf._vocab import FILE_TYPES, GGML_TYPES, GGUF_PACKAGE_VERSION
 
 __all__ = [
+    "CONVERT_QUANT_ORDER",
     "DEFAULT_QUANT_ORDER",
     "KNOWN_PREFIXES",
     "QuantTag",
@@ -33,6 +34,10 @@ __all__ = [
 # The user's order when no --quant / --quant-order is given; after it, the best remaining quant by
 # bits per weight (see formats/gguf.py).
 DEFAULT_QUANT_ORDER: tuple[str, ...] = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M")
+# The order when the GGUF is to be converted to 16-bit safetensors (`modelformats convert`): an unquantized
+# GGUF first, since its weights need no dequantizing (BF16 is copied exactly into bfloat16; F16 before F32,
+# half the download for the same bfloat16 rounding), then the default order.
+CONVERT_QUANT_ORDER: tuple[str, ...] = ("BF16", "F16", "F32", *DEFAULT_QUANT_ORDER)
 
 # Prefixes quantizers put before the quant tag, as written in file names (upper-cased).
 KNOWN_PREFIXES: Mapping[str, str] = {

@@ -91,6 +91,7 @@ class PlanSession:
                 tokenizer_from=self.options.tokenizer_from,
                 refuse_quant=engine.refuse_gguf_quant if engine is not None else None,
                 needs_tokenizer=needs_tokenizer,
+                for_conversion=engine is None,
             )
             try:
                 self._selections[key] = detected.strategy.select_files(listing, detected.detection, context)
