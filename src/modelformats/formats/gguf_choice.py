@@ -10,7 +10,14 @@ from dataclasses import dataclass, replace
 from modelformats.errors import InvalidRequestError, QuantNotFoundError
 from modelformats.formats.base import SelectionContext
 from modelformats.gguf.files import GGUFInventory, GGUFUnit
-from modelformats.gguf.quant import CONVERT_QUANT_ORDER, DEFAULT_QUANT_ORDER, QuantTag, looks_like_quant, parse_quant, vocabulary_note
+from modelformats.gguf.quant import (
+    CONVERT_QUANT_ORDER,
+    DEFAULT_QUANT_ORDER,
+    QuantTag,
+    looks_like_quant,
+    parse_quant,
+    vocabulary_note,
+)
 from modelformats.listing import RepoListing
 
 __all__ = ["UnitChoice", "engine_refusals", "naming_notes", "select_unit", "tags_from_headers"]
