@@ -85,6 +85,13 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "sliding_window": "sliding_window",
         "num_experts": "num_experts",
         "expert_intermediate_size": "expert_intermediate_size",
+        "linear_num_key_heads": "linear_num_key_heads",
+        "linear_num_value_heads": "linear_num_value_heads",
+        "linear_key_head_dim": "linear_key_head_dim",
+        "linear_value_head_dim": "linear_value_head_dim",
+        "linear_conv_kernel_dim": "linear_conv_kernel_dim",
+        "mamba_ssm_dtype": "mamba_ssm_dtype",
+        "torch_dtype": "torch_dtype",
     }
     values = {trait: shape[key] for key, trait in keys.items() if key in shape}
     if "sliding_attention_layers" in values and "linear_attention_layers" not in values:
@@ -115,6 +122,7 @@ def baseline_traits(traits: ModelTraits) -> ModelTraits:
         full_attention_layers=None,
         sliding_attention_layers=None,
         linear_attention_layers=None,
+        linear_num_key_heads=None,
     )
 
 
@@ -170,6 +178,7 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
         layout=layout,
         # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
         enforce_eager=bool(s.get("enforce_eager", False)) or s.get("cuda_graphs_in_budget") is False,
+        block_size=s.get("block_size", 16),
     )
 
 
