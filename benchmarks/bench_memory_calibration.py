@@ -164,13 +164,18 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
     weights = ctx.weights
     if cc is not None:  # the GPU picks the MoE kernel, and the kernel the experts' padded shape
         weights = weights_on(ctx, parse_compute_capability(cc), layout, expert_layout=_expert_layout(s))
+    kv = ctx.kv
+    align = s.get("kv_entry_alignment_bytes")
+    if align and kv.latent:  # V0 (vLLM 0.7.x) padded each token's MLA latent to 256 B (CacheEngine._align_cache)
+        width = -(-kv.kv_width * 2 // align) * align // 2
+        kv = replace(kv, kv_width=width, basis=f"{kv.basis}; V0 entry padded to {align} B = {width} elements")
     absorbed = mla_absorbed_bytes(traits) if s.get("mla_matrix_absorption") else None
     if absorbed is not None:  # early-2025 V0 MLA (vLLM 0.7.x) kept absorbed 16-bit matrices besides the weights
         weights = replace(weights, bytes=weights.bytes + absorbed[0], basis=f"{weights.basis}; + {absorbed[1]}")
     return estimate_memory(
         engine="vllm",
         weights=weights,
-        kv=ctx.kv,
+        kv=kv,
         max_model_len=length,
         max_num_seqs=1,
         max_num_batched_tokens=None,

@@ -493,6 +493,7 @@ _SETTINGS_KEYS = {
     "moe_backend",
     "vllm_version",
     "mla_matrix_absorption",
+    "kv_entry_alignment_bytes",
 }
 _OBSERVED_KEYS = {
     "weights_gib",
