@@ -18,7 +18,14 @@ from __future__ import annotations
 import math
 
 from modelformats.engines.base import EngineTraits
-from modelformats.gpu.kv import SHAPE_ASSUMPTION, KvShape, hybrid_paging, kv_replication, resolve_kv_shape
+from modelformats.gpu.kv import (
+    SHAPE_ASSUMPTION,
+    KvShape,
+    hybrid_paging,
+    kv_replication,
+    resolve_kv_shape,
+    sliding_paging,
+)
 from modelformats.gpu.memory import (
     Layout,
     MemoryEstimate,
@@ -64,12 +71,26 @@ def _with_linear_state(
     max_model_len: int,
     kv_bytes_per_element: float,
     block_size: int | None,
+    max_num_batched_tokens: int | None = None,
+    pipeline_parallel: int = 1,
 ) -> tuple[int, str]:
     """The KV term with the linear-attention layers' state: on a paged, block-scheduled cache (vLLM) the
     state shares one page size with attention (`hybrid_paging`); otherwise it is added per sequence."""
     state = kv.linear_state
     if state is None or not kv.linear_layers:
-        return kv_bytes, formula
+        return _with_sliding_pages(
+            kv,
+            kv_bytes,
+            formula,
+            paged=paged,
+            tp=tp,
+            sequences=sequences,
+            max_model_len=max_model_len,
+            kv_bytes_per_element=kv_bytes_per_element,
+            block_size=block_size,
+            max_num_batched_tokens=max_num_batched_tokens,
+            pipeline_parallel=pipeline_parallel,
+        )
     paging = (
         hybrid_paging(
             kv, tp=tp, kv_bytes_per_element=kv_bytes_per_element, max_model_len=max_model_len, block_size=block_size
@@ -98,6 +119,53 @@ def _with_linear_state(
     )
     return kv_bytes + per_layer * kv.linear_layers * sequences, (
         f"{formula}; + {kv.linear_layers} linear-attention layers x {per_layer:,} B state x {sequences} sequence(s)"
+    )
+
+
+def _with_sliding_pages(
+    kv: KvShape,
+    kv_bytes: int,
+    formula: str,
+    *,
+    paged: bool,
+    tp: int,
+    sequences: int,
+    max_model_len: int,
+    kv_bytes_per_element: float,
+    block_size: int | None,
+    max_num_batched_tokens: int | None,
+    pipeline_parallel: int,
+) -> tuple[int, str]:
+    """On vLLM, full + sliding-window layers at the blocks a request is admitted with (`sliding_paging`)."""
+    batched = max_num_batched_tokens or ACTIVATION_REFERENCE_TOKENS
+    paging = (
+        sliding_paging(
+            kv,
+            tp=tp,
+            kv_bytes_per_element=kv_bytes_per_element,
+            max_model_len=max_model_len,
+            max_num_batched_tokens=batched,
+            sequences=sequences,
+            block_size=block_size,
+            pipeline_parallel=pipeline_parallel,
+        )
+        if paged
+        else None
+    )
+    if paging is None:
+        return kv_bytes, formula
+    full = kv.layers - kv.sliding_layers
+    return paging.bytes_total * tp, (
+        f"{paging.group_size} layers x {paging.page_bytes:,} B page x ({paging.full_groups} x "
+        f"{paging.full_blocks} x {sequences} + {paging.sliding_groups} x {paging.sliding_blocks}) blocks"
+        + (f" x {tp} TP ranks" if tp > 1 else "")
+        + f" (vLLM 0.33's pages: {full} full layers in {paging.full_groups} group(s) of {paging.group_size}, "
+        f"cdiv({max_model_len:,}, {paging.block_size}) blocks per sequence; {kv.sliding_layers} sliding-window "
+        f"layers in {paging.sliding_groups}, cdiv(min({kv.sliding_window:,} - 1 + in-flight tokens, "
+        f"{max_model_len:,}), {paging.block_size}) + 1 blocks per sequence: {paging.sliding_blocks_prefill} for "
+        f"one prefilling {paging.in_flight_tokens:,} in-flight tokens (2 steps of {batched:,} batched"
+        + ("" if max_num_batched_tokens else ", vLLM's default ASSUMED")
+        + f"), {paging.sliding_blocks_decode} for each other, decoding)"
     )
 
 
@@ -185,6 +253,8 @@ def estimate_memory(
         max_model_len=max_model_len,
         kv_bytes_per_element=kv_cache_bytes_per_element,
         block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        pipeline_parallel=layout.pipeline_parallel_size,
     )
     terms.append(
         MemoryTerm(

@@ -14,9 +14,11 @@ __all__ = [
     "HybridPaging",
     "KvShape",
     "LinearState",
+    "SlidingPaging",
     "hybrid_paging",
     "kv_replication",
     "resolve_kv_shape",
+    "sliding_paging",
 ]
 
 
@@ -141,10 +143,7 @@ def hybrid_paging(
     state_bytes = state.bytes_per_rank(tp)
     align = max(_KERNEL_BLOCK_ALIGNMENT, block_size or 0)
     block = max(block_size or 0, align * -(-state_bytes // (align * attn_token)))
-    buckets = (kv.layers, kv.linear_layers)
-    group = min(buckets)
-    if max(buckets) < group * 1.5:
-        group = max(buckets)
+    group = _group_size((kv.layers, kv.linear_layers))
     attention_groups = -(-kv.layers // group)
     state_groups = -(-kv.linear_layers // group)
     return HybridPaging(
@@ -155,6 +154,98 @@ def hybrid_paging(
         attention_groups=attention_groups,
         state_groups=state_groups,
         blocks_per_sequence=attention_groups * -(-max_model_len // block) + state_groups * _STATE_BLOCKS_PER_SEQUENCE,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SlidingPaging:
+    """How vLLM 0.33 pages a full + sliding-window model's cache for `sequences` requests on one TP rank."""
+
+    block_size: int
+    page_bytes: int
+    group_size: int
+    full_groups: int
+    sliding_groups: int
+    sequences: int
+    # Per full group: cdiv(max_model_len, block) per sequence. Per sliding group: the blocks of one
+    # sequence prefilling a whole batch, and of each other sequence decoding.
+    full_blocks: int
+    sliding_blocks_prefill: int
+    sliding_blocks_decode: int
+    in_flight_tokens: int
+
+    @property
+    def sliding_blocks(self) -> int:
+        return self.sliding_blocks_prefill + (self.sequences - 1) * self.sliding_blocks_decode
+
+    @property
+    def bytes_total(self) -> int:
+        blocks = self.full_groups * self.full_blocks * self.sequences + self.sliding_groups * self.sliding_blocks
+        return self.group_size * self.page_bytes * blocks
+
+
+def _group_size(counts: tuple[int, int]) -> int:
+    """vLLM's layers per KV cache group: the smaller kind's count, or the larger's when under 1.5x."""
+    group = min(counts)
+    return max(counts) if max(counts) < group * 1.5 else group
+
+
+def sliding_paging(
+    kv: KvShape,
+    *,
+    tp: int,
+    kv_bytes_per_element: float,
+    max_model_len: int,
+    max_num_batched_tokens: int,
+    sequences: int,
+    block_size: int | None = None,
+    pipeline_parallel: int = 1,
+) -> SlidingPaging | None:
+    """vLLM 0.33's blocks for `sequences` full-length requests of a full + sliding-window model, per TP rank.
+
+    - A sliding layer holds cdiv(min(window - 1 + in-flight tokens, max_model_len), block) + 1 blocks of a
+      request (`SlidingWindowSpec.max_admission_blocks_per_request`, v1/kv_cache_interface.py, which also
+      sizes the startup check); the in-flight tokens are max_concurrent_batches (2 with async scheduling,
+      on by default, at one pipeline stage; pp + 1 with more, the V2 runner's figure, config/vllm.py) x the
+      tokens a step schedules: a whole max_num_batched_tokens batch for the one sequence counted as
+      prefilling, one token for each other sequence (decoding).
+    - Full layers take cdiv(max_model_len, block) blocks per request.
+    - Layers are grouped by kind into groups of one size (the smaller kind's count, or the larger's when
+      under 1.5x, `_get_kv_cache_groups_uniform_page_size`); a block holds a page of every layer of a group,
+      so a kind whose count is not a multiple of the group size pays for padding layers (Gemma 3 27B:
+      10 full + 52 sliding -> 1 + 6 groups of 10).
+    """
+    window = kv.sliding_window
+    if (
+        not kv.sliding_layers
+        or not window
+        or kv.linear_layers
+        or kv.latent
+        or kv.layers <= kv.sliding_layers
+        or not (kv.kv_heads and kv.head_dim)
+    ):
+        return None
+    heads = max(1, kv.kv_heads // tp)
+    token_bytes = math.ceil(kv.tensors * heads * kv.head_dim * kv_bytes_per_element)
+    block = max(_KERNEL_BLOCK_ALIGNMENT, block_size or 0)
+    batches = 2 if pipeline_parallel <= 1 else pipeline_parallel + 1
+    full = kv.layers - kv.sliding_layers
+    group = _group_size((full, kv.sliding_layers))
+
+    def held(in_flight: int) -> int:
+        return -(-min(window - 1 + in_flight, max_model_len) // block) + 1
+
+    return SlidingPaging(
+        block_size=block,
+        page_bytes=block * token_bytes,
+        group_size=group,
+        full_groups=-(-full // group),
+        sliding_groups=-(-kv.sliding_layers // group),
+        sequences=sequences,
+        full_blocks=-(-max_model_len // block),
+        sliding_blocks_prefill=held(batches * max_num_batched_tokens),
+        sliding_blocks_decode=held(batches),
+        in_flight_tokens=batches * max_num_batched_tokens,
     )
 
 
