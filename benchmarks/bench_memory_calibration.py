@@ -178,7 +178,7 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
         kv=kv,
         max_model_len=length,
         max_num_seqs=1,
-        max_num_batched_tokens=None,
+        max_num_batched_tokens=s.get("max_num_batched_tokens"),
         kv_cache_bytes_per_element=request.kv_cache_bytes_per_element,
         layout=layout,
         # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
