@@ -67,6 +67,10 @@ def test_sliding_window_layers_hold_only_the_window():
     chunked = _estimate(traits, length=8192, seqs=1, sliding=22, batched=512)
     assert chunked.term("kv_cache").bytes == 4 * page * (512 + 6 * (-(-(511 + 1024) // 16) + 1))
     assert chunked.term("kv_cache").bytes < full.term("kv_cache").bytes
+    # Every layer sliding (Mistral-7B v0.1): one group, no full layers.
+    every = _estimate(traits, length=8192, seqs=2, sliding=26, batched=512)
+    held = -(-(511 + 1024) // 16) + 1
+    assert every.term("kv_cache").bytes == 26 * page * (held + (-(-(511 + 2) // 16) + 1))
     # A window as long as the context changes nothing and is not mentioned (Qwen2.5 records 131,072).
     long_window = _estimate(ModelTraits(num_layers=2, num_attention_heads=2, head_dim=64, sliding_window=131072))
     assert long_window.notes == ()

@@ -221,7 +221,7 @@ def sliding_paging(
         or not window
         or kv.linear_layers
         or kv.latent
-        or kv.layers <= kv.sliding_layers
+        or kv.layers < kv.sliding_layers
         or not (kv.kv_heads and kv.head_dim)
     ):
         return None
@@ -230,7 +230,8 @@ def sliding_paging(
     block = max(_KERNEL_BLOCK_ALIGNMENT, block_size or 0)
     batches = 2 if pipeline_parallel <= 1 else pipeline_parallel + 1
     full = kv.layers - kv.sliding_layers
-    group = _group_size((full, kv.sliding_layers))
+    # Every layer sliding (Mistral-7B v0.1): one group of them all.
+    group = _group_size((full, kv.sliding_layers)) if full else kv.sliding_layers
 
     def held(in_flight: int) -> int:
         return -(-min(window - 1 + in_flight, max_model_len) // block) + 1
