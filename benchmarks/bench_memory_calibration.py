@@ -85,6 +85,13 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "sliding_window": "sliding_window",
         "num_experts": "num_experts",
         "expert_intermediate_size": "expert_intermediate_size",
+        "linear_num_key_heads": "linear_num_key_heads",
+        "linear_num_value_heads": "linear_num_value_heads",
+        "linear_key_head_dim": "linear_key_head_dim",
+        "linear_value_head_dim": "linear_value_head_dim",
+        "linear_conv_kernel_dim": "linear_conv_kernel_dim",
+        "mamba_ssm_dtype": "mamba_ssm_dtype",
+        "torch_dtype": "torch_dtype",
     }
     values = {trait: shape[key] for key, trait in keys.items() if key in shape}
     if "sliding_attention_layers" in values and "linear_attention_layers" not in values:
@@ -115,6 +122,7 @@ def baseline_traits(traits: ModelTraits) -> ModelTraits:
         full_attention_layers=None,
         sliding_attention_layers=None,
         linear_attention_layers=None,
+        linear_num_key_heads=None,
     )
 
 
@@ -156,20 +164,26 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
     weights = ctx.weights
     if cc is not None:  # the GPU picks the MoE kernel, and the kernel the experts' padded shape
         weights = weights_on(ctx, parse_compute_capability(cc), layout, expert_layout=_expert_layout(s))
+    kv = ctx.kv
+    align = s.get("kv_entry_alignment_bytes")
+    if align and kv.latent:  # V0 (vLLM 0.7.x) padded each token's MLA latent to 256 B (CacheEngine._align_cache)
+        width = -(-kv.kv_width * 2 // align) * align // 2
+        kv = replace(kv, kv_width=width, basis=f"{kv.basis}; V0 entry padded to {align} B = {width} elements")
     absorbed = mla_absorbed_bytes(traits) if s.get("mla_matrix_absorption") else None
     if absorbed is not None:  # early-2025 V0 MLA (vLLM 0.7.x) kept absorbed 16-bit matrices besides the weights
         weights = replace(weights, bytes=weights.bytes + absorbed[0], basis=f"{weights.basis}; + {absorbed[1]}")
     return estimate_memory(
         engine="vllm",
         weights=weights,
-        kv=ctx.kv,
+        kv=kv,
         max_model_len=length,
         max_num_seqs=1,
-        max_num_batched_tokens=None,
+        max_num_batched_tokens=s.get("max_num_batched_tokens"),
         kv_cache_bytes_per_element=request.kv_cache_bytes_per_element,
         layout=layout,
         # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
         enforce_eager=bool(s.get("enforce_eager", False)) or s.get("cuda_graphs_in_budget") is False,
+        block_size=s.get("block_size", 16),
     )
 
 

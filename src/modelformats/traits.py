@@ -120,6 +120,14 @@ class ModelTraits:
     full_attention_layers: int | None = None
     sliding_attention_layers: int | None = None
     linear_attention_layers: int | None = None
+    # Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5): the shape of each linear layer's per-sequence
+    # conv and recurrent state, and the recurrent state's dtype where the config pins it (Qwen3.5 float32).
+    linear_num_key_heads: int | None = None
+    linear_num_value_heads: int | None = None
+    linear_key_head_dim: int | None = None
+    linear_value_head_dim: int | None = None
+    linear_conv_kernel_dim: int | None = None
+    mamba_ssm_dtype: str | None = None
     # The config describes per-layer attention kinds we do not model (a hybrid without a readable layout).
     unmodelled_attention: str | None = None
     # trait name -> where its value came from ("config.json of owner/name", "GGUF header", ...)
@@ -186,17 +194,32 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
         width = positive_int(cfg.get("moe_intermediate_size")) or positive_int(cfg.get("intermediate_size"))
         if width is not None:
             values["expert_intermediate_size"] = width
-    for trait in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "q_lora_rank"):
+    for trait in (
+        "kv_lora_rank",
+        "qk_rope_head_dim",
+        "qk_nope_head_dim",
+        "v_head_dim",
+        "q_lora_rank",
+        "linear_num_key_heads",
+        "linear_num_value_heads",
+        "linear_key_head_dim",
+        "linear_value_head_dim",
+        "linear_conv_kernel_dim",
+    ):
         if (n := positive_int(cfg.get(trait))) is not None:
             values[trait] = n
     tie = cfg.get("tie_word_embeddings")
     if isinstance(tie, bool):
         values["tie_word_embeddings"] = tie
     values.update(_layer_kinds(cfg, values.get("num_layers")))
-    dtype = cfg.get("torch_dtype", cfg.get("dtype"))
-    if isinstance(dtype, str):
-        values["torch_dtype"] = dtype
+    values.update(_dtypes(cfg))
     return ModelTraits(**values, sources=dict.fromkeys(values, origin))
+
+
+def _dtypes(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The model dtype, and the recurrent state's where the config pins it (Qwen3.5 `mamba_ssm_dtype`)."""
+    found = {"torch_dtype": cfg.get("torch_dtype", cfg.get("dtype")), "mamba_ssm_dtype": cfg.get("mamba_ssm_dtype")}
+    return {k: v for k, v in found.items() if isinstance(v, str)}
 
 
 # layer_types values (transformers' per-layer attention kinds) -> which count they add to.

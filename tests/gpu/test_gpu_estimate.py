@@ -54,9 +54,23 @@ def test_sliding_window_layers_hold_only_the_window():
         "full "
         "length (an upper bound).",
     )
-    slid = _estimate(traits, length=8192, seqs=1, sliding=22)
+    # llama.cpp: each sliding layer holds the window.
+    slid = _estimate(traits, length=8192, seqs=1, sliding=22, engine="llamacpp")
     assert slid.term("kv_cache").bytes == 2 * 256 * 2 * (4 * 8192 + 22 * 512)
     assert slid.term("kv_cache").bytes < full.term("kv_cache").bytes
+    # vLLM 0.33 admits a request with cdiv(min(window - 1 + 2 x batched, len), 16) + 1 blocks per sliding
+    # layer, in groups of 4 layers (the 4 full ones): 1 full group of 512 blocks + 6 sliding groups (2
+    # padding layers) of 16,384-byte pages. With chunked prefill off (batched = 8,192) the window saves nothing.
+    page = 16 * 256 * 2 * 2
+    whole = _estimate(traits, length=8192, seqs=1, sliding=22)
+    assert whole.term("kv_cache").bytes == 4 * page * (512 + 6 * (8192 // 16 + 1))
+    chunked = _estimate(traits, length=8192, seqs=1, sliding=22, batched=512)
+    assert chunked.term("kv_cache").bytes == 4 * page * (512 + 6 * (-(-(511 + 1024) // 16) + 1))
+    assert chunked.term("kv_cache").bytes < full.term("kv_cache").bytes
+    # Every layer sliding (Mistral-7B v0.1): one group, no full layers.
+    every = _estimate(traits, length=8192, seqs=2, sliding=26, batched=512)
+    held = -(-(511 + 1024) // 16) + 1
+    assert every.term("kv_cache").bytes == 26 * page * (held + (-(-(511 + 2) // 16) + 1))
     # A window as long as the context changes nothing and is not mentioned (Qwen2.5 records 131,072).
     long_window = _estimate(ModelTraits(num_layers=2, num_attention_heads=2, head_dim=64, sliding_window=131072))
     assert long_window.notes == ()

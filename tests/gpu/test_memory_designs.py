@@ -15,6 +15,7 @@ from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
 from modelformats.gpu.estimate import Layout, WeightsSize, estimate_memory, resolve_kv_shape
 from modelformats.gpu.kept_modules import kept_module_params
+from modelformats.gpu.kv import hybrid_paging
 from modelformats.gpu.rules import default_rules
 from modelformats.gpu.sizing import resolve_request
 from modelformats.listing import RepoFile, RepoListing
@@ -156,6 +157,66 @@ def test_hybrid_counts_only_full_attention_layers_and_warns_about_state() -> Non
     kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
     assert kv.layers == 12
     assert any("linear-attention" in n for n in kv.notes)
+
+
+_QWEN35_27B_LIKE = {
+    "num_hidden_layers": 64,
+    "num_key_value_heads": 4,
+    "num_attention_heads": 24,
+    "head_dim": 256,
+    "full_attention_interval": 4,
+    "linear_num_key_heads": 16,
+    "linear_num_value_heads": 48,
+    "linear_key_head_dim": 128,
+    "linear_value_head_dim": 128,
+    "linear_conv_kernel_dim": 4,
+    "mamba_ssm_dtype": "float32",
+    "torch_dtype": "bfloat16",
+}
+
+
+def test_gated_deltanet_state_shares_vllms_hybrid_page() -> None:
+    """vLLM 0.33's arithmetic at TP 2 with an fp8 KV cache: a 1,603,584 B state (conv 3 x 5,120 x 2 B +
+    recurrent 24 x 128 x 128 x 4 B) needs a 1,568-token attention block (1,024 B per token), and a
+    131,072-token request takes cdiv(131,072, 1,568) = 84 attention blocks + 3 state groups x 2."""
+    traits = traits_from_config(_QWEN35_27B_LIKE, origin="test")
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    assert (kv.layers, kv.linear_layers) == (16, 48)
+    assert kv.linear_state is not None and not any("not modelled" in n for n in kv.notes)
+    paging = hybrid_paging(kv, tp=2, kv_bytes_per_element=1.0, max_model_len=131_072, block_size=16)
+    assert paging is not None
+    assert (paging.state_bytes, paging.block_size, paging.page_bytes) == (1_603_584, 1_568, 1_605_632)
+    assert (paging.group_size, paging.attention_groups, paging.state_groups) == (16, 1, 3)
+    assert paging.blocks_per_sequence == 90
+    est = estimate_memory(
+        engine="vllm",
+        weights=_no_weights(),
+        kv=kv,
+        max_model_len=131_072,
+        max_num_seqs=1,
+        max_num_batched_tokens=None,
+        kv_cache_bytes_per_element=1.0,
+        layout=Layout(tensor_parallel_size=2),
+        block_size=16,
+    )
+    assert est.term("kv_cache").per_gpu_bytes == 16 * 1_605_632 * 90
+    assert "Gated DeltaNet" in est.term("kv_cache").formula
+
+
+def test_gated_deltanet_state_on_llamacpp_is_f32_per_sequence() -> None:
+    traits = traits_from_config(_QWEN35_27B_LIKE, origin="test")
+    kv = resolve_kv_shape(traits, shape_params=None, shape_params_basis="")
+    est = estimate_memory(
+        engine="llamacpp",
+        weights=_no_weights(),
+        kv=kv,
+        max_model_len=8_192,
+        max_num_seqs=2,
+        max_num_batched_tokens=None,
+    )
+    attention = 2 * 16 * 4 * 256 * 2 * 8_192 * 2
+    state = 48 * 4 * (3 * 10_240 + 48 * 128 * 128) * 2
+    assert est.term("kv_cache").bytes == attention + state
 
 
 def test_gemma3_pattern_caps_sliding_layers_at_the_window() -> None:
@@ -432,6 +493,7 @@ _SETTINGS_KEYS = {
     "moe_backend",
     "vllm_version",
     "mla_matrix_absorption",
+    "kv_entry_alignment_bytes",
 }
 _OBSERVED_KEYS = {
     "weights_gib",
@@ -462,6 +524,13 @@ _SHAPE_KEYS = {
     "sliding_window",
     "num_experts",
     "expert_intermediate_size",
+    "linear_num_key_heads",
+    "linear_num_value_heads",
+    "linear_key_head_dim",
+    "linear_value_head_dim",
+    "linear_conv_kernel_dim",
+    "mamba_ssm_dtype",
+    "torch_dtype",
     "bytes_per_weight",
     "quantization_config",
     "source",

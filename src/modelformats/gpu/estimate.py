@@ -18,7 +18,14 @@ from __future__ import annotations
 import math
 
 from modelformats.engines.base import EngineTraits
-from modelformats.gpu.kv import SHAPE_ASSUMPTION, KvShape, kv_replication, resolve_kv_shape
+from modelformats.gpu.kv import (
+    SHAPE_ASSUMPTION,
+    KvShape,
+    hybrid_paging,
+    kv_replication,
+    resolve_kv_shape,
+    sliding_paging,
+)
 from modelformats.gpu.memory import (
     Layout,
     MemoryEstimate,
@@ -53,6 +60,115 @@ def _builtin_traits(engine: str) -> EngineTraits:
     return engine_traits(engine)
 
 
+def _with_linear_state(
+    kv: KvShape,
+    kv_bytes: int,
+    formula: str,
+    *,
+    paged: bool,
+    tp: int,
+    sequences: int,
+    max_model_len: int,
+    kv_bytes_per_element: float,
+    block_size: int | None,
+    max_num_batched_tokens: int | None = None,
+    pipeline_parallel: int = 1,
+) -> tuple[int, str]:
+    """The KV term with the linear-attention layers' state: on a paged, block-scheduled cache (vLLM) the
+    state shares one page size with attention (`hybrid_paging`); otherwise it is added per sequence."""
+    state = kv.linear_state
+    if state is None or not kv.linear_layers:
+        return _with_sliding_pages(
+            kv,
+            kv_bytes,
+            formula,
+            paged=paged,
+            tp=tp,
+            sequences=sequences,
+            max_model_len=max_model_len,
+            kv_bytes_per_element=kv_bytes_per_element,
+            block_size=block_size,
+            max_num_batched_tokens=max_num_batched_tokens,
+            pipeline_parallel=pipeline_parallel,
+        )
+    paging = (
+        hybrid_paging(
+            kv, tp=tp, kv_bytes_per_element=kv_bytes_per_element, max_model_len=max_model_len, block_size=block_size
+        )
+        if paged
+        else None
+    )
+    if paging is not None:
+        pad = paging.page_bytes / paging.state_bytes - 1
+        return paging.bytes_per_sequence * sequences * tp, (
+            f"{paging.group_size} layers x {paging.page_bytes:,} B page x {paging.blocks_per_sequence} blocks "
+            f"per {max_model_len:,}-token sequence x {sequences} sequence(s)"
+            + (f" x {tp} TP ranks" if tp > 1 else "")
+            + f" (vLLM's hybrid page: {kv.layers} attention + {kv.linear_layers} Gated DeltaNet layers in "
+            f"{paging.attention_groups} + {paging.state_groups} groups of {paging.group_size}; attention block "
+            f"{paging.block_size} tokens so one page holds a layer's {paging.state_bytes:,} B state, padded "
+            f"{pad:.1%}; {paging.attention_groups} x cdiv({max_model_len:,}, {paging.block_size}) + "
+            f"{paging.state_groups} x 2 state blocks per sequence)"
+        )
+    # llama.cpp keeps each recurrent layer's conv and state rows in f32 per sequence (llama-model.cpp
+    # recurrent_type_r/_s GGML_TYPE_F32); a paged engine whose page we do not model: its own dtypes, unpadded.
+    per_layer = (
+        state.bytes_per_rank(1)
+        if paged
+        else 4 * (state.conv_rows * state.conv_dim + state.value_heads * state.value_head_dim * state.key_head_dim)
+    )
+    return kv_bytes + per_layer * kv.linear_layers * sequences, (
+        f"{formula}; + {kv.linear_layers} linear-attention layers x {per_layer:,} B state x {sequences} sequence(s)"
+    )
+
+
+def _with_sliding_pages(
+    kv: KvShape,
+    kv_bytes: int,
+    formula: str,
+    *,
+    paged: bool,
+    tp: int,
+    sequences: int,
+    max_model_len: int,
+    kv_bytes_per_element: float,
+    block_size: int | None,
+    max_num_batched_tokens: int | None,
+    pipeline_parallel: int,
+) -> tuple[int, str]:
+    """On vLLM, full + sliding-window layers at the blocks a request is admitted with (`sliding_paging`)."""
+    batched = max_num_batched_tokens or ACTIVATION_REFERENCE_TOKENS
+    paging = (
+        sliding_paging(
+            kv,
+            tp=tp,
+            kv_bytes_per_element=kv_bytes_per_element,
+            max_model_len=max_model_len,
+            max_num_batched_tokens=batched,
+            sequences=sequences,
+            block_size=block_size,
+            pipeline_parallel=pipeline_parallel,
+        )
+        if paged
+        else None
+    )
+    if paging is None:
+        return kv_bytes, formula
+    full = kv.layers - kv.sliding_layers
+    return paging.bytes_total * tp, (
+        f"{paging.group_size} layers x {paging.page_bytes:,} B page x ({paging.full_groups} x "
+        f"{paging.full_blocks} x {sequences} + {paging.sliding_groups} x {paging.sliding_blocks}) blocks"
+        + (f" x {tp} TP ranks" if tp > 1 else "")
+        + f" (vLLM 0.33's pages: {full} full layers in {paging.full_groups} group(s) of {paging.group_size}, "
+        f"cdiv({max_model_len:,}, {paging.block_size}) blocks per sequence; {kv.sliding_layers} sliding-window "
+        f"layers in {paging.sliding_groups}, cdiv(min({kv.sliding_window:,} - 1 + in-flight tokens, "
+        f"{max_model_len:,}), {paging.block_size}) + 1 blocks per sequence: {paging.sliding_blocks_prefill} for "
+        f"one prefilling {paging.in_flight_tokens:,} in-flight tokens (2 steps of {batched:,} batched"
+        + ("" if max_num_batched_tokens else ", vLLM's default ASSUMED")
+        + f"), {paging.sliding_blocks_decode} for each other, decoding)"
+    )
+
+
 def estimate_memory(
     *,
     engine: str,
@@ -66,6 +182,7 @@ def estimate_memory(
     layout: Layout | None = None,
     enforce_eager: bool = False,
     engine_traits: EngineTraits | None = None,
+    block_size: int | None = None,
 ) -> MemoryEstimate:
     """The estimate for one layout; every term says how it was computed.
 
@@ -74,7 +191,8 @@ def estimate_memory(
     """
     layout = layout or Layout()
     world = layout.world_size
-    budgeted = (engine_traits or _builtin_traits(engine)).utilization_budget
+    facts = engine_traits or _builtin_traits(engine)
+    budgeted = facts.utilization_budget
     c = OVERHEAD_CONSTANTS
     terms: list[MemoryTerm] = []
 
@@ -125,14 +243,27 @@ def estimate_memory(
         formula += f"; the latent is whole on each of the {tp} TP ranks"
     elif replication > 1:
         formula += f"; each KV head copied to {replication} of the {tp} TP ranks"
-    kv_on_gpus = kv_total * replication
+    kv_on_gpus, formula = _with_linear_state(
+        kv,
+        kv_total * replication,
+        formula,
+        paged=facts.scheduler_settings,
+        tp=tp,
+        sequences=sequences,
+        max_model_len=max_model_len,
+        kv_bytes_per_element=kv_cache_bytes_per_element,
+        block_size=block_size,
+        max_num_batched_tokens=max_num_batched_tokens,
+        pipeline_parallel=layout.pipeline_parallel_size,
+    )
     terms.append(
         MemoryTerm(
             name="kv_cache",
             bytes=kv_on_gpus,
             per_gpu_bytes=math.ceil(kv_on_gpus / world),
             formula=formula,
-            basis=f"{kv.basis}; KV dtype {kv_cache_dtype_basis}",
+            basis=f"{kv.basis}; KV dtype {kv_cache_dtype_basis}"
+            + (f"; {kv.linear_state.basis}" if kv.linear_state is not None and kv.linear_layers else ""),
             assumed=kv.assumed,
             exact_with=kv.exact_with,
         )

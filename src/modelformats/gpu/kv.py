@@ -9,7 +9,17 @@ from dataclasses import dataclass
 
 from modelformats.traits import ModelTraits
 
-__all__ = ["SHAPE_ASSUMPTION", "KvShape", "kv_replication", "resolve_kv_shape"]
+__all__ = [
+    "SHAPE_ASSUMPTION",
+    "HybridPaging",
+    "KvShape",
+    "LinearState",
+    "SlidingPaging",
+    "hybrid_paging",
+    "kv_replication",
+    "resolve_kv_shape",
+    "sliding_paging",
+]
 
 
 # When config.json / the GGUF header did not give layers and heads, the KV cache is bounded from the
@@ -31,6 +41,213 @@ _EXACT_WITH = (
 # DeepSeek-V2/V3), far below 2 x heads x head_dim. With kv_lora_rank in the traits the latent is sized
 # (_mla_shape); these model types without it keep the heads x head_dim figure as a labelled upper bound.
 _MLA_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek2"})
+
+
+_DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LinearState:
+    """One Gated DeltaNet layer's state per sequence, before the TP split, as vLLM 0.33 shapes it
+    (`MambaStateShapeCalculator.gated_delta_net_state_shape`, layers/mamba/mamba_utils.py): a conv state of
+    (kernel - 1) x conv_dim, conv_dim = 2 x key heads x key dim + value heads x value dim, and a recurrent
+    state of value heads x value dim x key dim; both split over TP ranks."""
+
+    conv_dim: int
+    conv_rows: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    # Element sizes: the conv state follows the model dtype (mamba_cache_dtype 'auto'); the recurrent
+    # state the config's mamba_ssm_dtype where set (vLLM 0.33 Qwen3_5ForConditionalGenerationConfig), else
+    # the model dtype.
+    conv_bytes: int
+    ssm_bytes: int
+    basis: str
+
+    def bytes_per_rank(self, tp: int) -> int:
+        conv = self.conv_rows * (self.conv_dim // tp) * self.conv_bytes
+        return conv + (self.value_heads // tp) * self.value_head_dim * self.key_head_dim * self.ssm_bytes
+
+
+def _linear_state(traits: ModelTraits) -> LinearState | None:
+    """The Gated DeltaNet state from config.json's linear_* keys; None when any is missing."""
+    kh, vh = traits.linear_num_key_heads, traits.linear_num_value_heads
+    kd, vd, kernel = traits.linear_key_head_dim, traits.linear_value_head_dim, traits.linear_conv_kernel_dim
+    if not (kh and vh and kd and vd and kernel):
+        return None
+    model_bytes = _DTYPE_BYTES.get(traits.torch_dtype or "", 2)
+    ssm_bytes = _DTYPE_BYTES.get(traits.mamba_ssm_dtype or "", model_bytes)
+    dtype_note = "" if traits.torch_dtype in _DTYPE_BYTES else "; model dtype ASSUMED 16-bit"
+    return LinearState(
+        conv_dim=2 * kh * kd + vh * vd,
+        conv_rows=kernel - 1,
+        value_heads=vh,
+        key_head_dim=kd,
+        value_head_dim=vd,
+        conv_bytes=model_bytes,
+        ssm_bytes=ssm_bytes,
+        basis=(
+            f"Gated DeltaNet state per layer and sequence: conv {kernel - 1} x (2 x {kh} x {kd} + {vh} x {vd}) "
+            f"x {model_bytes} B + recurrent {vh} x {vd} x {kd} x {ssm_bytes} B"
+            f"{' (mamba_ssm_dtype ' + traits.mamba_ssm_dtype + ')' if traits.mamba_ssm_dtype else ''}{dtype_note}"
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HybridPaging:
+    """How vLLM 0.33 pages a hybrid attention / Gated DeltaNet model's cache on one TP rank."""
+
+    block_size: int
+    page_bytes: int
+    state_bytes: int
+    group_size: int
+    attention_groups: int
+    state_groups: int
+    blocks_per_sequence: int
+
+    @property
+    def bytes_per_sequence(self) -> int:
+        return self.group_size * self.page_bytes * self.blocks_per_sequence
+
+
+# vLLM 0.33's attention kernels (FlashAttention, FlashInfer, Triton) take blocks in multiples of 16.
+_KERNEL_BLOCK_ALIGNMENT = 16
+# With prefix caching (on by default) vLLM keeps Mamba-type state in 'align' mode: two state blocks per
+# request (MambaSpec.max_memory_usage_bytes, v1/kv_cache_interface.py; no speculative tokens).
+_STATE_BLOCKS_PER_SEQUENCE = 2
+
+
+def hybrid_paging(
+    kv: KvShape, *, tp: int, kv_bytes_per_element: float, max_model_len: int, block_size: int | None = None
+) -> HybridPaging | None:
+    """vLLM 0.33's unified page for attention + Gated DeltaNet layers, on one of `tp` ranks.
+
+    - The attention block grows (in multiples of the kernel's 16) until one attention page holds a
+      linear layer's state, and the state page is padded to it (`Platform._align_hybrid_block_size`,
+      platforms/interface.py).
+    - Layers are grouped by kind into groups of equal size, the smaller kind's count, or the larger's when
+      it is under 1.5x (`_get_kv_cache_groups_uniform_page_size`, v1/core/kv_cache_planning.py); one block
+      holds a page of every layer of a group.
+    - A max_model_len request takes cdiv(max_model_len, block) blocks per attention group and 2 per state
+      group from one pool (`get_max_concurrency_for_kv_cache_config`, v1/core/kv_cache_utils.py).
+    """
+    state = kv.linear_state
+    if state is None or not kv.linear_layers or kv.sliding_layers or kv.latent or not kv.layers:
+        return None
+    heads = max(1, (kv.kv_heads or 0) // tp) if kv.kv_heads else 0
+    if not heads or not kv.head_dim:
+        return None
+    attn_token = math.ceil(kv.tensors * heads * kv.head_dim * kv_bytes_per_element)
+    state_bytes = state.bytes_per_rank(tp)
+    align = max(_KERNEL_BLOCK_ALIGNMENT, block_size or 0)
+    block = max(block_size or 0, align * -(-state_bytes // (align * attn_token)))
+    group = _group_size((kv.layers, kv.linear_layers))
+    attention_groups = -(-kv.layers // group)
+    state_groups = -(-kv.linear_layers // group)
+    return HybridPaging(
+        block_size=block,
+        page_bytes=block * attn_token,
+        state_bytes=state_bytes,
+        group_size=group,
+        attention_groups=attention_groups,
+        state_groups=state_groups,
+        blocks_per_sequence=attention_groups * -(-max_model_len // block) + state_groups * _STATE_BLOCKS_PER_SEQUENCE,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SlidingPaging:
+    """How vLLM 0.33 pages a full + sliding-window model's cache for `sequences` requests on one TP rank."""
+
+    block_size: int
+    page_bytes: int
+    group_size: int
+    full_groups: int
+    sliding_groups: int
+    sequences: int
+    # Per full group: cdiv(max_model_len, block) per sequence. Per sliding group: the blocks of one
+    # sequence prefilling a whole batch, and of each other sequence decoding.
+    full_blocks: int
+    sliding_blocks_prefill: int
+    sliding_blocks_decode: int
+    in_flight_tokens: int
+
+    @property
+    def sliding_blocks(self) -> int:
+        return self.sliding_blocks_prefill + (self.sequences - 1) * self.sliding_blocks_decode
+
+    @property
+    def bytes_total(self) -> int:
+        blocks = self.full_groups * self.full_blocks * self.sequences + self.sliding_groups * self.sliding_blocks
+        return self.group_size * self.page_bytes * blocks
+
+
+def _group_size(counts: tuple[int, int]) -> int:
+    """vLLM's layers per KV cache group: the smaller kind's count, or the larger's when under 1.5x."""
+    group = min(counts)
+    return max(counts) if max(counts) < group * 1.5 else group
+
+
+def sliding_paging(
+    kv: KvShape,
+    *,
+    tp: int,
+    kv_bytes_per_element: float,
+    max_model_len: int,
+    max_num_batched_tokens: int,
+    sequences: int,
+    block_size: int | None = None,
+    pipeline_parallel: int = 1,
+) -> SlidingPaging | None:
+    """vLLM 0.33's blocks for `sequences` full-length requests of a full + sliding-window model, per TP rank.
+
+    - A sliding layer holds cdiv(min(window - 1 + in-flight tokens, max_model_len), block) + 1 blocks of a
+      request (`SlidingWindowSpec.max_admission_blocks_per_request`, v1/kv_cache_interface.py, which also
+      sizes the startup check); the in-flight tokens are max_concurrent_batches (2 with async scheduling,
+      on by default, at one pipeline stage; pp + 1 with more, the V2 runner's figure, config/vllm.py) x the
+      tokens a step schedules: a whole max_num_batched_tokens batch for the one sequence counted as
+      prefilling, one token for each other sequence (decoding).
+    - Full layers take cdiv(max_model_len, block) blocks per request.
+    - Layers are grouped by kind into groups of one size (the smaller kind's count, or the larger's when
+      under 1.5x, `_get_kv_cache_groups_uniform_page_size`); a block holds a page of every layer of a group,
+      so a kind whose count is not a multiple of the group size pays for padding layers (Gemma 3 27B:
+      10 full + 52 sliding -> 1 + 6 groups of 10).
+    """
+    window = kv.sliding_window
+    if (
+        not kv.sliding_layers
+        or not window
+        or kv.linear_layers
+        or kv.latent
+        or kv.layers < kv.sliding_layers
+        or not (kv.kv_heads and kv.head_dim)
+    ):
+        return None
+    heads = max(1, kv.kv_heads // tp)
+    token_bytes = math.ceil(kv.tensors * heads * kv.head_dim * kv_bytes_per_element)
+    block = max(_KERNEL_BLOCK_ALIGNMENT, block_size or 0)
+    batches = 2 if pipeline_parallel <= 1 else pipeline_parallel + 1
+    full = kv.layers - kv.sliding_layers
+    # Every layer sliding (Mistral-7B v0.1): one group of them all.
+    group = _group_size((full, kv.sliding_layers)) if full else kv.sliding_layers
+
+    def held(in_flight: int) -> int:
+        return -(-min(window - 1 + in_flight, max_model_len) // block) + 1
+
+    return SlidingPaging(
+        block_size=block,
+        page_bytes=block * token_bytes,
+        group_size=group,
+        full_groups=-(-full // group),
+        sliding_groups=-(-kv.sliding_layers // group),
+        sequences=sequences,
+        full_blocks=-(-max_model_len // block),
+        sliding_blocks_prefill=held(batches * max_num_batched_tokens),
+        sliding_blocks_decode=held(batches),
+        in_flight_tokens=batches * max_num_batched_tokens,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +272,9 @@ class KvShape:
     latent: bool = False
     # How the per-layer width reads in the formula when it is not KV heads x head dim (K and V of unequal width).
     width_label: str | None = None
+    # Linear-attention layers and, for Gated DeltaNet, the state each keeps per sequence (None: not modelled).
+    linear_layers: int = 0
+    linear_state: LinearState | None = None
 
 
 def _is_mla(traits: ModelTraits) -> bool:
@@ -70,11 +290,11 @@ def _layer_counts(
         window = None  # a window as long as the context changes nothing (Qwen2.5 records 131,072)
     if traits.full_attention_layers is not None:
         kv_layers = traits.full_attention_layers + (traits.sliding_attention_layers or 0)
-        if traits.linear_attention_layers:
+        if traits.linear_attention_layers and _linear_state(traits) is None:
             notes.append(
                 f"{traits.linear_attention_layers} linear-attention (or state-space) layers keep a fixed state "
                 f"per sequence, not a KV cache: only the {kv_layers} attention layers are counted per token; "
-                "their state is not modelled."
+                "their state is not modelled (config.json has no Gated DeltaNet linear_* shape)."
             )
         # A window covering the whole context makes sliding layers full ones.
         return window, (traits.sliding_attention_layers or 0) if window is not None else 0, kv_layers
@@ -197,6 +417,8 @@ def resolve_kv_shape(
             sliding_window=window,
             sliding_layers=min(sliding, layers),
             notes=tuple(notes),
+            linear_layers=traits.linear_attention_layers or 0,
+            linear_state=_linear_state(traits) if traits.linear_attention_layers else None,
         )
     if layers and traits.hidden_size:
         notes.append("KV heads unknown: K/V assumed as wide as the hidden size (no grouped-query attention).")

@@ -427,6 +427,7 @@ def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, mod
         layout=layout,
         enforce_eager=lim.enforce_eager,
         engine_traits=ctx.engine,
+        block_size=lim.block_size,
     )
     choice = GpuChoice(
         gpu=gpu,
