@@ -78,6 +78,12 @@ def _add_plan_arguments(p: argparse.ArgumentParser, *, download_root: bool = Tru
         metavar="N",
         help="MoE models: route each token to N experts instead of the model's default",
     )
+    p.add_argument(
+        "--pin-kv-cache",
+        action="store_true",
+        help="vLLM: allocate exactly the estimated KV cache (--kv-cache-memory-bytes) instead of what "
+        "--gpu-memory-utilization leaves",
+    )
     if download_root:  # `download` has --dir instead: the plan's paths point where the files land
         p.add_argument(
             "--download-root", default="/models", help="where the engine will find the files (default /models)"
@@ -176,6 +182,7 @@ def _make_plan(args: argparse.Namespace) -> Any:
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
         experts_per_token=args.experts_per_token,
+        pin_kv_cache=args.pin_kv_cache,
         download_root=args.download_root,
         disable=tuple(args.disable),
     )

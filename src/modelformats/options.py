@@ -38,6 +38,9 @@ class PlanOptions:
     max_num_seqs: int | None = None
     # MoE only: experts each token is routed to, instead of the model's own number (at most its expert count).
     experts_per_token: int | None = None
+    # vLLM: pin the KV cache to the estimate (--kv-cache-memory-bytes) instead of letting vLLM take what
+    # gpu_memory_utilization leaves; refused where the estimate rests on an assumed shape.
+    pin_kv_cache: bool = False
     download_root: str = "/models"
     port: int = 8000
     # Formats switched off for this plan, on top of MODELFORMATS_DISABLE.

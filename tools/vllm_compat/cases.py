@@ -6,7 +6,8 @@
 Two sources, both on by default:
 - `engine`: `VllmEngine.command()` on WeightsSpec/RuntimeSpec values covering every kind of plan
   (GGUF single and split, safetensors, AWQ, GPTQ, FP8, compressed-tensors, bitsandbytes, TP>1,
-  pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code, experts per token);
+  pipeline + multi-node, expert parallel, chunked prefill off, block size, remote code, experts per token,
+  a pinned KV cache);
 - `cli`: `modelformats plan --listing tests/data/listings REPO --engine vllm --vllm-version X --json` for
   every recorded listing, with the expectations read from the plan's other fields (plan_shape.md),
   not from its argv. Listings that produce no vLLM plan are reported as skipped. Plus the GGUF
@@ -122,6 +123,12 @@ def specs() -> list[Spec]:
                         experts_per_token_key="text_config.num_experts_per_tok"),
         ),
         Spec(
+            # `plan --pin-kv-cache`: the KV cache pinned to the estimate (--kv-cache-memory-bytes), 8 GiB here.
+            label="safetensors-mixtral-pinned-kv-cache",
+            weights=_w("safetensors", TARGET_BASE, f"{M}/{TARGET_BASE}", MIXTRAL),
+            runtime=_rt(TARGET_BASE, dtype="bfloat16", kv_cache_memory_bytes=8 * 1024**3),
+        ),
+        Spec(
             label="gguf-target-moe-experts-per-token",
             weights=_w("gguf", TARGET, f"{M}/{TARGET}/{TARGET_Q8_0}", GGUF_MOE, quantization="gguf",
                        tokenizer=f"{M}/{TARGET_BASE}", hf_config_path=f"{M}/{TARGET_BASE}", gguf_quant="Q8_0",
@@ -233,6 +240,11 @@ def _expect_extra(weights: WeightsSpec, runtime: RuntimeSpec) -> dict[str, Any]:
             else {}
         ),
         **({"block_size": runtime.block_size} if runtime.block_size is not None else {}),
+        **(
+            {"kv_cache_memory_bytes": runtime.kv_cache_memory_bytes}
+            if runtime.kv_cache_memory_bytes is not None
+            else {}
+        ),
         **({"enable_chunked_prefill": chunked} if chunked is not None else {}),
     }
 
@@ -440,6 +452,7 @@ REQUIRED: dict[str, dict[str, bool]] = {
         "engine:safetensors-mixtral-experts-per-token": False,
         "engine:gguf-target-moe-experts-per-token": True,
         "engine:safetensors-mixtral-ep": False,
+        "engine:safetensors-mixtral-pinned-kv-cache": False,
         "engine:remote-code-multinode": False,
     },
     "modal": {"modal:one-node rank 0": False, "modal:two-node rank 0": False, "modal:two-node rank 1": False},

@@ -210,6 +210,9 @@ class RuntimeSpec(RuntimeLimits):
     # Where the model's config.json holds that number (ModelTraits.experts_per_token_key, a dotted path such
     # as "text_config.num_experts_per_tok"); None when the metadata does not say.
     experts_per_token_key: str | None = None
+    # The KV cache pinned to this many bytes per GPU (the plan's estimate; vLLM --kv-cache-memory-bytes,
+    # which then ignores gpu_memory_utilization for the KV cache). None: the engine sizes it itself.
+    kv_cache_memory_bytes: int | None = None
     host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on every interface
     port: int = 8000
 

@@ -62,6 +62,7 @@ class VllmCommands(VllmAtVersion):
         if weights.trust_remote_code:
             argv.append("--trust-remote-code")
         notes = self._experts_override(runtime, argv, gguf_config=is_gguf and not weights.hf_config_path)
+        notes += self._kv_cache_pin(runtime, argv)
         if runtime.nnodes > 1:
             argv += ["--nnodes", str(runtime.nnodes), "--distributed-executor-backend", "mp"]
             notes.append(
@@ -110,6 +111,25 @@ class VllmCommands(VllmAtVersion):
         return [
             f"--hf-overrides ({self.profile.flags['--hf-overrides']}) sets config.{key} = {n}: "
             f"each token is routed to {n} experts."
+        ]
+
+    def _kv_cache_pin(self, runtime: RuntimeSpec, argv: list[str]) -> list[str]:
+        """`--kv-cache-memory-bytes N` appended to `argv` when the plan pins the KV cache; its note."""
+        n = runtime.kv_cache_memory_bytes
+        if n is None:
+            return []
+        if "--kv-cache-memory-bytes" not in self.profile.flags:
+            raise InvalidRequestError(
+                f"--pin-kv-cache: the vLLM {self.version} profile does not record --kv-cache-memory-bytes (read "
+                "from its wheel), so the KV cache cannot be pinned. Use another --vllm-version or drop --pin-kv-cache."
+            )
+        argv += ["--kv-cache-memory-bytes", str(n)]
+        # CacheConfig.kv_cache_memory_bytes: the worker returns it as the KV cache's size instead of profiling
+        # what gpu_memory_utilization leaves (vllm/v1/worker/gpu_worker.py determine_available_memory).
+        return [
+            f"--kv-cache-memory-bytes ({self.profile.flags['--kv-cache-memory-bytes']}) pins the KV cache to "
+            f"{n:,} bytes per GPU, the plan's estimate; vLLM then ignores --gpu-memory-utilization for the KV "
+            "cache, so the GPU holds what was estimated and no more."
         ]
 
     def _check_plugin_limits(self, weights: WeightsSpec, runtime: RuntimeSpec, plugin: VllmQuantPlugin | None) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from modelformats.engines.base import Engine, WeightsSpec
+from modelformats.engines.base import Engine, RuntimeSpec, WeightsSpec
 from modelformats.engines.builtin import build_engine, traits_of
 from modelformats.errors import LISTING_UNAVAILABLE, InvalidRequestError, ModelFormatsError, NoFittingGpuError
 from modelformats.formats.base import FileSelection, SelectionContext, ServingFacts
@@ -211,10 +211,18 @@ class PlanSession:
             experts_per_token=self.options.experts_per_token,
             experts_per_token_key=traits.experts_per_token_key,
         )
+        pin_note = None
+        if self.options.pin_kv_cache:
+            try:
+                runtime, pin_note = pin_kv_cache(engine, gpu, runtime)
+            except InvalidRequestError as exc:
+                return replace(routed, gpu=gpu, problem=str(exc), error=exc)
         try:
             command = engine.command(weights, runtime, verdict)
         except InvalidRequestError as exc:  # an engine that cannot express what was asked (e.g. the override)
             return replace(routed, gpu=gpu, problem=str(exc), error=exc)
+        if pin_note is not None:
+            command = replace(command, notes=(*command.notes, pin_note))
         return replace(routed, gpu=gpu, command=command)
 
 
@@ -235,3 +243,25 @@ def _infer_gguf_architecture(traits: ModelTraits) -> ModelTraits:
         return traits
     why = f"llama.cpp's converter writes {traits.architecture or traits.model_type} as '{arch}' (no GGUF header read)"
     return replace(traits, gguf_architecture=arch, sources={**traits.sources, "gguf_architecture": why})
+
+
+def pin_kv_cache(engine: Engine, gpu: GpuDecision, runtime: RuntimeSpec) -> tuple[RuntimeSpec, str | None]:
+    """`--pin-kv-cache`: the runtime with the KV cache pinned to the estimate's bytes on the fullest GPU, for
+    an engine whose KV cache is what a utilization budget leaves (vLLM); else unchanged, with a note saying
+    why nothing was pinned. Refused (InvalidRequestError) when the estimate rests on an assumed shape: too
+    small a pin makes vLLM refuse to start, too large one wastes the memory the estimate was to save."""
+    from modelformats.gpu.memory import format_bytes
+
+    kv = gpu.memory.term("kv_cache")
+    if not traits_of(engine).utilization_budget:
+        return runtime, (
+            f"--pin-kv-cache: {traits_of(engine).display_name} allocates its whole context up front, so its KV "
+            f"cache is already the planned {format_bytes(kv.per_gpu_bytes)} per GPU; nothing to pin."
+        )
+    if kv.assumed:
+        raise InvalidRequestError(
+            f"--pin-kv-cache: the KV cache estimate ({format_bytes(kv.per_gpu_bytes)} per GPU) rests on an "
+            f"assumption ({kv.basis}); pinned, a wrong guess makes vLLM refuse to start or wastes memory. Plan a "
+            "repo whose config.json (or GGUF header) records the attention shape, or drop --pin-kv-cache."
+        )
+    return replace(runtime, kv_cache_memory_bytes=kv.per_gpu_bytes), None
