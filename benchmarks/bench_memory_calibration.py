@@ -8,6 +8,10 @@ fed the same shape and settings and compared with what vLLM printed:
   config.json (`FileSelection.weight_bytes`), never from a listing's file sizes.
 - kv/token: vLLM's KV bytes per token per GPU (available KV memory / KV tokens, or the KV needed for
   one max_model_len sequence) against the estimate's KV bytes per token on the fullest GPU.
+- non-kv: where the log gives vLLM's total GPU memory, the utilization and the KV memory it had left,
+  `total x utilization - KV` (what vLLM's profiler counted besides the KV cache: weights, activation
+  peak, non-torch memory, CUDA graphs where they are in the budget) against the estimate's in-budget
+  terms other than the KV cache, per GPU (GiB).
 - fit: where the log gives vLLM's total GPU memory, whether the estimate (one max_model_len sequence,
   vLLM's start-up check) fits `total x gpu_memory_utilization`, against whether vLLM started.
 
@@ -224,10 +228,21 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
             rows.append(Row(lid, fam, "kv/token", per_token_obs, kv_per_token_per_gpu(new), kv_per_token_per_gpu(old)))
         total = obs.get("total_gpu_gib")
         util = log["settings"].get("gpu_memory_utilization")
+        if total is not None and util is not None and "kv_available_gib" in obs:
+            # vLLM gives the KV cache what is left of total x utilization after its profiled non-KV memory
+            # (weights, activation peak, non-torch, CUDA graphs where V1 counts them): that remainder is
+            # the fixed overheads plus weights the estimate must match.
+            non_kv_obs = total * GIB * util - obs["kv_available_gib"] * GIB
+            rows.append(Row(lid, fam, "non-kv", non_kv_obs, _non_kv(new), _non_kv(old)))
         if total is not None and util is not None and "started" in obs:
             usable = int(total * GIB)
             fits.append((lid, fam, obs["started"], new.fits(usable, util), old.fits(usable, util)))
     return rows, fits
+
+
+def _non_kv(estimate: Any) -> float:
+    """The estimate's bytes inside vLLM's utilization budget on the fullest GPU, without the KV cache."""
+    return float(sum(t.per_gpu_bytes for t in estimate.terms if t.in_budget and t.name != "kv_cache"))
 
 
 def _pct(x: float) -> str:
@@ -254,8 +269,8 @@ def render(
         ]
     out += ["per log", f"{'log':42} {'term':8} {'vLLM':>10} {'estimate':>10} {'error':>8} {'baseline':>9}"]
     for r in rows:
-        unit = GIB if r.term == "weights" else 1
-        fmt = "{:>10.2f}" if r.term == "weights" else "{:>10,.0f}"
+        unit = 1 if r.term == "kv/token" else GIB
+        fmt = "{:>10,.0f}" if r.term == "kv/token" else "{:>10.2f}"
         out.append(
             f"{r.log[:42]:42} {r.term:8} {fmt.format(r.observed / unit)} {fmt.format(r.estimated / unit)} "
             f"{_pct(r.error):>8} {_pct(r.baseline_error):>9}"
