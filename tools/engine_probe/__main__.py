@@ -27,7 +27,7 @@ from tools.evidence import BY_NAME, finish
 WORK = ROOT / ".cache" / "engine_probe"
 
 
-def _engine_env() -> dict[str, str]:
+def _engine_env(python: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         VLLM_TARGET_DEVICE="cpu",
@@ -35,8 +35,11 @@ def _engine_env() -> dict[str, str]:
         VLLM_LOGGING_LEVEL="ERROR",
         # Only vllm-gguf-plugin: the probe describes stock vLLM (+ the plugin), not modelformats' own plugin.
         VLLM_PLUGINS="gguf",
-        # vLLM inspects each model class in a subprocess and caches it; keep the cache with the venvs.
-        VLLM_CACHE_ROOT=str(ROOT / ".cache" / "vllm-cache"),
+        # vLLM inspects each model class in a subprocess (an import of vLLM each) and caches what it finds
+        # under VLLM_CACHE_ROOT/modelinfos, keyed by class name and checked against the module's hash. One
+        # cache per locked venv, inside it (rebuilt with it when the lock changes): shared by the versions,
+        # each would overwrite the others' entries and every run would inspect again.
+        VLLM_CACHE_ROOT=str(Path(python).parent.parent / "vllm-cache"),
         PYTHONPATH=str(ROOT),
     )
     return env
@@ -61,7 +64,7 @@ def run_engines(envs: dict[str, str], root: Path, fixtures_json: Path) -> dict[s
             str(out),
         ]
         procs[name] = (
-            subprocess.Popen(cmd, cwd=ROOT, env=_engine_env(), stdout=log, stderr=subprocess.STDOUT),
+            subprocess.Popen(cmd, cwd=ROOT, env=_engine_env(envs[name]), stdout=log, stderr=subprocess.STDOUT),
             out,
             log,
         )
