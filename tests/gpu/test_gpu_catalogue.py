@@ -161,10 +161,12 @@ def test_usable_memory_does_not_exceed_what_the_engine_reports(gpu):
     assert gpu.usable_memory_bytes <= gpu.reported_memory_bytes
 
 
-def test_t4_and_a10_are_sized_at_torchs_total():
+def test_t4_a10_and_b300_are_sized_at_the_engines_total():
     rows = {g.name: g for g in GPU_CATALOGUE}
     assert rows["T4"].usable_memory_bytes == round(14.58 * 2**30) < rows["T4"].memory_bytes
     assert rows["A10"].usable_memory_bytes == round(22.18 * 2**30) < rows["A10"].memory_bytes
+    # vLLM 0.26 sees 267.69 GiB = 287.43 GB on a B300, below the 288 GB nominal.
+    assert rows["B300"].usable_memory_bytes == round(267.69 * 2**30) < rows["B300"].memory_bytes
 
 
 def test_every_gpu_says_where_its_reported_total_comes_from():
@@ -180,5 +182,5 @@ def test_every_gpu_says_where_its_reported_total_comes_from():
     assert rows["L4"]["reported_memory_bytes"] == 23034 * 2**20
     assert rows["A100-40GB"]["reported_memory_bytes"] == 42298834944
     assert rows["A100-80GB"]["reported_memory_bytes"] == 81920 * 2**20
-    assert rows["B300"]["reported_memory_bytes"] is None
-    assert rows["B300"]["reported_memory_source"].startswith("None: ")
+    assert rows["H200"]["reported_memory_bytes"] == round(139.81 * 2**30)
+    assert rows["B300"]["reported_memory_bytes"] == round(267.69 * 2**30)

@@ -228,8 +228,8 @@ def test_nothing_fits_names_the_biggest_option_and_the_fixes():
     assert str(exc.value) == (
         "No GPU holds the memory estimate for policy 'cost', rule 'default': weights 20,000.00 GB + "
         "kv_cache 67.65 GB + activations 42.95 GB + cuda_graphs 17.18 GB + non_torch 17.18 GB + "
-        "cuda_context 17.18 GB = 20,162.14 GB. The biggest option tried, 2 nodes x B300:8 (288.00 GB x 0.9 "
-        "= 259.20 GB per GPU), is 999.86 GB short per GPU. To make it fit: a smaller quant (weights are "
+        "cuda_context 17.18 GB = 20,162.14 GB. The biggest option tried, 2 nodes x B300:8 (287.43 GB x 0.9 "
+        "= 258.69 GB per GPU), is 1,000.37 GB short per GPU. To make it fit: a smaller quant (weights are "
         "20,000.00 GB); a shorter --max-model-len (now 8,192; the KV cache is 67.65 GB); fewer "
         "--max-num-seqs (now 16); more GPUs: allow more than 2 nodes (max_nodes)."
     )

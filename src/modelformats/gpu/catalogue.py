@@ -280,10 +280,14 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Hopper",
         memory_bytes=141 * GB,
         usable_memory_bytes=141 * GB,
+        # vLLM's own figure; nvidia-smi shows 143771MiB on NVIDIA H200 (same host, same repository).
+        reported_memory_bytes=round(139.81 * GIB),
         reported_memory_source=(
-            "None: no public log naming an H200 next to its total was found in this search "
-            "(https://github.com/vllm-project/vllm/issues/10702 prints total_gpu_memory=139.72GiB on a host "
-            "its author calls 'H100 8GPU'; the part is not named, so it is not used)."
+            "vLLM 0.10.2: 'Free memory on device (139.21/139.81 GiB) on startup' in a log that loads the "
+            "E=512,N=256,device_name=NVIDIA_H200 MoE config, https://github.com/sungwon-chae/arxiv_confi/blob/"
+            "4a052075255d08515b67b11a7e121db85912e341/tmp_memo.md; nvidia-smi '143771MiB' on NVIDIA H200 (same "
+            "host), https://github.com/sungwon-chae/arxiv_confi/blob/f9f9ce13d15d0d7adc8848d1856b16fc99894e3b/"
+            "tmp_memo.md, and 143,771 MiB for Modal's H200, https://thundergolfer.com/blog/nvidia-gpu-memory-capacity"
         ),
         compute_capability=(9, 0),
         max_count=8,
@@ -313,8 +317,15 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="B300",
         architecture="Blackwell Ultra",
         memory_bytes=288 * GB,
-        usable_memory_bytes=288 * GB,
-        reported_memory_source="None: no public log quoting a B300's total was found in this search.",
+        # vLLM's total, what its budget is computed from (288e9 B would promise 0.57 GB the card lacks).
+        usable_memory_bytes=round(267.69 * GIB),
+        # vLLM's own figure; nvidia-smi shows 275040MiB on the same card (same page).
+        reported_memory_bytes=round(267.69 * GIB),
+        reported_memory_source=(
+            "vLLM 0.26.0: 'Free memory on device (267.08/267.69 GiB) on startup' on one 'NVIDIA B300 SXM6 AC' "
+            "(nvidia-smi '275040MiB' on the same page), https://github.com/johnpfeiffer/source.johnpfeiffer.github.io"
+            "/blob/4105624130e7afb3d96e611be42f76a44b1c56ae/content/ai/b300-deepseek-0731.md"
+        ),
         compute_capability=(10, 3),
         max_count=8,
         nvlink=True,
