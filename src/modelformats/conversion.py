@@ -46,6 +46,7 @@ PROOF_FILE = "data/gguf_convert_proof.json"
 PROOF_SESSION = "nox -s gguf_convert_proof"
 GENERATION_FILE = "data/vllm_cpu_generation.json"
 GENERATION_SESSION = "nox -s vllm_cpu_generation"
+_CONTROL_PREFIX = "negative control: converted with the "
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,14 +192,15 @@ def generation_evidence(data: Mapping[str, Any]) -> dict[str, tuple[tuple[str, .
         for c in cases:
             run = c["vllm on the converted checkpoint"]
             exact = run["vs transformers"]
-            control = c.get("negative control: converted with the Q/K un-permute off")
+            # "negative control: converted with the Q/K un-permute off" (llama) or "... forced on" (qwen).
+            control = next((k.removeprefix(_CONTROL_PREFIX) for k in c if k.startswith(_CONTROL_PREFIX)), None)
             lines.append(
                 f"{GENERATION_SESSION} ({layout}, {c['gguf_type']} GGUF): vLLM's engine ({build} on CPU, no GGUF "
                 f"plugin) loaded the directory modelformats convert wrote ({c['convert']['dtype']}) as "
                 f"{run['vllm_architecture']} and generated greedy tokens identical to transformers' on the original "
                 f"checkpoint holding the GGUF's values, {exact['identical_tokens']} "
                 f"(max |top-1 logprob diff| {exact['max_top1_logprob_diff']})"
-                + ("; converted with the Q/K un-permute off, they differ as predicted" if control else "")
+                + (f"; converted with the {control}, they differ as predicted" if control else "")
             )
         found[layout] = (tuple(lines), tuple(str(c["gguf_type"]) for c in cases))
     return found

@@ -10,8 +10,9 @@
    answering `modelformats smoke`; streamed answers equal to the offline ones.
 5. The converted route (docs/convert.md): every GGUF converted back by `modelformats.convert.convert_gguf`
    (float32, the tiny original as base), then generated from by plain vLLM (VLLM_PLUGINS="": no GGUF
-   plugin), compared with the same references; negative control: the F32 GGUFs converted with the Q/K
-   un-permute off (the layouts' `qk_permuted` cleared, as `nox -s gguf_convert_proof`'s control).
+   plugin), compared with the same references; negative control: the F32 GGUFs converted with the layout's
+   Q/K un-permute flipped (off for llama, forced on for qwen2, as `nox -s gguf_convert_proof`'s control).
+   Qwen2 (qwen2.py) takes this route only: no GGUF plugin covers it, so steps 3-4 are not run for it.
 6. Verdicts (compare.py) into the fresh results file; `nox -s vllm_cpu_generation` compares it with
    src/modelformats/engines/data/vllm_cpu_generation.json (tools/evidence.py).
 Exit status 1 if a case fails, is undecidable, a negative control does not fail as predicted, or the
@@ -33,6 +34,7 @@ from typing import Any
 
 from tools.gguf_proof.checkpoints import LAYOUTS, PROMPTS, build, with_head_dim
 from tools.vllm_cpu_generation.compare import compare_case
+from tools.vllm_cpu_generation.qwen2 import QWEN2, build_qwen2
 from tools.vllm_cpu_generation.serve import build_argv, compare_served, serve_and_smoke
 
 SCHEMA = "modelformats-vllm-cpu-generation/1"
@@ -58,9 +60,13 @@ PREDICTED_WITHOUT_PLUGIN = {
 }
 MODULE = "tools.vllm_cpu_generation"
 # The converted route: the dtype convert_gguf writes here (the references compute in float32), and the
-# input types whose conversion is also made with the Q/K un-permute off (the negative control).
+# input types whose conversion is also made with the Q/K un-permute flipped (the negative control).
 CONVERTED_DTYPE = "float32"
 CONVERTED_CONTROL_TYPES = ("F32",)
+# Layouts generated from only through the converted route (no GGUF plugin loads them in vLLM).
+CONVERTED_ONLY = (QWEN2,)
+# The negative control of a layout: its declared Q/K un-permute (`qk_permuted`) flipped.
+CONTROL = {True: "Q/K un-permute off", False: "Q/K un-permute forced on"}
 
 
 def slug(layout: str) -> str:
@@ -99,10 +105,12 @@ def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
     import transformers
 
     cases = []
-    for base in LAYOUTS:
+    for base in (*LAYOUTS, *CONVERTED_ONLY):
+        converted_only = base in CONVERTED_ONLY
         layout = with_head_dim(base, HEAD_DIM)
         layout = replace(layout, config={**layout.config, "max_position_embeddings": MAX_POSITIONS})
-        hf_dir = build(layout, work / "hf" / slug(layout.name), seed=MODEL_SEED)
+        builder = build_qwen2 if converted_only else build
+        hf_dir = builder(layout, work / "hf" / slug(layout.name), seed=MODEL_SEED)
         tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
         prompts = [tokenizer.encode(text) for text in PROMPTS]
         for gguf_type, (outtype, dtype) in GGUF_TYPES.items():
@@ -121,6 +129,7 @@ def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
                     "prompts": prompts,
                     "steps": STEPS,
                     "chat": layout.name == TARGET_LAYOUT and gguf_type == SERVED_TYPE,
+                    "converted_only": converted_only,
                 }
             )
     return cases
@@ -128,31 +137,34 @@ def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
 
 def convert_checkpoints(cases: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:
     """`modelformats convert` of every case's GGUF (float32, the tiny original as `base`), and of the F32
-    ones again with the Q/K un-permute off: vLLM cases loading each converted directory as it is."""
+    ones again with the layout's Q/K un-permute flipped: vLLM cases loading each converted directory as it is."""
     import dataclasses
     import shutil
 
     from modelformats.convert import ConversionLayouts, convert_gguf, default_layouts
 
     registry = default_layouts()
-    switched_off = ConversionLayouts.of(
-        *(dataclasses.replace(item, qk_permuted=False) for item in registry.by_key.values())
+    flipped = ConversionLayouts.of(
+        *(dataclasses.replace(item, qk_permuted=not item.qk_permuted) for item in registry.by_key.values())
     )
     converted = []
     for case in cases:
-        for unpermute, layouts in ((True, registry), (False, switched_off)):
-            if not unpermute and case["gguf_type"] not in CONVERTED_CONTROL_TYPES:
+        architecture, _, experts = case["layout"].partition("+")
+        layout = registry.find(architecture, experts == "experts")
+        assert layout is not None, case["layout"]
+        for control, layouts in ((None, registry), (CONTROL[layout.qk_permuted], flipped)):
+            if control is not None and case["gguf_type"] not in CONVERTED_CONTROL_TYPES:
                 continue
-            out = work / "converted" / f"{Path(case['gguf']).stem}-unpermute-{'on' if unpermute else 'off'}"
+            out = work / "converted" / f"{Path(case['gguf']).stem}-{'control' if control else 'ok'}"
             shutil.rmtree(out, ignore_errors=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             result = convert_gguf(case["gguf"], out, dtype=CONVERTED_DTYPE, base=case["hf_dir"], layouts=layouts)
             config = json.loads((out / "config.json").read_text())
             converted.append(
                 {
-                    "name": f"{case['name']} converted{'' if unpermute else ' (Q/K un-permute off)'}",
+                    "name": f"{case['name']} converted{f' ({control})' if control else ''}",
                     "case": case["name"],
-                    "convert_unpermute": unpermute,
+                    "control": control,
                     "model": str(out),
                     "hf_architecture": result.hf_architecture,
                     "config_architectures": config.get("architectures"),
@@ -170,17 +182,18 @@ def convert_checkpoints(cases: list[dict[str, Any]], work: Path) -> list[dict[st
 def converted_verdicts(
     case: dict[str, Any],
     refs: dict[str, Any],
-    fixed: dict[str, Any],
+    fixed: dict[str, Any] | None,
     runs: list[tuple[dict[str, Any], dict[str, Any]]],
     plugin_modules: list[str],
 ) -> dict[str, Any]:
     """The converted route for one case: plain vLLM on the converted directory passes when its tokens are
     identical to transformers' at every position, each decidable, none differs from llama.cpp at a
     decidable position, vLLM built the converted config's architecture without quantization, and neither
-    GGUF plugin was imported. The un-permute-off conversion (F32 only) must differ from both references at
-    a decidable position, judged against the noise of the correct conversion's run."""
+    GGUF plugin was imported. The conversion with the Q/K un-permute flipped (F32 only) must differ from both
+    references at a decidable position, judged against the noise of the correct conversion's run. `fixed`:
+    vLLM with the modelformats plugin on the GGUF (None for a layout no plugin loads)."""
     references = {"llama.cpp": refs["llama.cpp"], "transformers": refs["transformers"]}
-    ((convert, run),) = [(c, r) for c, r in runs if c["convert_unpermute"]]
+    ((convert, run),) = [(c, r) for c, r in runs if not c["control"]]
     out: dict[str, Any] = {
         "layout": case["layout"],
         "gguf_type": case["gguf_type"],
@@ -208,9 +221,12 @@ def converted_verdicts(
             "vllm_quantization": run["vllm_quantization"],
             "vs transformers": exact.to_dict(),
             "vs llama.cpp": cpp.to_dict(),
-            "tokens equal vLLM with modelformats on the GGUF": "generations" in fixed
-            and [g["tokens"] for g in run["generations"]] == [g["tokens"] for g in fixed["generations"]],
         }
+        if fixed is not None:
+            out["vllm on the converted checkpoint"]["tokens equal vLLM with modelformats on the GGUF"] = (
+                "generations" in fixed
+                and [g["tokens"] for g in run["generations"]] == [g["tokens"] for g in fixed["generations"]]
+            )
         out["tokens"] = [g["tokens"] for g in run["generations"]]
         passed = (
             exact.verdict == "identical"
@@ -219,9 +235,9 @@ def converted_verdicts(
             and run["vllm_quantization"] is None
             and not plugin_modules
         )
-    controls = [(c, r) for c, r in runs if not c["convert_unpermute"]]
+    controls = [(c, r) for c, r in runs if c["control"]]
     if controls:
-        ((_, control),) = controls
+        ((flipped, control),) = controls
         predicted = "tokens differ from both references at a decidable position"
         if "error" in control or not noise:
             off: dict[str, Any] = {
@@ -237,7 +253,7 @@ def converted_verdicts(
                 "failed_as_predicted": {d.split(" vs ")[1].split(" at ")[0] for d in _decidable_differences(compared)}
                 == set(references),
             }
-        out["negative control: converted with the Q/K un-permute off"] = off
+        out[f"negative control: converted with the {flipped['control']}"] = off
     out["passed"] = passed
     out["negative_control_failed_as_predicted"] = all(
         c["failed_as_predicted"] for key, c in out.items() if key.startswith("negative control") and isinstance(c, dict)
@@ -359,12 +375,12 @@ def print_summary(results: list[dict[str, Any]], converted: list[dict[str, Any]]
             f"(max dlogprob {v.get('max_top1_logprob_diff')}) | {v.get('min_top1_top2_margin')} | "
             f"{controls[0]} | {controls[1]} |"
         )
-    print("\n| converted case | plain vLLM vs transformers | max dlogprob | vs llama.cpp | un-permute off |")
+    print("\n| converted case | plain vLLM vs transformers | max dlogprob | vs llama.cpp | un-permute flipped |")
     print("|---|---|---|---|---|")
     for r in converted:
         v = r["vllm on the converted checkpoint"]
         exact = v.get("vs transformers", {})
-        control = r.get("negative control: converted with the Q/K un-permute off")
+        control = next((v for k, v in r.items() if k.startswith("negative control")), None)
         shown = "-" if control is None else "NOT AS PREDICTED"
         if control is not None and control["failed_as_predicted"]:
             shown = "failed as predicted"
@@ -376,6 +392,11 @@ def print_summary(results: list[dict[str, Any]], converted: list[dict[str, Any]]
     print(f"\nserved: passed={served['passed']}; argv: {' '.join(served['cpu_argv'])}")
     for row in served["adapted"]:
         print(f"  adapted {row['flag']}: {row['h100']} -> {row['cpu']} ({row['why']})")
+
+
+def write_cases(path: Path, cases: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(cases, indent=1) + "\n")
+    return path
 
 
 def main() -> None:
@@ -391,18 +412,20 @@ def main() -> None:
 
     cases = build_cases(args.converter, work)
     print(f"built and converted {len(cases)} cases in {time.monotonic() - started:.0f} s", flush=True)
-    cases_file = reports / "cases.json"
-    cases_file.write_text(json.dumps(cases, indent=1) + "\n")
-    control_file = reports / "cases_unpermute_off.json"
-    control_file.write_text(json.dumps([{**c, "unpermute": False, "chat": False} for c in cases], indent=1) + "\n")
-    stock_file = reports / "cases_stock.json"
-    stock_file.write_text(json.dumps([{**c, "chat": False} for c in cases], indent=1) + "\n")
+    # The GGUF-plugin runs (steps 3-4) are for the layouts a plugin loads; the references are for every case.
+    plugin_cases = [c for c in cases if not c["converted_only"]]
+    cases_file = write_cases(reports / "cases.json", cases)
+    plugin_file = write_cases(reports / "cases_plugin.json", plugin_cases)
+    control_file = write_cases(
+        reports / "cases_unpermute_off.json", [{**c, "unpermute": False, "chat": False} for c in plugin_cases]
+    )
+    stock_file = write_cases(reports / "cases_stock.json", [{**c, "chat": False} for c in plugin_cases])
 
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
     env.pop("VLLM_PLUGINS", None)
     refs = run_module("references", cases_file, reports / "references.json", env)
     print(f"references (llama.cpp, transformers) done at {time.monotonic() - started:.0f} s", flush=True)
-    fixed = run_module("vllm_generate", cases_file, reports / "vllm_modelformats.json", env)
+    fixed = run_module("vllm_generate", plugin_file, reports / "vllm_modelformats.json", env)
     print(f"vLLM with the modelformats plugin done at {time.monotonic() - started:.0f} s", flush=True)
     unpermuted = run_module("vllm_generate", control_file, reports / "vllm_unpermute_off.json", env)
     print(f"vLLM with the un-permute off done at {time.monotonic() - started:.0f} s", flush=True)
@@ -416,20 +439,28 @@ def main() -> None:
     plain = run_module("vllm_generate", converted_file, reports / "vllm_converted.json", {**env, "VLLM_PLUGINS": ""})
     print(f"plain vLLM on the converted checkpoints done at {time.monotonic() - started:.0f} s", flush=True)
 
+    refs_of = {r["case"]: r for r in refs}
     results = [
-        verdicts(case, r, f, u, s)
-        for case, r, f, u, s in zip(cases, refs, fixed["results"], unpermuted["results"], stock["results"], strict=True)
+        verdicts(case, refs_of[case["name"]], f, u, s)
+        for case, f, u, s in zip(plugin_cases, fixed["results"], unpermuted["results"], stock["results"], strict=True)
     ]
+    fixed_of = {case["name"]: f for case, f in zip(plugin_cases, fixed["results"], strict=True)}
 
     by_case: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for convert_case, run in zip(converted_cases, plain["results"], strict=True):
         by_case.setdefault(convert_case["case"], []).append((convert_case, run))
     converted = [
-        converted_verdicts(case, r, f, by_case[case["name"]], plain["plugin_modules_imported"])
-        for case, r, f in zip(cases, refs, fixed["results"], strict=True)
+        converted_verdicts(
+            case,
+            refs_of[case["name"]],
+            fixed_of.get(case["name"]),
+            by_case[case["name"]],
+            plain["plugin_modules_imported"],
+        )
+        for case in cases
     ]
 
-    served = served_run(cases, fixed["results"], reports)
+    served = served_run(plugin_cases, fixed["results"], reports)
     print(f"served run done at {time.monotonic() - started:.0f} s", flush=True)
 
     proof = {
@@ -457,7 +488,8 @@ def main() -> None:
                 "convert_gguf dtype": CONVERTED_DTYPE,
                 "base": "the tiny original checkpoint",
                 "VLLM_PLUGINS": "",
-                "un-permute-off control for": list(CONVERTED_CONTROL_TYPES),
+                "un-permute-flipped control for": list(CONVERTED_CONTROL_TYPES),
+                "converted route only": [layout.name for layout in CONVERTED_ONLY],
             },
         },
         "results": results,
