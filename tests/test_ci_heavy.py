@@ -1,6 +1,6 @@
 """.ci/heavy, the half of CI that runs every heavy session: run for real, with a stand-in for nox.
 
-The stand-in (`NOX`) acts on the session's name: `ok*` sleeps a second and passes, `fail*` exits 3,
+The stand-in (`NOX`) acts on the session's name: `ok*` sleeps two seconds and passes, `fail*` exits 3,
 `hang*` sleeps past its timeout. What is checked is CI's own logic: a skipped, stopped or failed
 session fails CI and is named; lanes of one stage run side by side; stages run in order.
 """
@@ -21,7 +21,7 @@ FAKE_NOX = """#!/usr/bin/env bash
 name=$2
 echo "$name start $(date +%s.%N)" >>"$FAKE_NOX_LOG"
 case $name in
-  ok*) sleep 1; echo "output of $name" ;;
+  ok*) sleep 2; echo "output of $name" ;;
   fail*) echo "output of $name"; exit 3 ;;
   hang*) sleep 30 ;;
 esac
