@@ -12,11 +12,15 @@ fed the same shape and settings and compared with what vLLM printed:
   `total x utilization - KV` (what vLLM's profiler counted besides the KV cache: weights, activation
   peak, non-torch memory, CUDA graphs where they are in the budget) against the estimate's in-budget
   terms other than the KV cache, per GPU (GiB).
+- act / non-torch: where the log quotes them, vLLM's profiled activation peak and non-torch memory
+  against the estimate's activations term (from the model's shape, gpu/activations.py, where the shape
+  has its hidden, feed-forward and vocabulary sizes) and non_torch constant.
 - fit: where the log gives vLLM's total GPU memory, whether the estimate (one max_model_len sequence,
   vLLM's start-up check) fits `total x gpu_memory_utilization`, against whether vLLM started.
 
 The baseline, measured in the same run, is the estimator without the facts issue 16 added: no
-format bytes per weight (2 bytes per weight), no MLA latent, no per-layer attention kinds.
+format bytes per weight (2 bytes per weight), no MLA latent, no per-layer attention kinds, the
+activation constant (2.5 GiB per 8,192 batched tokens) instead of the model's shape.
 
     python benchmarks/bench_memory_calibration.py [--json]
 """
@@ -35,6 +39,7 @@ from typing import Any
 
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
+from modelformats.gpu.activations import ActivationShape
 from modelformats.gpu.catalogue import parse_compute_capability
 from modelformats.gpu.estimate import Layout, estimate_memory
 from modelformats.gpu.mla_weights import mla_absorbed_bytes
@@ -78,6 +83,7 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "head_dim": "head_dim",
         "hidden_size": "hidden_size",
         "vocab_size": "vocab_size",
+        "intermediate_size": "intermediate_size",
         "tie_word_embeddings": "tie_word_embeddings",
         "kv_lora_rank": "kv_lora_rank",
         "qk_rope_head_dim": "qk_rope_head_dim",
@@ -146,10 +152,30 @@ def _expert_layout(settings: Mapping[str, Any]) -> ExpertLayout | None:
     return layout
 
 
-def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | None, bpw: float | None) -> Any:
+def _scheduler(log: Mapping[str, Any], length: int) -> tuple[int | None, int | None]:
+    """(max_num_batched_tokens, max_num_seqs) of the log's profiling run: its settings, else V0's defaults
+    (256 sequences; with chunked prefill off, V0's default up to 32,768 tokens, max(max_model_len, 2048))."""
+    s = log["settings"]
+    batched, seqs = s.get("max_num_batched_tokens"), s.get("max_num_seqs")
+    if s.get("cuda_graphs_in_budget") is False:  # a V0 log
+        seqs = seqs or 256
+        if batched is None and s.get("max_model_len") and length <= 32768:
+            batched = max(length, 2048)
+    return batched, seqs
+
+
+def _estimate(
+    log: Mapping[str, Any],
+    traits: ModelTraits,
+    wb: WeightBytes | None,
+    bpw: float | None,
+    *,
+    shaped_activations: bool = True,
+) -> Any:
     s = log["settings"]
     tp = s.get("tensor_parallel_size", 1)
     length = s.get("max_model_len") or log["observed"].get("kv_needed_tokens") or 4096
+    batched, sampled = _scheduler(log, length)
     request = GpuRequest(
         traits=traits,
         # A log that quotes only the KV cache: weights are not compared (0 keeps the request valid).
@@ -182,7 +208,9 @@ def _estimate(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | Non
         kv=kv,
         max_model_len=length,
         max_num_seqs=1,
-        max_num_batched_tokens=s.get("max_num_batched_tokens"),
+        max_num_batched_tokens=batched,
+        activations=ActivationShape.from_traits(traits) if shaped_activations else None,
+        sampled_sequences=sampled,
         kv_cache_bytes_per_element=request.kv_cache_bytes_per_element,
         layout=layout,
         # V0 (before vLLM 0.21) captured CUDA graphs after sizing the KV cache: outside the budget.
@@ -205,7 +233,7 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
         wb = weight_bytes_of(shape)
         bpw = shape.get("bytes_per_weight")
         new = _estimate(log, traits, wb, bpw)
-        old = _estimate(log, baseline_traits(traits), None, bpw or 2.0)
+        old = _estimate(log, baseline_traits(traits), None, bpw or 2.0, shaped_activations=False)
         fam, lid = log["family"], log["id"]
         weights_obs = obs.get("weights_gib", obs.get("weights_gib_per_gpu"))
         if weights_obs is not None and "params" in shape:
@@ -226,6 +254,15 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
             per_token_obs = obs["kv_needed_gib"] * GIB / obs["kv_needed_tokens"]
         if per_token_obs is not None:
             rows.append(Row(lid, fam, "kv/token", per_token_obs, kv_per_token_per_gpu(new), kv_per_token_per_gpu(old)))
+        act_obs = obs.get("activation_gib")
+        if act_obs is None and "peak_torch_gib" in obs and weights_obs is not None:
+            act_obs = obs["peak_torch_gib"] - weights_obs  # V0's peak_torch_memory holds the weights
+        if act_obs is not None and ActivationShape.from_traits(traits) is not None:
+            act, base = new.term("activations").per_gpu_bytes, old.term("activations").per_gpu_bytes
+            rows.append(Row(lid, fam, "act", act_obs * GIB, act, base))
+        if "non_torch_gib" in obs:
+            non_torch, base = new.term("non_torch").per_gpu_bytes, old.term("non_torch").per_gpu_bytes
+            rows.append(Row(lid, fam, "non-torch", obs["non_torch_gib"] * GIB, non_torch, base))
         total = obs.get("total_gpu_gib")
         util = log["settings"].get("gpu_memory_utilization")
         if total is not None and util is not None and "kv_available_gib" in obs:

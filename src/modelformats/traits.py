@@ -68,6 +68,7 @@ _GGUF_KEYS: Mapping[str, str] = {
     "expert_count": "num_experts",
     "expert_used_count": "num_experts_per_tok",
     "vocab_size": "vocab_size",
+    "feed_forward_length": "intermediate_size",
     "attention.kv_lora_rank": "kv_lora_rank",
     "attention.value_length": "v_head_dim",
     # Optional: present only when the converter kept MLA compact; llama.cpp then caches the latent
@@ -91,6 +92,8 @@ class ModelTraits:
     experts_per_token_key: str | None = None
     # Width of one routed expert's MLP (moe_intermediate_size; intermediate_size in gpt-oss/Mixtral configs).
     expert_intermediate_size: int | None = None
+    # The feed-forward width (config `intermediate_size`, GGUF `feed_forward_length`): sizes activations.
+    intermediate_size: int | None = None
     params_total: int | None = None
     params_active: int | None = None
     num_layers: int | None = None
@@ -187,6 +190,7 @@ def traits_from_config(config: Mapping[str, Any], *, origin: str) -> ModelTraits
         ("sliding_window", "sliding_window"),
         ("max_position_embeddings", "max_position_embeddings"),
         ("vocab_size", "vocab_size"),
+        ("intermediate_size", "intermediate_size"),
     ):
         if (n := positive_int(cfg.get(key))) is not None:
             values[trait] = n

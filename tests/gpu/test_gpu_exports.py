@@ -7,6 +7,7 @@ import sys
 
 import modelformats.gpu as gpu
 from modelformats.gpu import (
+    activations,
     capability,
     catalogue,
     decision,
@@ -28,6 +29,7 @@ from modelformats.gpu import (
 def test_all_is_sorted_and_complete():
     assert gpu.__all__ == sorted(gpu.__all__, key=lambda n: (not n.isupper(), n[0].islower(), n))
     for module in (
+        activations,
         capability,
         catalogue,
         decision,
@@ -48,6 +50,7 @@ def test_all_is_sorted_and_complete():
             assert getattr(module, name) is not None
     public = {n for n in dir(gpu) if not n.startswith("_") and n not in {"annotations"}}
     modules = {
+        "activations",
         "capability",
         "catalogue",
         "decision",

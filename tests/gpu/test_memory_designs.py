@@ -478,6 +478,7 @@ def test_embeddings_and_output_head_in_the_skip_list_are_already_counted() -> No
 
 _LOG_KEYS = {"id", "source", "family", "model", "vllm", "gpu", "settings", "quoted", "observed", "shape"}
 _SETTINGS_KEYS = {
+    "max_model_len_source",
     "cuda_graphs_in_budget",
     "max_model_len",
     "gpu_memory_utilization",
@@ -496,6 +497,9 @@ _SETTINGS_KEYS = {
     "kv_entry_alignment_bytes",
 }
 _OBSERVED_KEYS = {
+    "activation_gib",
+    "non_torch_gib",
+    "peak_torch_gib",
     "weights_gib",
     "weights_gib_per_gpu",
     "kv_available_gib",
@@ -506,6 +510,7 @@ _OBSERVED_KEYS = {
     "started",
 }
 _SHAPE_KEYS = {
+    "intermediate_size",
     "params",
     "layers",
     "kv_heads",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from modelformats.engines.base import EngineTraits
+from modelformats.gpu.activations import SAMPLER_SOURCE, ActivationShape, activation_peak
 from modelformats.gpu.kv import (
     SHAPE_ASSUMPTION,
     KvShape,
@@ -169,6 +170,24 @@ def _with_sliding_pages(
     )
 
 
+def _activations_term(
+    activations: ActivationShape | None, *, tokens: int, sequences: int, tp: int
+) -> tuple[int, str, str]:
+    """vLLM's profiled activation peak per GPU: from the model's shape, else the measured constant."""
+    if activations is not None:
+        act, formula = activation_peak(activations, tokens=tokens, sequences=sequences, tp=tp)
+        basis = (
+            f"vLLM's profiling run from the model's shape ({activations.basis}; gpu/activations.py); {SAMPLER_SOURCE}"
+        )
+        return act, formula, basis
+    constant = OVERHEAD_CONSTANTS["activations"]
+    return (
+        math.ceil(constant.bytes * max(1.0, tokens / ACTIVATION_REFERENCE_TOKENS)),
+        f"2.5 GiB x max(1, {tokens:,} batched tokens / {ACTIVATION_REFERENCE_TOKENS:,})",
+        f"ASSUMED (the model's hidden, feed-forward or vocabulary size is unknown): {constant.source}",
+    )
+
+
 def estimate_memory(
     *,
     engine: str,
@@ -177,6 +196,8 @@ def estimate_memory(
     max_model_len: int,
     max_num_seqs: int,
     max_num_batched_tokens: int | None,
+    activations: ActivationShape | None = None,
+    sampled_sequences: int | None = None,
     kv_cache_bytes_per_element: float = 2.0,
     kv_cache_dtype_basis: str = "bf16/f16 (vLLM 'auto' follows the model dtype; llama.cpp defaults to f16)",
     layout: Layout | None = None,
@@ -188,6 +209,8 @@ def estimate_memory(
 
     `engine` names the engine in the estimate; `engine_traits` says how it spends memory (None: the
     built-in engine `engine`'s): a utilization budget with profiled overheads, or everything up front.
+    `activations`: the model's shape for the profiled activation peak (None: a measured constant);
+    `sampled_sequences`: the engine's max_num_seqs when it differs from the KV term's `max_num_seqs`.
     """
     layout = layout or Layout()
     world = layout.world_size
@@ -283,14 +306,10 @@ def estimate_memory(
 
     if budgeted:
         tokens = max_num_batched_tokens or ACTIVATION_REFERENCE_TOKENS
-        scale = max(1.0, tokens / ACTIVATION_REFERENCE_TOKENS)
-        act = math.ceil(c["activations"].bytes * scale)
-        per_gpu(
-            "activations",
-            act,
-            f"2.5 GiB x max(1, {tokens:,} batched tokens / {ACTIVATION_REFERENCE_TOKENS:,})",
-            c["activations"].source,
+        act, act_formula, act_basis = _activations_term(
+            activations, tokens=tokens, sequences=sampled_sequences or max_num_seqs, tp=layout.tensor_parallel_size
         )
+        per_gpu("activations", act, act_formula, act_basis)
         if not enforce_eager:
             per_gpu("cuda_graphs", c["cuda_graphs"].bytes, "1 GiB", c["cuda_graphs"].source)
         non_torch = c["non_torch"].bytes + (c["non_torch_multi_gpu"].bytes if world > 1 else 0)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from modelformats.engines.base import EngineTraits
 from modelformats.errors import InvalidRequestError
+from modelformats.gpu.activations import ActivationShape
 from modelformats.gpu.capability import CapabilityRequirement, required_compute_capability
 from modelformats.gpu.catalogue import GpuType, format_compute_capability, parse_compute_capability
 from modelformats.gpu.decision import GpuChoice, GpuRequest, RuntimeLimits
@@ -61,6 +62,8 @@ class ResolvedRequest:
     params: int | None
     params_basis: str
     kv: KvShape
+    # What vLLM's profiled activation peak depends on; None: the shape is unknown (a constant is used).
+    activations: ActivationShape | None
     limits: RuntimeLimits
     capability: CapabilityRequirement
     notes: tuple[str, ...]
@@ -355,6 +358,7 @@ def resolve_request(request: GpuRequest, registry: RuleRegistry) -> ResolvedRequ
         params=params,
         params_basis=params_basis,
         kv=kv,
+        activations=ActivationShape.from_traits(traits),
         limits=limits,
         capability=capability,
         notes=tuple(notes),
@@ -423,6 +427,7 @@ def build_option(ctx: ResolvedRequest, gpu: GpuType, count: int, nodes: int, mod
         max_model_len=lim.max_model_len,
         max_num_seqs=lim.max_num_seqs,
         max_num_batched_tokens=lim.max_num_batched_tokens,
+        activations=ctx.activations,
         kv_cache_bytes_per_element=ctx.request.kv_cache_bytes_per_element,
         layout=layout,
         enforce_eager=lim.enforce_eager,
