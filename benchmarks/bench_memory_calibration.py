@@ -315,7 +315,7 @@ def render(
     out += [
         "",
         "per term and family (|error|)",
-        f"{'term':8} {'family':24} {'n':>2} {'median':>8} {'max':>8} {'base med':>9}",
+        f"{'term':9} {'family':23} {'n':>2} {'median':>8} {'max':>8} {'base med':>9} {'max |diff|':>11}",
     ]
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in rows:
@@ -324,9 +324,10 @@ def render(
     for (term, fam), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):
         errs = [abs(r.error) for r in rs]
         base = [abs(r.baseline_error) for r in rs]
+        worst = "" if term == "kv/token" else f"{max(abs(r.estimated - r.observed) for r in rs) / GIB:.2f} GiB"
         out.append(
-            f"{term:8} {fam:24} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
-            f"{statistics.median(base) * 100:>8.1f}%"
+            f"{term:9} {fam:23} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
+            f"{statistics.median(base) * 100:>8.1f}% {worst:>11}"
         )
     agree = sum(started == new for _, _, started, new, _ in fits)
     base_agree = sum(started == old for _, _, started, _, old in fits)
