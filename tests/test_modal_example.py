@@ -423,9 +423,9 @@ def test_a_converted_plan_converts_in_the_download_function_and_serves_the_direc
     app = import_app(offline, path)
     assert app.SERVE_ARGV[:3] == ("vllm", "serve", step.output)
     assert app.SPEC.download_requirements == (*app.DOWNLOAD_REQUIREMENTS, *app.CONVERT_REQUIREMENTS)
-    # 8.54 GB: 600 s + 8.54e9 / 50 MB/s = 770 s to fetch, then 2 x the plan's 80 s conversion estimate.
-    assert step.estimated_seconds == 80
-    assert app.SPEC.download_timeout == 770 + 160 == app.download_weights.info().timeout
+    # 8.54 GB: 600 s + 8.54e9 / 50 MB/s = 770 s to fetch, then 2 x the plan's 49 s conversion estimate.
+    assert step.estimated_seconds == 49
+    assert app.SPEC.download_timeout == 770 + 98 == app.download_weights.info().timeout
     # The converted directory lands in the weights Volume the serving container mounts.
     assert step.output.startswith(app.SPEC.download_root + "/")
     assert volume_names(app.download_weights.info())[app.SPEC.download_root] == "modelformats-models"

@@ -28,7 +28,7 @@ SYNTHETIC = RecordedSource.from_paths([DATA / "synthetic"])
 DENSE = "example/Llama-3.1-8B-Instruct-GGUF"
 MOE = "example/Llama-3-70Bx2-MOE-GGUF"
 LABEL = "gguf weights converted to safetensors (bfloat16) on vllm 0.33.0"
-RATE = "at 108 MB/s measured by benchmarks/bench_convert.py on a 2-core machine"
+RATE = "at 176 MB/s measured by benchmarks/bench_convert.py on a 2-core machine"
 
 
 def _converted(p: DeploymentPlan):
@@ -69,7 +69,7 @@ def test_the_route_loads_below_the_gguf_as_it_is_with_its_evidence_time_and_pric
         "weaker evidence: loads after conversion — vLLM's engine generated the same tokens on CPU from converted "
         "tiny checkpoints (F32/F16 inputs); conversion ~"
     )
-    assert alt.reason.endswith(f"{RATE} (Q8_0 -> bfloat16, input in page cache)")
+    assert alt.reason.endswith(f"{RATE} (Q8_0 -> bfloat16, disk to disk)")
     evidence = "\n".join(alt.verdict.evidence)
     assert f"{architecture} is in vLLM 0.33.0's model registry" in evidence
     proven = "F32, F16, BF16, Q8_0, Q4_K_M"
@@ -144,7 +144,7 @@ def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_par
     assert step.gguf == f"/models/{DENSE}/Llama-3.1-8B-Instruct-Q8_0.gguf"
     assert step.output == f"/models/{DENSE}/converted-Q8_0-bfloat16"
     assert (step.dtype, step.base, step.source_bytes) == ("bfloat16", None, 8_540_770_528)
-    assert step.estimated_seconds == 80 and step.estimate_basis.startswith(f"~2 min {RATE}")
+    assert step.estimated_seconds == 49 and step.estimate_basis.startswith(f"~1 min {RATE}")
     argv = list(p.engine.argv)
     assert argv[:3] == ["vllm", "serve", step.output] and "--tokenizer" not in argv
     assert p.files == ("Llama-3.1-8B-Instruct-Q8_0.gguf",)
@@ -155,7 +155,7 @@ def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_par
     # No base config: the conversion builds it from the header, and refuses llama3 rope without one.
     assert any(w.startswith("The conversion has no base model's config.json") for w in p.warnings)
     text = "\n".join(p.explanation)
-    assert f"`modelformats convert` writes {step.output} from {step.gguf} (~2 min {RATE}" in text
+    assert f"`modelformats convert` writes {step.output} from {step.gguf} (~1 min {RATE}" in text
     assert DeploymentPlan.from_dict(json.loads(json.dumps(p.to_dict()))) == p
     assert p.to_dict()["download"]["converts"] == [step.to_dict()]
 
@@ -166,7 +166,7 @@ def test_byte_splits_are_joined_then_converted():
     (step,) = p.converts
     assert step.gguf == join.output == f"/models/{MOE}/Llama-3-70Bx2-MOE.Q8_0.gguf"
     assert p.traits.architecture == "MixtralForCausalLM"
-    assert step.estimate_basis.startswith(f"~21 min {RATE}")  # 134.9 GB / 108 MB/s
+    assert step.estimate_basis.startswith(f"~13 min {RATE}")  # 134.9 GB / 176 MB/s
     assert p.gpu is not None and p.gpu.count >= 2  # 254 GB of bf16 weights
 
 
@@ -221,9 +221,9 @@ def test_what_converts_comes_from_the_convert_package_and_its_proof():
 
 
 def test_the_measured_rate_gives_minutes():
-    assert MEASURED_RATE.describe(19_555_253_952).startswith("~4 min at 108 MB/s")  # the target's Q8_0
+    assert MEASURED_RATE.describe(19_555_253_952).startswith("~2 min at 176 MB/s")  # the target's Q8_0
     assert MEASURED_RATE.describe(None).startswith("time unknown")
-    assert MEASURED_RATE.seconds(108_000_000) == 1
+    assert MEASURED_RATE.seconds(176_000_000) == 1
 
 
 def test_the_default_repo_plan_is_unchanged():

@@ -2,10 +2,11 @@
 
 Streaming: the `gguf` package's GGUFReader reads the header and tensor offsets; tensor bytes are read
 with positioned reads in chunks of rows (a quantized GGUF row is whole blocks, so a row range
-dequantizes alone), dequantized by `gguf.quants.dequantize`, encoded and written. Peak memory is one
-chunk (or one Q/K tensor, whose rows are un-permuted together, or one expert of an expert tensor),
-never the model. Everything is written under a temporary sibling of the output directory, renamed
-into place only when complete.
+dequantizes alone), decoded (`_decode.decode`: exactly the `gguf` package's dequantize, encoded) on a
+few threads and written in order (`_stream`). Peak memory is the chunks in flight (at most
+`_stream.WORKING_BYTES`; a Q/K tensor, whose rows are un-permuted together, is one chunk), never the
+model. Everything is written under a temporary sibling of the output directory, flushed to disk and
+renamed into place only when complete.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +29,14 @@ from modelformats.convert._config import (
     generation_config,
 )
 from modelformats.convert._layouts import EXPERT, ConversionLayout, ConversionLayouts, default_layouts
-from modelformats.convert._safetensors import DTYPES, TensorSpec, encode, plan_shards, shard_header, write_chunks
+from modelformats.convert._safetensors import DTYPES, TensorSpec, plan_shards, shard_header
+from modelformats.convert._stream import Piece, in_order, jobs, run_job
 from modelformats.errors import ConversionError
-from modelformats.gguf.hf_names import QK_PERMUTED_MODULES, unpermute_qk
+from modelformats.gguf.hf_names import QK_PERMUTED_MODULES
 from modelformats.naming import parse_shard_name
 
 __all__ = ["ConvertProgress", "ConvertResult", "convert_gguf"]
 
-# Rows are read and dequantized in chunks of about this many elements (32 MiB of float32).
-CHUNK_ELEMENTS = 8 * 1024 * 1024
 DEFAULT_SHARD_BYTES = 5 * 1024**3
 # GGUF tensors with no HF parameter, and why dropping them loses nothing.
 _DERIVED_TENSORS = {"rope_freqs.weight": "llama3 rope factors, recomputed from config.json rope_parameters"}
@@ -94,19 +94,6 @@ class ConvertResult:
             "tokenizer": self.tokenizer,
             "generation_config": self.generation_config,
         }
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Piece:
-    """One output tensor: a row range of one GGUF tensor, un-permuted or not."""
-
-    spec: TensorSpec
-    file: int  # index into the GGUF files
-    offset: int  # absolute byte offset of the first row
-    rows: int
-    row_bytes: int
-    qtype: int
-    unpermute_heads: int | None
 
 
 def _gguf() -> Any:
@@ -267,7 +254,7 @@ def _pieces(
     tensors: Mapping[str, tuple[int, Any]],
     name_map: Mapping[str, str],
     heads: Mapping[str, int],
-) -> list[_Piece]:
+) -> list[Piece]:
     unmapped = sorted(set(tensors) - set(name_map) - set(_DERIVED_TENSORS))
     if unmapped:
         shown = ", ".join(unmapped[:6]) + (f" (+{len(unmapped) - 6} more)" if len(unmapped) > 6 else "")
@@ -278,7 +265,7 @@ def _pieces(
         )
     # The head counts llama.cpp permuted with (its header's, which config_from_base checked against --base).
     by_module = {suffix: heads[key] for suffix, key in QK_PERMUTED_MODULES.items()}
-    pieces: list[_Piece] = []
+    pieces: list[Piece] = []
     for gguf_name, (file, tensor) in tensors.items():
         if gguf_name in _DERIVED_TENSORS:
             continue
@@ -294,7 +281,7 @@ def _pieces(
         if EXPERT in hf_name:
             experts, rows = shape[0], rows_total // shape[0]
             pieces += [
-                _Piece(
+                Piece(
                     spec=TensorSpec(name=hf_name.replace(EXPERT, str(e)), shape=shape[1:]),
                     file=file,
                     offset=int(tensor.data_offset) + e * rows * row_bytes,
@@ -307,7 +294,7 @@ def _pieces(
             ]
         else:
             pieces.append(
-                _Piece(
+                Piece(
                     spec=TensorSpec(name=hf_name, shape=shape),
                     file=file,
                     offset=int(tensor.data_offset),
@@ -330,34 +317,13 @@ def _hf_order(name: str) -> tuple[int, int, str]:
     return (0 if "embed" in name else 2, 0, name)
 
 
-def _chunks(handle: Any, piece: _Piece, qtype: Any, dtype: str) -> Iterator[np.ndarray]:
-    from gguf.quants import dequantize
-
-    width = piece.spec.shape[-1]
-    step = piece.rows if piece.unpermute_heads is not None else max(1, CHUNK_ELEMENTS // width)
-    for first in range(0, piece.rows, step):
-        rows = min(step, piece.rows - first)
-        raw = os.pread(handle.fileno(), rows * piece.row_bytes, piece.offset + first * piece.row_bytes)
-        if len(raw) != rows * piece.row_bytes:
-            raise ConversionError(
-                handle.name, f"the file ends inside tensor {piece.spec.name}", "download the GGUF again"
-            )
-        values = dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(rows, piece.row_bytes), qtype)
-        values = values.reshape(rows, width)
-        if piece.unpermute_heads is not None:
-            # A Q/K bias (one row) is permuted by llama.cpp as its weight's rows: un-permute it as a vector.
-            flat = len(piece.spec.shape) == 1
-            values = unpermute_qk(values.reshape(-1) if flat else values, piece.unpermute_heads).reshape(rows, width)
-        yield encode(values, dtype)
-
-
 def _write(
     *,
     source: Path,
     target: Path,
     layout: ConversionLayout,
     files: list[Path],
-    pieces: list[_Piece],
+    pieces: list[Piece],
     config: dict[str, Any],
     facts: HeaderFacts,
     base: Path | None,
@@ -365,7 +331,6 @@ def _write(
     max_shard_bytes: int,
     progress: Callable[[ConvertProgress], None] | None,
 ) -> ConvertResult:
-    gguf = _gguf()
     size = DTYPES[dtype][1]
     total_bytes = sum(p.spec.elements * size for p in pieces)
     parent = target.resolve().parent
@@ -389,15 +354,17 @@ def _write(
             for shard in shards:
                 with (partial / shard.filename).open("wb") as handle:
                     handle.write(shard_header(shard, dtype=dtype, metadata={"format": "pt"}))
-                    for spec in shard.tensors:
-                        piece = by_name[spec.name]
-                        qtype = gguf.GGMLQuantizationType(piece.qtype)
-                        written += write_chunks(handle, _chunks(handles[piece.file], piece, qtype, dtype))
+                    chunks = jobs(by_name[spec.name] for spec in shard.tensors)
+                    for job, data in in_order(chunks, lambda job: run_job(handles[job.piece.file], job, dtype)):
+                        handle.write(np.ascontiguousarray(data).data)  # the array's buffer, no copy
+                        written += data.nbytes
+                        if not job.last:
+                            continue
                         done += 1
                         if progress is not None:
                             progress(
                                 ConvertProgress(
-                                    tensor=spec.name,
+                                    tensor=job.piece.spec.name,
                                     done_tensors=done,
                                     total_tensors=len(pieces),
                                     done_bytes=written,
@@ -416,9 +383,11 @@ def _write(
         _write_json(partial / "config.json", config)
         generation = _support_files(partial, base=base, source=source, facts=facts)
         tokenizer = "base" if base is not None else "gguf"
+        _sync_files(partial)  # on disk before the final name appears (a crash cannot leave holes there)
         if target.exists():
             target.rmdir()  # checked empty above
         partial.rename(target)
+        _sync_files(parent, directory=True)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -434,6 +403,17 @@ def _write(
         tokenizer=tokenizer,
         generation_config=generation,
     )
+
+
+def _sync_files(folder: Path, *, directory: bool = False) -> None:
+    """fsync every file in `folder` (or, with `directory`, the folder's own entries)."""
+    paths = [folder] if directory else [p for p in folder.iterdir() if p.is_file()]
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _write_json(path: Path, data: Any) -> None:

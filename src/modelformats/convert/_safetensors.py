@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
 
 import numpy as np
 
@@ -103,13 +102,3 @@ def encode(values: np.ndarray, dtype: str) -> np.ndarray:
     if nan.any():
         rounded[nan] = 0x7FC0
     return rounded
-
-
-def write_chunks(handle: BinaryIO, chunks: Iterable[np.ndarray]) -> int:
-    """Write encoded chunks; return the byte count."""
-    written = 0
-    for chunk in chunks:
-        data = np.ascontiguousarray(chunk)
-        handle.write(data.data)  # the array's buffer, no copy
-        written += data.nbytes
-    return written
