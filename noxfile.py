@@ -301,18 +301,19 @@ def _unpack_llama_cpp_converter(session: nox.Session, dest: Path, script: Path) 
 def gguf_convert_proof(session):
     """`modelformats convert` against llama.cpp's own converter and transformers, with a negative control.
 
-    Tiny dense Llama, Mixtral (llama with experts) and Qwen2 (q/k/v biases) checkpoints ->
+    Tiny dense Llama, Mixtral (llama with experts), Qwen2 (q/k/v biases) and Qwen3-MoE (Q/K norms, routed
+    experts, Qwen2's real BPE vocabulary from the llama-cpp-python sdist) checkpoints ->
     convert_hf_to_gguf.py (F32, F16, BF16, Q8_0) -> `convert_gguf` -> every tensor equal to gguf-py's
     quantize->dequantize of the original (F32: bit-exact), transformers logits within tolerance, the
-    GGUF-rebuilt tokenizer equal; 256-wide Llama and Mixtral -> llama.cpp's quantizer (Q4_K_M: Q4_K and
+    GGUF-rebuilt tokenizer equal; 256-wide variants of all four -> llama.cpp's quantizer (Q4_K_M: Q4_K and
     Q6_K tensors) -> `convert_gguf` -> equal to gguf-py's dequantize of those tensors; with the Q/K
-    un-permute flipped (off for llama, forced on for qwen2), exactly q_proj/k_proj mismatch. Fails when
-    the results differ from src/modelformats/engines/data/gguf_convert_proof.json (`-- --update` writes
-    it: tools/evidence.py).
-    Runs in the vllm-0.33.0 venv (torch, transformers, gguf, llama-cpp-python for the quantizer). Warm, 22
-    cases, on the shared 2-core machine: 219 s at load average ~2, 511 s at 6-8 (other sessions running; the
-    13 cases before qwen2, BF16 and Q4_K_M took 113 s in the quiet warm CI run); cold adds nothing of its own (the
-    venv and llama.cpp's converter are the ones heavy_envs and gguf_plugin_proof build).
+    un-permute flipped (off for llama, forced on for qwen2 and qwen3moe), exactly q_proj/k_proj mismatch.
+    Fails when the results differ from src/modelformats/engines/data/gguf_convert_proof.json (`-- --update`
+    writes it: tools/evidence.py).
+    Runs in the vllm-0.33.0 venv (torch, transformers, gguf, llama-cpp-python for the quantizer). Warm, 32
+    cases, on the shared 2-core machine: ~10 min alone (219 s with the 22 cases before Qwen3-MoE, whose
+    151,936-token vocabulary dominates); cold adds nothing of its own (the venv and llama.cpp's converter are
+    the ones heavy_envs and gguf_plugin_proof build).
     """
     update = "--update" in session.posargs
     python = locked_venv(session, "vllm-0.33.0")

@@ -62,13 +62,18 @@ def _hf_tensors(experts: int, rng: np.random.Generator) -> dict[str, np.ndarray]
 def _write_gguf(
     path: Path, hf: dict[str, np.ndarray], *, experts: int, qtype: str = "F32", arch: str = "llama"
 ) -> None:
-    """A GGUF laid out as llama.cpp's LlamaModel writes it (Q/K permuted, experts merged)."""
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, LAYERS)
+    """A GGUF laid out as llama.cpp's LlamaModel writes it (Q/K permuted, experts merged), or for
+    arch="qwen3moe" as its Qwen3MoeModel does (nothing permuted, experts merged, the expert size in the header)."""
+    qwen3moe = arch == "qwen3moe"
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN3MOE if qwen3moe else gguf.MODEL_ARCH.LLAMA, LAYERS)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(LAYERS)
     writer.add_context_length(256)
     writer.add_embedding_length(HIDDEN)
-    writer.add_feed_forward_length(FF)
+    # Qwen3-MoE: feed_forward_length is the (unused) dense size, expert_feed_forward_length the experts'.
+    writer.add_feed_forward_length(3 * FF if qwen3moe else FF)
+    if qwen3moe:
+        writer.add_expert_feed_forward_length(FF)
     writer.add_head_count(HEADS)
     writer.add_head_count_kv(KV_HEADS)
     writer.add_layer_norm_rms_eps(1e-5)
@@ -86,7 +91,7 @@ def _write_gguf(
             merged.setdefault(f"{prefix}.experts.{shard}", []).append(data)
             continue
         heads = HEADS if "q_proj" in name else KV_HEADS if "k_proj" in name else None
-        stored = permute_qk(data, heads) if heads else data
+        stored = permute_qk(data, heads) if heads and not qwen3moe else data
         _add(writer, names.get_name(name, try_suffixes=(".weight", ".bias")), stored, qtype)
     for name, parts in merged.items():
         _add(writer, names.get_name(name, try_suffixes=(".weight",)), np.stack(parts), qtype)
@@ -165,6 +170,90 @@ def test_f32_round_trip_is_bit_exact_with_qk_unpermuted_and_experts_split(tmp_pa
         True,
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+
+def _qwen3moe_tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Qwen3-MoE's names: Q/K norms (one weight per head dimension), router `mlp.gate`, per-expert MLPs."""
+    t = {
+        name: value
+        for name, value in _hf_tensors(EXPERTS, rng).items()
+        if ".block_sparse_moe." not in name  # Mixtral's names; Qwen3-MoE's are drawn below
+    }
+    head_dim = HIDDEN // HEADS
+    for i in range(LAYERS):
+        p = f"model.layers.{i}"
+        t[f"{p}.self_attn.q_norm.weight"] = rng.standard_normal(head_dim).astype(np.float32)
+        t[f"{p}.self_attn.k_norm.weight"] = rng.standard_normal(head_dim).astype(np.float32)
+        t[f"{p}.mlp.gate.weight"] = rng.standard_normal((EXPERTS, HIDDEN)).astype(np.float32)
+        for e in range(EXPERTS):
+            for module, shape in (("gate_proj", (FF, HIDDEN)), ("up_proj", (FF, HIDDEN)), ("down_proj", (HIDDEN, FF))):
+                t[f"{p}.mlp.experts.{e}.{module}.weight"] = rng.standard_normal(shape).astype(np.float32)
+    return t
+
+
+def _qwen3moe_base(tmp: Path, **changes: int) -> Path:
+    base = tmp / "base"
+    base.mkdir(exist_ok=True)
+    config = {
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "model_type": "qwen3_moe",
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "vocab_size": VOCAB,
+        "num_experts": EXPERTS,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": FF,
+        **changes,
+    }
+    (base / "config.json").write_text(json.dumps(config))
+    (base / "tokenizer.json").write_text("{}")
+    return base
+
+
+def test_qwen3moe_round_trip_is_bit_exact_with_qk_rows_as_stored_and_experts_split(tmp_path):
+    hf = _qwen3moe_tensors(np.random.default_rng(8))
+    _write_gguf(tmp_path / "m.gguf", hf, experts=EXPERTS, arch="qwen3moe")
+    result = convert_gguf(tmp_path / "m.gguf", tmp_path / "out", dtype="float32", base=_qwen3moe_base(tmp_path))
+    got = _load_dir(tmp_path / "out")
+    assert set(got) == set(hf)
+    assert [name for name in hf if not np.array_equal(got[name], hf[name])] == []
+    assert (result.gguf_architecture, result.hf_architecture) == ("qwen3moe", "Qwen3MoeForCausalLM")
+
+
+def test_qwen3moe_config_from_the_header_and_checked_against_a_base(tmp_path):
+    from modelformats.convert._config import HeaderFacts, config_from_header
+
+    hf = _qwen3moe_tensors(np.random.default_rng(9))
+    _write_gguf(tmp_path / "m.gguf", hf, experts=EXPERTS, arch="qwen3moe")
+    reader = gguf.GGUFReader(str(tmp_path / "m.gguf"))
+    facts = HeaderFacts(
+        source="m.gguf",
+        architecture="qwen3moe",
+        values={k: f.contents() for k, f in reader.fields.items() if len(f.types) == 1},
+        vocab_size=VOCAB,
+        tied_embeddings=False,
+        has_rope_freqs=False,
+    )
+    layout = default_layouts().find("qwen3moe", True)
+    assert layout is not None and not layout.qk_permuted
+    config = config_from_header(facts, layout, dtype="bfloat16")
+    keys = ("architectures", "model_type", "num_experts", "num_experts_per_tok", "moe_intermediate_size")
+    assert {k: config[k] for k in (*keys, "intermediate_size", "norm_topk_prob", "mlp_only_layers")} == {
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "model_type": "qwen3_moe",
+        "num_experts": EXPERTS,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": FF,
+        "intermediate_size": 3 * FF,
+        "norm_topk_prob": True,  # llama.cpp's qwen3moe graph always renormalizes the top-k weights
+        "mlp_only_layers": (),
+    }
+    with pytest.raises(ConversionError, match=r"config\.json has num_experts = 8 but the GGUF has 4"):
+        convert_gguf(tmp_path / "m.gguf", tmp_path / "out", base=_qwen3moe_base(tmp_path, num_experts=8))
+    with pytest.raises(ConversionError, match=r"config\.json has moe_intermediate_size = 32 but the GGUF has 96"):
+        convert_gguf(tmp_path / "m.gguf", tmp_path / "out", base=_qwen3moe_base(tmp_path, moe_intermediate_size=32))
 
 
 def test_a_permuted_qk_bias_is_unpermuted_as_a_vector(tmp_path):

@@ -45,7 +45,8 @@ def test_recorded_fixtures_without_base_weights_list_the_route_refused_for_their
     assert not alt.loads and alt.format == "safetensors"
     assert alt.reason == (
         "cannot load: the gguf architecture is unknown (no header read and no base config), so whether "
-        "modelformats convert supports it cannot be told (it converts: llama, llama with experts, qwen2)"
+        "modelformats convert supports it cannot be told "
+        "(it converts: llama, llama with experts, qwen2, qwen3moe with experts)"
     )
 
 
@@ -132,8 +133,9 @@ def test_a_layout_without_the_generation_proof_stays_converted_and_an_unproven_q
     )
     # Q6_K: a file type the proof did not build, but its tensor type was in the proven Q4_K_M files.
     assert llama.warnings("Q8_0") == () and llama.warnings("Q4_K_M") == () and llama.warnings("Q6_K") == ()
-    (warning,) = qwen2.warnings("Q4_K_M")  # the K-quant case built llama layouts only
-    assert warning.startswith("the conversion proof covered F32, F16, BF16, Q8_0 GGUFs (tensor types BF16, F16, F32")
+    assert qwen2.warnings("Q4_K_M") == ()  # the K-quant case built a 256-wide qwen2 too
+    (warning,) = qwen2.warnings("Q3_K_M")
+    assert warning.startswith("the conversion proof covered F32, F16, BF16, Q8_0, Q4_K_M GGUFs (tensor types")
 
 
 def test_format_native_serves_the_converted_directory_sized_at_two_bytes_per_parameter():
@@ -183,13 +185,35 @@ def _gemma_listing():
     return replace(listing, repo_id="example/Gemma-GGUF", gguf_headers={"Llama-3.1-8B-Instruct-Q8_0.gguf": header})
 
 
+def _qwen3moe_listing():
+    """The synthetic 8B GGUF's header relabelled as a Qwen3-MoE GGUF (128 experts, 8 used)."""
+    listing = load_listing(DATA / "synthetic" / "example__Llama-3.1-8B-Instruct-GGUF.json")
+    header = dict(listing.gguf_headers["Llama-3.1-8B-Instruct-Q8_0.gguf"])
+    meta = {k.replace("llama.", "qwen3moe."): v for k, v in header["metadata"].items()}
+    experts = {"qwen3moe.expert_count": 128, "qwen3moe.expert_used_count": 8}
+    header["metadata"] = meta | experts | {"general.architecture": "qwen3moe"}
+    return replace(listing, repo_id="example/Qwen3-MoE-GGUF", gguf_headers={"Llama-3.1-8B-Instruct-Q8_0.gguf": header})
+
+
+def test_a_qwen3moe_gguf_converts_with_the_proofs_quoted():
+    alt = _converted(plan("example/Qwen3-MoE-GGUF", source=RecordedSource([_qwen3moe_listing()])))
+    # The conversion is proven tensor by tensor; vLLM generating from a converted qwen3moe is not run.
+    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED
+    evidence = "\n".join(alt.verdict.evidence)
+    assert "Qwen3MoeForCausalLM is in vLLM 0.33.0's model registry" in evidence
+    assert "nox -s gguf_convert_proof: qwen3moe with experts GGUFs (F32, F16, BF16, Q8_0, Q4_K_M) of tiny" in evidence
+    assert "vllm_cpu_generation (qwen3moe" not in evidence
+    assert "vLLM's load of the converted directory not run" in evidence
+    assert not any("not proven here" in w for w in alt.verdict.warnings)  # Q8_0: proven
+
+
 def test_an_architecture_convert_does_not_support_is_a_refused_route_naming_what_it_supports():
     source = RecordedSource([_gemma_listing()])
     alt = _converted(plan("example/Gemma-GGUF", source=source))
     assert not alt.loads
     assert alt.reason == (
         "cannot load: modelformats convert has no layout for gguf architecture 'gemma3' "
-        "(it converts: llama, llama with experts, qwen2)"
+        "(it converts: llama, llama with experts, qwen2, qwen3moe with experts)"
     )
     with pytest.raises(EngineCannotLoadError) as exc:
         plan("example/Gemma-GGUF", source=source, options=PlanOptions(format="native"))
@@ -207,16 +231,21 @@ def test_what_converts_comes_from_the_convert_package_and_its_proof():
     )
     assert {"Q4_K", "Q6_K"} <= moe.proven_tensor_types
     qwen2 = conversion_target("qwen2", False)
-    assert qwen2 is not None and qwen2.proven_quants == ("F32", "F16", "BF16", "Q8_0")
+    assert qwen2 is not None and qwen2.proven_quants == ("F32", "F16", "BF16", "Q8_0", "Q4_K_M")
     converted, *generated = qwen2.evidence()
     assert converted.startswith(
-        "nox -s gguf_convert_proof: qwen2 GGUFs (F32, F16, BF16, Q8_0) of tiny checkpoints convert"
+        "nox -s gguf_convert_proof: qwen2 GGUFs (F32, F16, BF16, Q8_0, Q4_K_M) of tiny checkpoints convert"
     )
     assert [line.split(":")[0] for line in generated] == [
         "nox -s vllm_cpu_generation (qwen2, F32 GGUF)",
         "nox -s vllm_cpu_generation (qwen2, F16 GGUF)",
     ]
-    assert conversion_target("qwen3moe", True) is None  # refused: docs/convert.md says why
+    qwen3moe = conversion_target("qwen3moe", True)
+    assert qwen3moe is not None and (qwen3moe.hf_architecture, qwen3moe.proven_quants) == (
+        "Qwen3MoeForCausalLM",
+        ("F32", "F16", "BF16", "Q8_0", "Q4_K_M"),
+    )
+    assert conversion_target("qwen3moe", False) is None  # llama.cpp's qwen3moe always has experts
     assert conversion_target("gemma3", False) is None
 
 

@@ -1,10 +1,11 @@
 """CPU proof of `modelformats convert` (`nox -s gguf_convert_proof`), run in the vllm-0.33.0 venv.
 
 1. Tiny random HF checkpoints (tools/gguf_proof/checkpoints.py: dense Llama; Mixtral, i.e. llama with
-   experts, tied embeddings and llama3 rope; here also Qwen2 with random q/k/v biases) -> llama.cpp's own
-   convert_hf_to_gguf.py -> F32, F16, BF16, Q8_0. For one K-quant, 256-wide variants of the Llama and
-   Mixtral checkpoints (K-quant blocks hold 256 values; narrower rows fall back to other types) -> F32 GGUF
-   -> llama.cpp's own quantizer (`llama_model_quantize` of llama-cpp-python) -> Q4_K_M.
+   experts, tied embeddings and llama3 rope; qwen.py: Qwen2 with random q/k/v biases, and Qwen3-MoE with
+   Q/K norms, routed experts and no shared expert, every norm weight drawn at random) -> llama.cpp's own
+   convert_hf_to_gguf.py -> F32, F16, BF16, Q8_0. For one K-quant, 256-wide variants of the Llama, Mixtral,
+   Qwen2 and Qwen3-MoE checkpoints (K-quant blocks hold 256 values; narrower rows fall back to other types) -> F32
+   GGUF -> llama.cpp's own quantizer (`llama_model_quantize` of llama-cpp-python) -> Q4_K_M.
 2. `convert_gguf` -> a float32 HF checkpoint (with the original as --base, which the llama3 rope needs;
    dense F32 also without --base: config and tokenizer from the GGUF's metadata).
 3. Per tensor: equal to the `gguf` package's quantize -> dequantize of the original in the GGUF
@@ -13,8 +14,8 @@
    this file's inverse of llama.cpp's Q/K permute (itself checked: applied to the F32 GGUF it gives the
    original exactly); transformers' logits of the converted checkpoint vs the model holding those expected
    weights, on the proof prompts; the rebuilt tokenizer encodes them identically.
-4. Negative controls: with the Q/K un-permute off (llama layouts) or forced on (qwen2, which llama.cpp does
-   not permute), exactly every layer's q_proj and k_proj tensors must mismatch.
+4. Negative controls: with the Q/K un-permute off (llama layouts) or forced on (qwen2 and qwen3moe, which
+   llama.cpp does not permute), exactly every layer's q_proj and k_proj tensors must mismatch.
 Writes the verdicts as JSON (no paths, no timings); exit 1 when a check fails.
 """
 
@@ -30,32 +31,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "gguf_proof"))
+sys.path.insert(0, str(ROOT))
 
-from checkpoints import (  # noqa: E402  (tools/gguf_proof, shared builders)
-    INIT_STD,
-    LAYOUTS,
-    PROMPTS,
-    SEED,
-    Layout,
-    build,
-    save_tokenizer,
-    train_tokenizer,
-)
+from tools.gguf_convert_proof.qwen import QWEN2, QWEN3MOE, QWEN_ARCHITECTURES, build_qwen, qwen_vocab  # noqa: E402
+from tools.gguf_proof.checkpoints import LAYOUTS, PROMPTS, Layout, build  # noqa: E402  (shared builders)
 
 SCHEMA = "modelformats-gguf-convert-proof/2"
 OUTTYPES = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}
-# Qwen2: the dense Llama's shapes and rope; transformers' Qwen2 always has q/k/v biases.
-QWEN2 = Layout(
-    name="qwen2",
-    architecture="Qwen2ForCausalLM",
-    config={**LAYOUTS[0].config, "use_sliding_window": False},
-)
 # The K-quant llama.cpp's quantizer writes here (Q4_K for most matrices, Q6_K for some: recorded per case).
 K_QUANT = "Q4_K_M"
 # K-quant super-blocks hold 256 values (QK_K): every matrix row of these variants is a multiple of 256.
 WIDE = {"hidden_size": 256, "head_dim": 64}
-WIDE_INTERMEDIATE = {"llama": 512, "llama+experts": 256}
+WIDE_INTERMEDIATE = {"llama": 512, "llama+experts": 256, "qwen2": 512, "qwen3moe+experts": 512}
 # Which negative control a layout gets: its declared Q/K un-permute flipped.
 CONTROL = {True: "Q/K un-permute off", False: "Q/K un-permute forced on"}
 # transformers' logits of the converted checkpoint vs the original model holding the expected weights
@@ -65,8 +52,8 @@ LOGIT_TOLERANCE = 1e-5
 UNPROVEN = {
     "K-quants other than Q4_K_M's Q4_K and Q6_K tensors (Q2_K, Q3_K, Q5_K), the IQ types": "dequantized by "
     "gguf-py's reference dequantizer, not run here",
-    "qwen2 Q4_K_M": "not built (the K-quant case uses the 256-wide llama layouts only)",
-    "qwen2moe, qwen3moe, gemma3": "refused: no conversion layout",
+    "qwen2moe, gemma3": "refused: no conversion layout",
+    "qwen3moe with a shared expert or dense layers (mlp_only_layers)": "llama.cpp's qwen3moe has neither",
     "vLLM load of the converted directory": "not run by this proof (nox -s vllm_cpu_generation)",
 }
 
@@ -75,37 +62,21 @@ def slug(layout: str) -> str:
     return layout.replace("+", "_")
 
 
-def build_layout(layout: Layout, directory: Path) -> Path:
-    """checkpoints.build, or for Qwen2 its own builder (below)."""
-    return build_qwen2(layout, directory) if layout.architecture == "Qwen2ForCausalLM" else build(layout, directory)
-
-
-def build_qwen2(layout: Layout, directory: Path) -> Path:
-    """A random Qwen2 checkpoint with checkpoints.py's SentencePiece tokenizer (llama.cpp's Qwen2 converter
-    reads tokenizer.model first). The tokenizer is saved and checked before config.json exists: with it,
-    transformers 5's AutoTokenizer takes the class from model_type (Qwen2Tokenizer), not tokenizer_config.
-    The biases are drawn like the weights: transformers initializes them to zero, which would prove nothing."""
-    import torch
-    import transformers
-
-    vocab_size = train_tokenizer(directory)
-    save_tokenizer(directory)
-    torch.manual_seed(SEED)
-    model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(vocab_size=vocab_size, **layout.config))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith(".bias"):
-                parameter.normal_(mean=0.0, std=INIT_STD)
-    model.save_pretrained(directory)
-    return directory
+def build_layout(layout: Layout, directory: Path, vocab: Path) -> Path:
+    """checkpoints.build, or for Qwen2 and Qwen3-MoE qwen.py's builder (random biases and norms; `vocab`: the
+    BPE vocabulary Qwen3-MoE's tokenizer is rebuilt from)."""
+    if layout.architecture in QWEN_ARCHITECTURES:
+        return build_qwen(layout, directory, vocab=vocab)
+    return build(layout, directory)
 
 
 def wide(layout: Layout) -> Layout:
     """`layout` with every matrix row a multiple of 256 values, so llama.cpp's K-quants apply to all."""
+    experts = {"moe_intermediate_size": 256} if "moe_intermediate_size" in layout.config else {}
     return Layout(
         name=layout.name,
         architecture=layout.architecture,
-        config={**layout.config, **WIDE, "intermediate_size": WIDE_INTERMEDIATE[layout.name]},
+        config={**layout.config, **WIDE, "intermediate_size": WIDE_INTERMEDIATE[layout.name], **experts},
     )
 
 
@@ -329,8 +300,9 @@ def run_case(
 
 
 def layout_key(layout: Layout) -> tuple[str, bool]:
-    """(GGUF architecture, has experts) of a proof layout ("llama", "llama+experts", "qwen2")."""
-    return (layout.name.partition("+")[0], "num_local_experts" in layout.config)
+    """(GGUF architecture, has experts) of a proof layout ("llama", "llama+experts", "qwen2", "qwen3moe+experts")."""
+    architecture, _, experts = layout.name.partition("+")
+    return (architecture, experts == "experts")
 
 
 def refusal(layout: Any, quant: str, gguf_path: Path, work: Path) -> dict[str, Any]:
@@ -372,8 +344,9 @@ def main() -> int:
     args.work.mkdir(parents=True)
     cases: list[dict[str, Any]] = []
     (args.work / "gguf").mkdir()
-    for layout in (*LAYOUTS, QWEN2):
-        hf_dir = build_layout(layout, args.work / "hf" / slug(layout.name))
+    vocab = qwen_vocab(args.converter, args.work)
+    for layout in (*LAYOUTS, QWEN2, QWEN3MOE):
+        hf_dir = build_layout(layout, args.work / "hf" / slug(layout.name), vocab)
         for quant, outtype in OUTTYPES.items():
             gguf_path = args.work / "gguf" / f"{slug(layout.name)}-{quant}.gguf"
             convert_with_llama_cpp(args.converter, hf_dir, outtype, gguf_path)
@@ -385,8 +358,8 @@ def main() -> int:
                 else:  # llama3 rope: the header lacks its parameters, so without --base it is refused
                     cases.append(refusal(layout, quant, gguf_path, args.work))
             print(f"{layout.name} {quant}: done", flush=True)
-    for layout in (wide(item) for item in LAYOUTS):
-        hf_dir = build(layout, args.work / "hf" / f"{slug(layout.name)}-wide")
+    for layout in (wide(item) for item in (*LAYOUTS, QWEN2, QWEN3MOE)):
+        hf_dir = build_layout(layout, args.work / "hf" / f"{slug(layout.name)}-wide", vocab)
         source = args.work / "gguf" / f"{slug(layout.name)}-wide-F32.gguf"
         convert_with_llama_cpp(args.converter, hf_dir, "f32", source)
         gguf_path = args.work / "gguf" / f"{slug(layout.name)}-wide-{K_QUANT}.gguf"

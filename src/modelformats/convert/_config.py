@@ -75,9 +75,8 @@ def config_from_header(facts: HeaderFacts, layout: ConversionLayout, *, dtype: s
         value = facts.values.get(f"tokenizer.ggml.{gguf_key}")
         if value is not None:
             config[key] = int(value)
-    if layout.has_experts:
-        config["num_local_experts"] = int(facts.require("expert_count"))
-        config["num_experts_per_tok"] = int(facts.require("expert_used_count"))
+    for key, gguf_key in layout.header_config.items():
+        config[key] = int(facts.require(gguf_key))
     config["torch_dtype"] = config["dtype"] = dtype
     return config
 
@@ -92,8 +91,8 @@ def _header_view(facts: HeaderFacts, layout: ConversionLayout) -> dict[str, Any]
         "num_key_value_heads": facts.model("attention.head_count_kv") or heads,
         "vocab_size": facts.vocab_size,
     }
-    if layout.has_experts:
-        view["num_local_experts"] = facts.model("expert_count")
+    for key, gguf_key in layout.header_config.items():
+        view[key] = facts.model(gguf_key)
     return view
 
 

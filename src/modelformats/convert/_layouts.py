@@ -21,6 +21,9 @@ _GLOBAL_MODULES = ("model.embed_tokens", "model.norm", "lm_head")
 _ATTENTION = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 _NORMS = ("input_layernorm", "post_attention_layernorm")
 _DENSE_MLP = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+# Qwen-MoE experts: gguf-py maps the merged `mlp.experts.<m>` to ffn_{gate,up,down}_exps; one HF tensor per
+# expert is `mlp.experts.<e>.<m>.weight` (what transformers 5 saves, un-fusing its gate_up_proj).
+_EXPERT_MLP = ("gate_proj", "up_proj", "down_proj")
 
 # The placeholder an expert tensor's HF name carries until it is split (one HF tensor per expert).
 EXPERT = "{expert}"
@@ -44,6 +47,9 @@ class ConversionLayout:
     qk_permuted: bool = False
     # config.json keys fixed for this layout (attention_bias, ...), beside the ones read from the header.
     fixed_config: Mapping[str, Any] = field(default_factory=dict)
+    # config.json key -> the `<arch>.` header key it is read from, for this layout's own keys (expert counts,
+    # expert feed-forward size); each is also checked against a --base config.json.
+    header_config: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, bool]:
@@ -105,6 +111,7 @@ def default_layouts() -> ConversionLayouts:
             },
             qk_permuted=True,
             fixed_config={"hidden_act": "silu"},
+            header_config={"num_local_experts": "expert_count", "num_experts_per_tok": "expert_used_count"},
         ),
         ConversionLayout(
             gguf_architecture="qwen2",
@@ -115,5 +122,30 @@ def default_layouts() -> ConversionLayouts:
             layer_modules=(*_NORMS, *_ATTENTION, *_DENSE_MLP),
             parameters=("weight", "bias"),
             fixed_config={"hidden_act": "silu", "use_sliding_window": False},
+        ),
+        ConversionLayout(
+            gguf_architecture="qwen3moe",
+            has_experts=True,
+            hf_architecture="Qwen3MoeForCausalLM",
+            model_type="qwen3_moe",
+            base_architectures=("Qwen3MoeForCausalLM",),
+            layer_modules=(*_NORMS, *_ATTENTION, "self_attn.q_norm", "self_attn.k_norm", "mlp.gate"),
+            expert_modules={f"mlp.experts.{m}": f"mlp.experts.{EXPERT}.{m}" for m in _EXPERT_MLP},
+            # llama.cpp's qwen3moe graph renormalizes the top-k weights (build_moe_ffn's norm_w = true) and
+            # has no dense layers (a dense `mlp.gate_proj` has no GGUF name there): what a header-built config says.
+            fixed_config={
+                "hidden_act": "silu",
+                "attention_bias": False,
+                "norm_topk_prob": True,
+                "decoder_sparse_step": 1,
+                "mlp_only_layers": (),
+                "use_sliding_window": False,
+            },
+            header_config={
+                "num_experts": "expert_count",
+                "num_experts_per_tok": "expert_used_count",
+                "intermediate_size": "feed_forward_length",
+                "moe_intermediate_size": "expert_feed_forward_length",
+            },
         ),
     )
