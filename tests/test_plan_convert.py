@@ -104,7 +104,7 @@ def _generation_proof():
 
 def test_the_generation_evidence_counts_a_layout_only_when_every_case_and_its_control_passed():
     data = _generation_proof()
-    layouts = {"llama", "llama+experts", "qwen2"}
+    layouts = {"llama", "llama+experts", "qwen2", "qwen3moe+experts"}
     assert set(generation_evidence(data)) == layouts
     assert generation_evidence(data)["llama"][1] == ("F32", "F16")
     for key in ("passed", "negative_control_failed_as_predicted"):
@@ -197,13 +197,12 @@ def _qwen3moe_listing():
 
 def test_a_qwen3moe_gguf_converts_with_the_proofs_quoted():
     alt = _converted(plan("example/Qwen3-MoE-GGUF", source=RecordedSource([_qwen3moe_listing()])))
-    # The conversion is proven tensor by tensor; vLLM generating from a converted qwen3moe is not run.
-    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED
+    assert alt.loads and alt.verdict.level is EvidenceLevel.CONVERTED_CPU_GENERATION
     evidence = "\n".join(alt.verdict.evidence)
     assert "Qwen3MoeForCausalLM is in vLLM 0.33.0's model registry" in evidence
     assert "nox -s gguf_convert_proof: qwen3moe with experts GGUFs (F32, F16, BF16, Q8_0, Q4_K_M) of tiny" in evidence
-    assert "vllm_cpu_generation (qwen3moe" not in evidence
-    assert "vLLM's load of the converted directory not run" in evidence
+    assert "nox -s vllm_cpu_generation (qwen3moe+experts, F32 GGUF): vLLM's engine" in evidence
+    assert "as Qwen3MoeForCausalLM and generated greedy tokens identical to transformers'" in evidence
     assert not any("not proven here" in w for w in alt.verdict.warnings)  # Q8_0: proven
 
 

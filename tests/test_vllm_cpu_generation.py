@@ -149,8 +149,9 @@ def test_the_committed_converted_route_is_plain_vllm_generating_the_references()
         pytest.skip("no committed converted results yet")
     converted = committed["converted"]
     plugin_layouts = {(r["layout"], r["gguf_type"]) for r in committed["results"]}
-    # The layouts with a GGUF-plugin run, and qwen2 through the converted route only.
-    assert {(c["layout"], c["gguf_type"]) for c in converted} == plugin_layouts | {("qwen2", "F32"), ("qwen2", "F16")}
+    # The layouts with a GGUF-plugin run, and qwen2 and qwen3moe through the converted route only.
+    only = {(layout, t) for layout in ("qwen2", "qwen3moe+experts") for t in ("F32", "F16")}
+    assert {(c["layout"], c["gguf_type"]) for c in converted} == plugin_layouts | only
     for case in converted:
         run = case["vllm on the converted checkpoint"]
         assert case["passed"] and case["negative_control_failed_as_predicted"], case["layout"]
@@ -166,7 +167,8 @@ def test_the_committed_converted_route_is_plain_vllm_generating_the_references()
         for c in converted
         if c["gguf_type"] == "F32"
     }
-    assert len(controls) == 3 and all(c["observed"]["verdict"] == "different" for c in controls.values())
-    assert "negative control: converted with the Q/K un-permute forced on" in next(
-        c for c in converted if c["layout"] == "qwen2"
-    )
+    assert len(controls) == 4 and all(c["observed"]["verdict"] == "different" for c in controls.values())
+    for layout in ("qwen2", "qwen3moe+experts"):  # llama.cpp does not permute them: the control forces it on
+        assert "negative control: converted with the Q/K un-permute forced on" in next(
+            c for c in converted if c["layout"] == layout
+        )

@@ -112,6 +112,8 @@ EVIDENCE: tuple[Evidence, ...] = (
         sources=(
             "tools/vllm_cpu_generation/*.py",
             "tools/gguf_proof/checkpoints.py",
+            # The Qwen2 and Qwen3-MoE checkpoints of the converted route (shared with gguf_convert_proof).
+            "tools/gguf_convert_proof/qwen.py",
             "tools/stable_text.py",
             "src/modelformats/vllm_plugin/*.py",
             # The converted route's results: plain vLLM on what `modelformats convert` wrote.

@@ -11,8 +11,9 @@
 5. The converted route (docs/convert.md): every GGUF converted back by `modelformats.convert.convert_gguf`
    (float32, the tiny original as base), then generated from by plain vLLM (VLLM_PLUGINS="": no GGUF
    plugin), compared with the same references; negative control: the F32 GGUFs converted with the layout's
-   Q/K un-permute flipped (off for llama, forced on for qwen2, as `nox -s gguf_convert_proof`'s control).
-   Qwen2 (qwen2.py) takes this route only: no GGUF plugin covers it, so steps 3-4 are not run for it.
+   Q/K un-permute flipped (off for llama, forced on for qwen2 and qwen3moe, as `nox -s gguf_convert_proof`'s control).
+   Qwen2 and Qwen3-MoE (tools/gguf_convert_proof/qwen.py) take this route only: no GGUF plugin covers them, so
+   steps 3-4 are not run for them.
 6. Verdicts (compare.py) into the fresh results file; `nox -s vllm_cpu_generation` compares it with
    src/modelformats/engines/data/vllm_cpu_generation.json (tools/evidence.py).
 Exit status 1 if a case fails, is undecidable, a negative control does not fail as predicted, or the
@@ -32,9 +33,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tools.gguf_proof.checkpoints import LAYOUTS, PROMPTS, build, with_head_dim
+from tools.gguf_convert_proof.qwen import QWEN3MOE, build_qwen, qwen_vocab
+from tools.gguf_proof.checkpoints import LAYOUTS, PROMPTS, Layout, build, with_head_dim
 from tools.vllm_cpu_generation.compare import compare_case
-from tools.vllm_cpu_generation.qwen2 import QWEN2, build_qwen2
 from tools.vllm_cpu_generation.serve import build_argv, compare_served, serve_and_smoke
 
 SCHEMA = "modelformats-vllm-cpu-generation/1"
@@ -64,7 +65,15 @@ MODULE = "tools.vllm_cpu_generation"
 CONVERTED_DTYPE = "float32"
 CONVERTED_CONTROL_TYPES = ("F32",)
 # Layouts generated from only through the converted route (no GGUF plugin loads them in vLLM).
-CONVERTED_ONLY = (QWEN2,)
+# Qwen2 and Qwen3-MoE: gguf_convert_proof's recipes (tools/gguf_convert_proof/qwen.py). llama.cpp's qwen2 takes the
+# head size as hidden / heads (it ignores the header's key_length), so the heads of 32 vLLM's CPU attention needs
+# come with hidden 128 = 4 heads x 32; qwen3moe reads its head size from the header, so hidden stays 64.
+QWEN2 = Layout(
+    name="qwen2",
+    architecture="Qwen2ForCausalLM",
+    config={**LAYOUTS[0].config, "hidden_size": 128, "head_dim": 32, "use_sliding_window": False},
+)
+CONVERTED_ONLY = (QWEN2, QWEN3MOE)
 # The negative control of a layout: its declared Q/K un-permute (`qk_permuted`) flipped.
 CONTROL = {True: "Q/K un-permute off", False: "Q/K un-permute forced on"}
 
@@ -102,15 +111,22 @@ def run_module(name: str, cases: Path, out: Path, env: dict[str, str]) -> Any:
 
 
 def build_cases(converter: Path, work: Path) -> list[dict[str, Any]]:
+    import shutil
+
     import transformers
 
     cases = []
+    vocab = qwen_vocab(converter, work)  # Qwen3-MoE's BPE vocabulary, from the converter's sdist
     for base in (*LAYOUTS, *CONVERTED_ONLY):
         converted_only = base in CONVERTED_ONLY
         layout = with_head_dim(base, HEAD_DIM)
         layout = replace(layout, config={**layout.config, "max_position_embeddings": MAX_POSITIONS})
-        builder = build_qwen2 if converted_only else build
-        hf_dir = builder(layout, work / "hf" / slug(layout.name), seed=MODEL_SEED)
+        hf_dir = work / "hf" / slug(layout.name)
+        if converted_only:
+            shutil.rmtree(hf_dir, ignore_errors=True)  # a previous run's config.json would pick the tokenizer class
+            build_qwen(layout, hf_dir, vocab=vocab, seed=MODEL_SEED)
+        else:
+            build(layout, hf_dir, seed=MODEL_SEED)
         tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
         prompts = [tokenizer.encode(text) for text in PROMPTS]
         for gguf_type, (outtype, dtype) in GGUF_TYPES.items():
