@@ -18,6 +18,10 @@ fed the same shape and settings and compared with what vLLM printed:
 - fit: where the log gives vLLM's total GPU memory, whether the estimate (one max_model_len sequence,
   vLLM's start-up check) fits `total x gpu_memory_utilization`, against whether vLLM started.
 
+Logs of vLLM between vllm#10511 and vllm#11809 (settings.non_torch_counts_cached_blocks) counted the
+caching allocator's idle blocks as non-torch memory: their non-torch row is shown but left out of the
+statistics, and their non-kv row compares both sides without the non-torch term.
+
 The baseline, measured in the same run, is the estimator without the facts issue 16 added: no
 format bytes per weight (2 bytes per weight), no MLA latent, no per-layer attention kinds, the
 activation constant (2.5 GiB per 8,192 batched tokens) instead of the model's shape.
@@ -64,6 +68,8 @@ class Row:
     observed: float
     estimated: float
     baseline: float
+    note: str = ""  # why this row is read differently (a footnote mark in the table)
+    counted: bool = True  # False: shown, but not in the per-term statistics
 
     @property
     def error(self) -> float:
@@ -94,6 +100,7 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "linear_attention_layers": "linear_attention_layers",
         "sliding_window": "sliding_window",
         "num_experts": "num_experts",
+        "num_experts_per_tok": "num_experts_per_tok",
         "expert_intermediate_size": "expert_intermediate_size",
         "linear_num_key_heads": "linear_num_key_heads",
         "linear_num_value_heads": "linear_num_value_heads",
@@ -104,6 +111,8 @@ def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
         "torch_dtype": "torch_dtype",
     }
     values = {trait: shape[key] for key, trait in keys.items() if key in shape}
+    if "num_experts" in values:  # as traits_from_config decides it
+        values["is_moe"] = values["num_experts"] > 1
     if "sliding_attention_layers" in values and "linear_attention_layers" not in values:
         values["linear_attention_layers"] = 0
     return ModelTraits(**values, sources=dict.fromkeys(values, "calibration shape"))
@@ -157,7 +166,7 @@ def _scheduler(log: Mapping[str, Any], length: int) -> tuple[int | None, int | N
     (256 sequences; with chunked prefill off, V0's default up to 32,768 tokens, max(max_model_len, 2048))."""
     s = log["settings"]
     batched, seqs = s.get("max_num_batched_tokens"), s.get("max_num_seqs")
-    if s.get("cuda_graphs_in_budget") is False:  # a V0 log
+    if log["vllm"].startswith("V0"):
         seqs = seqs or 256
         if batched is None and s.get("max_model_len") and length <= 32768:
             batched = max(length, 2048)
@@ -260,9 +269,12 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
         if act_obs is not None and ActivationShape.from_traits(traits) is not None:
             act, base = new.term("activations").per_gpu_bytes, old.term("activations").per_gpu_bytes
             rows.append(Row(lid, fam, "act", act_obs * GIB, act, base))
+        cached_blocks = bool(log["settings"].get("non_torch_counts_cached_blocks"))
         if "non_torch_gib" in obs:
             non_torch, base = new.term("non_torch").per_gpu_bytes, old.term("non_torch").per_gpu_bytes
-            rows.append(Row(lid, fam, "non-torch", obs["non_torch_gib"] * GIB, non_torch, base))
+            note = CACHED_BLOCKS if cached_blocks else ""
+            observed = obs["non_torch_gib"] * GIB
+            rows.append(Row(lid, fam, "non-torch", observed, non_torch, base, note, counted=not cached_blocks))
         total = obs.get("total_gpu_gib")
         util = log["settings"].get("gpu_memory_utilization")
         if total is not None and util is not None and "kv_available_gib" in obs:
@@ -270,11 +282,25 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
             # (weights, activation peak, non-torch, CUDA graphs where V1 counts them): that remainder is
             # the fixed overheads plus weights the estimate must match.
             non_kv_obs = total * GIB * util - obs["kv_available_gib"] * GIB
-            rows.append(Row(lid, fam, "non-kv", non_kv_obs, _non_kv(new), _non_kv(old)))
+            new_non_kv, old_non_kv = _non_kv(new), _non_kv(old)
+            note = ""
+            if cached_blocks:  # that non-torch figure is not vLLM's measure since #11809: both sides without it
+                non_kv_obs -= obs["non_torch_gib"] * GIB
+                new_non_kv -= new.term("non_torch").per_gpu_bytes
+                old_non_kv -= old.term("non_torch").per_gpu_bytes
+                note = CACHED_BLOCKS_NON_KV
+            rows.append(Row(lid, fam, "non-kv", non_kv_obs, new_non_kv, old_non_kv, note))
         if total is not None and util is not None and "started" in obs:
             usable = int(total * GIB)
             fits.append((lid, fam, obs["started"], new.fits(usable, util), old.fits(usable, util)))
     return rows, fits
+
+
+CACHED_BLOCKS = (
+    "vLLM's profiler of vllm#10511 until vllm#11809 counted the caching allocator's idle blocks as non-torch "
+    "memory (not vLLM's measure since): not in the statistics"
+)
+CACHED_BLOCKS_NON_KV = "non-torch left out on both sides (vllm#10511 until vllm#11809)"
 
 
 def _non_kv(estimate: Any) -> float:
@@ -305,20 +331,27 @@ def render(
             "",
         ]
     out += ["per log", f"{'log':42} {'term':8} {'vLLM':>10} {'estimate':>10} {'error':>8} {'baseline':>9}"]
+    notes: list[str] = []
     for r in rows:
         unit = 1 if r.term == "kv/token" else GIB
         fmt = "{:>10,.0f}" if r.term == "kv/token" else "{:>10.2f}"
+        mark = ""
+        if r.note:
+            if r.note not in notes:
+                notes.append(r.note)
+            mark = f" [{notes.index(r.note) + 1}]"
         out.append(
             f"{r.log[:42]:42} {r.term:8} {fmt.format(r.observed / unit)} {fmt.format(r.estimated / unit)} "
-            f"{_pct(r.error):>8} {_pct(r.baseline_error):>9}"
+            f"{_pct(r.error):>8} {_pct(r.baseline_error):>9}{mark}"
         )
+    out += [f"  [{i}] {note}" for i, note in enumerate(notes, 1)]
     out += [
         "",
         "per term and family (|error|)",
         f"{'term':9} {'family':23} {'n':>2} {'median':>8} {'max':>8} {'base med':>9} {'max |diff|':>11}",
     ]
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for r in rows:
+    for r in (r for r in rows if r.counted):
         groups[(r.term, r.family)].append(r)
         groups[(r.term, "all")].append(r)
     for (term, fam), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] == "all", kv[0][1])):

@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -495,6 +496,8 @@ _SETTINGS_KEYS = {
     "vllm_version",
     "mla_matrix_absorption",
     "kv_entry_alignment_bytes",
+    "non_torch_counts_cached_blocks",
+    "max_num_seqs_source",
 }
 _OBSERVED_KEYS = {
     "activation_gib",
@@ -528,6 +531,7 @@ _SHAPE_KEYS = {
     "linear_attention_layers",
     "sliding_window",
     "num_experts",
+    "num_experts_per_tok",
     "expert_intermediate_size",
     "linear_num_key_heads",
     "linear_num_value_heads",
@@ -578,8 +582,7 @@ def test_calibration_file_schema() -> None:
     assert parts >= _FAMILIES_REQUIRED, _FAMILIES_REQUIRED - parts
 
 
-def test_the_calibration_benchmark_reads_every_log() -> None:
-    """benchmarks/bench_memory_calibration.py runs over the whole set and renders its table."""
+def _calibration_bench() -> Any:
     import importlib.util
     import sys
 
@@ -592,6 +595,12 @@ def test_the_calibration_benchmark_reads_every_log() -> None:
         spec.loader.exec_module(bench)
     finally:
         del sys.modules[spec.name]
+    return bench
+
+
+def test_the_calibration_benchmark_reads_every_log() -> None:
+    """benchmarks/bench_memory_calibration.py runs over the whole set and renders its table."""
+    bench = _calibration_bench()
     data = json.loads(CALIBRATION.read_text())
     rows, fits = bench.evaluate(data)
     assert rows and fits
@@ -736,3 +745,34 @@ def test_vllm_keeps_a_16bit_copy_of_a_quantized_mla_kv_b_proj() -> None:
         GpuRequest(traits=traits, weight_bytes=fp8, weights_in_torch_dtype=False, engine="llamacpp"), default_rules()
     )
     assert gguf.weights.bytes == raw
+
+
+def test_non_torch_of_the_cached_blocks_profiler_is_shown_but_not_held_against_the_estimate() -> None:
+    """vllm#10511's profiler (until vllm#11809) counted torch's idle cached blocks as non-torch memory."""
+    bench = _calibration_bench()
+    data = json.loads(CALIBRATION.read_text())
+    marked = {log["id"] for log in data["logs"] if log["settings"].get("non_torch_counts_cached_blocks")}
+    assert marked == {"vllm-pr10511-llama3-8b-tp1"}
+    rows, _ = bench.evaluate(data)
+    by_key = {(r.log, r.term): r for r in rows}
+    nt = by_key[("vllm-pr10511-llama3-8b-tp1", "non-torch")]
+    assert not nt.counted and nt.note
+    assert all(r.counted for r in rows if r.log not in marked)
+    # The non-KV total leaves the 1.79 GiB out on vLLM's side and the constant out on the estimate's.
+    log = next(log for log in data["logs"] if log["id"] in marked)
+    obs = log["observed"]
+    row = by_key[("vllm-pr10511-llama3-8b-tp1", "non-kv")]
+    expected = (obs["total_gpu_gib"] * 0.9 - obs["kv_available_gib"] - obs["non_torch_gib"]) * GIB
+    assert row.observed == pytest.approx(expected)
+    assert row.note and abs(row.error) < 0.05
+    text = bench.render(rows, [], data["logs"])
+    assert "non-torch left out on both sides" in text
+
+
+def test_the_v1_sampler_peak_matches_the_constant() -> None:
+    """vLLM 0.10.2 (V1) printed 5.58 GiB of activation peak: 1,024 sequences x 151,936 logits x 38.5 B."""
+    bench = _calibration_bench()
+    rows, _ = bench.evaluate(json.loads(CALIBRATION.read_text()))
+    row = next(r for r in rows if r.log == "sungwon-qwen3-next-80b-tp2-h200" and r.term == "act")
+    assert row.estimated == pytest.approx(1024 * 151_936 * 38.5, rel=1e-6)
+    assert abs(row.error) < 0.005

@@ -32,7 +32,9 @@ ACTIVATION_BYTES = 2  # bf16/fp16 activations, whatever the weights' quantizatio
 # vLLM V0 0.7.x profiled "PyTorch activation peak memory" where the sampler is the peak: 0.94 GiB for
 # DeepSeek-Coder-V2-Lite AWQ (256 requests x 102,400 logits: 38.5 B each; vllm-project/vllm#13109) and
 # 1.42 GiB for Qwen2.5-7B bnb-4bit (256 x 152,064: 39.2 B; vllm#13882). Taken from the first; the
-# second is the check (its forward is 0.52 GiB, below the sampler).
+# second is the check (its forward is 0.52 GiB, below the sampler). V1 keeps the same cost: vLLM 0.10.2
+# printed 'peak activation' 5.58 GiB for Qwen3-Next-80B at TP 2 on an H200 with the API server's defaults
+# there (1,024 sequences, 8,192 batched tokens): 1,024 x 151,936 logits x 38.5 B = 5.579 GiB.
 SAMPLER_BYTES_PER_LOGIT = 38.5
 SAMPLER_SOURCE = (
     "vLLM's profiled activation peak where sampling dominates: 0.94 GiB for 256 requests x 102,400 logits "
