@@ -15,8 +15,11 @@ fed the same shape and settings and compared with what vLLM printed:
 - act / non-torch: where the log quotes them, vLLM's profiled activation peak and non-torch memory
   against the estimate's activations term (from the model's shape, gpu/activations.py, where the shape
   has its hidden, feed-forward and vocabulary sizes) and non_torch constant.
-- fit: where the log gives vLLM's total GPU memory, whether the estimate (one max_model_len sequence,
-  vLLM's start-up check) fits `total x gpu_memory_utilization`, against whether vLLM started.
+- fit: where the GPU's total is known (printed by the log, else the reported total of the catalogue GPU its
+  settings name) and the utilization is set (quoted, else vLLM's default with its source), whether the
+  estimate (one max_model_len sequence, vLLM's start-up check) fits `total x gpu_memory_utilization`, and
+  its outside-budget terms the rest, against whether vLLM started. Settings the log leaves open
+  (settings.open) are tried with every candidate value: the verdict is judged only when all agree.
 
 Logs of vLLM between vllm#10511 and vllm#11809 (settings.non_torch_counts_cached_blocks) counted the
 caching allocator's idle blocks as non-torch memory: their non-torch row is shown but left out of the
@@ -32,9 +35,11 @@ activation constant (2.5 GiB per 8,192 batched tokens) instead of the model's sh
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
+import textwrap
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -44,7 +49,7 @@ from typing import Any
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
 from modelformats.gpu.activations import ActivationShape
-from modelformats.gpu.catalogue import parse_compute_capability
+from modelformats.gpu.catalogue import get_gpu, parse_compute_capability
 from modelformats.gpu.estimate import Layout, estimate_memory
 from modelformats.gpu.mla_weights import mla_absorbed_bytes
 from modelformats.gpu.moe_kernels import MXFP4_BACKENDS, ExpertLayout
@@ -78,6 +83,29 @@ class Row:
     @property
     def baseline_error(self) -> float:
         return self.baseline / self.observed - 1
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Whether the estimate fits the log's GPU, against whether vLLM started (None: the open settings disagree)."""
+
+    log: str
+    family: str
+    started: bool
+    estimate: bool | None
+    baseline: bool | None
+    total_from: str  # "log", or the catalogue GPU whose reported total was used
+    # The shortfall per GPU (GiB; negative: room left) of the open combination nearest to the other verdict.
+    closest_gib: float
+    detail: str = ""  # what the verdict turns on when it is not judged, or the log's fit_note
+
+    @property
+    def judged(self) -> bool:
+        return self.estimate is not None
+
+    @property
+    def agrees(self) -> bool:
+        return self.estimate == self.started
 
 
 def traits_of(shape: Mapping[str, Any]) -> ModelTraits:
@@ -233,9 +261,59 @@ def kv_per_token_per_gpu(est: Any) -> float:
     return kv.per_gpu_bytes / est.max_model_len
 
 
-def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, bool, bool, bool]]]:
+def gpu_total(log: Mapping[str, Any]) -> tuple[int | None, str]:
+    """vLLM's total GPU memory for this log (bytes) and where it comes from: the log, else the catalogue."""
+    printed = log["observed"].get("total_gpu_gib")
+    if printed is not None:
+        return int(printed * GIB), "log"
+    name = log["settings"].get("gpu")
+    if name is None:
+        return None, ""
+    return get_gpu(name).reported_memory_bytes, get_gpu(name).name
+
+
+def _verdict(answers: Mapping[tuple[Any, ...], bool]) -> bool | None:
+    values = set(answers.values())
+    return values.pop() if len(values) == 1 else None
+
+
+def fit_of(log: Mapping[str, Any], traits: ModelTraits, wb: WeightBytes | None, bpw: float | None) -> Fit | None:
+    """The fit verdict over every combination of the settings the log leaves open; None: nothing to judge."""
+    total, total_from = gpu_total(log)
+    if total is None or "started" not in log["observed"]:
+        return None
+    candidates: Mapping[str, list[Any]] = log["settings"].get("open", {})
+    keys = sorted(candidates)
+    new: dict[tuple[Any, ...], bool] = {}
+    old: dict[tuple[Any, ...], bool] = {}
+    shortfalls: list[int] = []
+    for combo in itertools.product(*(candidates[k] for k in keys)):
+        variant = {**log, "settings": {**log["settings"], **dict(zip(keys, combo, strict=True))}}
+        util = variant["settings"].get("gpu_memory_utilization")
+        if util is None:
+            return None
+        shortfall = _estimate(variant, traits, wb, bpw).shortfall_bytes(total, util)
+        shortfalls.append(shortfall)
+        new[combo] = shortfall <= 0
+        base = _estimate(variant, baseline_traits(traits), None, bpw or 2.0, shaped_activations=False)
+        old[combo] = base.fits(total, util)
+    estimate = _verdict(new)
+    detail = log.get("fit_note", "")
+    if estimate is None:
+        detail = (
+            "turns on "
+            + ", ".join("/".join(f"{v}" for v in combo) + (": fits" if ok else ": no fit") for combo, ok in new.items())
+            + f" ({', '.join(keys)})"
+        )
+    closest = min(shortfalls, key=abs) / GIB
+    return Fit(
+        log["id"], log["family"], log["observed"]["started"], estimate, _verdict(old), total_from, closest, detail
+    )
+
+
+def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[Fit]]:
     rows: list[Row] = []
-    fits: list[tuple[str, str, bool, bool, bool]] = []
+    fits: list[Fit] = []
     for log in data["logs"]:
         shape, obs = log["shape"], log["observed"]
         traits = traits_of(shape)
@@ -290,9 +368,9 @@ def evaluate(data: Mapping[str, Any]) -> tuple[list[Row], list[tuple[str, str, b
                 old_non_kv -= old.term("non_torch").per_gpu_bytes
                 note = CACHED_BLOCKS_NON_KV
             rows.append(Row(lid, fam, "non-kv", non_kv_obs, new_non_kv, old_non_kv, note))
-        if total is not None and util is not None and "started" in obs:
-            usable = int(total * GIB)
-            fits.append((lid, fam, obs["started"], new.fits(usable, util), old.fits(usable, util)))
+        fit = fit_of(log, traits, wb, bpw)
+        if fit is not None:
+            fits.append(fit)
     return rows, fits
 
 
@@ -314,7 +392,7 @@ def _pct(x: float) -> str:
 
 def render(
     rows: list[Row],
-    fits: list[tuple[str, str, bool, bool, bool]],
+    fits: list[Fit],
     logs: list[Mapping[str, Any]] | None = None,
 ) -> str:
     out: list[str] = []
@@ -322,7 +400,7 @@ def render(
         families: dict[str, int] = defaultdict(int)
         for log in logs:
             families[log["family"]] += 1
-        compared = {r.log for r in rows} | {f[0] for f in fits}
+        compared = {r.log for r in rows} | {f.log for f in fits}
         skipped = [log["id"] for log in logs if log["id"] not in compared]
         out += [
             f"{len(logs)} logs, by family: " + ", ".join(f"{fam} {n}" for fam, n in sorted(families.items())),
@@ -362,12 +440,33 @@ def render(
             f"{term:9} {fam:23} {len(rs):>2} {statistics.median(errs) * 100:>7.1f}% {max(errs) * 100:>7.1f}% "
             f"{statistics.median(base) * 100:>8.1f}% {worst:>11}"
         )
-    agree = sum(started == new for _, _, started, new, _ in fits)
-    base_agree = sum(started == old for _, _, started, _, old in fits)
-    out += ["", f"fit verdict agrees with vLLM: {agree}/{len(fits)} (baseline {base_agree}/{len(fits)})"]
-    for lid, _, started, new, _old in fits:
-        out.append(f"  {lid:42} vLLM {'started' if started else 'refused'}; estimate {'fits' if new else 'no fit'}")
+    out += ["", *render_fits(fits)]
     return "\n".join(out)
+
+
+def render_fits(fits: list[Fit]) -> list[str]:
+    judged = [f for f in fits if f.judged]
+    agree = sum(f.agrees for f in judged)
+    base_agree = sum(f.baseline == f.started for f in judged)
+    out = [
+        f"fit verdict agrees with vLLM: {agree}/{len(judged)} (baseline {base_agree}/{len(judged)}); "
+        f"not judged: {len(fits) - len(judged)}",
+        f"  {'log':42} {'vLLM':8} {'estimate':8} {'short':>6} GPU total",
+    ]
+    notes: list[str] = []
+    for f in fits:
+        verdict = "-" if f.estimate is None else "fits" if f.estimate else "no fit"
+        mark = "" if not f.judged or f.agrees else "  MISS"
+        if f.detail:
+            notes.append(f.detail)
+            mark += f" [{len(notes)}]"
+        started = "started" if f.started else "refused"
+        out.append(f"  {f.log[:42]:42} {started:8} {verdict:8} {f.closest_gib:>6.2f} {f.total_from}{mark}")
+    for i, note in enumerate(notes, 1):
+        out += textwrap.wrap(note, 100, initial_indent=f"  [{i}] ", subsequent_indent="      ")
+    out.append("  short: GiB per GPU the estimate misses the GPU by (negative: room left), for the open settings'")
+    out.append("  combination nearest to the other verdict")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     data = json.loads(DATA.read_text())
     rows, fits = evaluate(data)
     if args.json:
-        print(json.dumps({"rows": [r.__dict__ | {"error": r.error} for r in rows], "fits": fits}, indent=1))
+        print(
+            json.dumps(
+                {"rows": [r.__dict__ | {"error": r.error} for r in rows], "fits": [f.__dict__ for f in fits]}, indent=1
+            )
+        )
     else:
         print(render(rows, fits, data["logs"]))
     return 0

@@ -14,6 +14,7 @@ import pytest
 
 from modelformats.formats.base import SelectionContext
 from modelformats.gpu import GpuRequest
+from modelformats.gpu.catalogue import get_gpu
 from modelformats.gpu.estimate import Layout, WeightsSize, estimate_memory, resolve_kv_shape
 from modelformats.gpu.kept_modules import kept_module_params
 from modelformats.gpu.kv import hybrid_paging
@@ -498,6 +499,10 @@ _SETTINGS_KEYS = {
     "kv_entry_alignment_bytes",
     "non_torch_counts_cached_blocks",
     "max_num_seqs_source",
+    "gpu",
+    "open",
+    "gpu_memory_utilization_source",
+    "vllm_version_source",
 }
 _OBSERVED_KEYS = {
     "activation_gib",
@@ -559,7 +564,7 @@ def test_calibration_file_schema() -> None:
     parts: set[str] = set()
     for log in logs:
         lid = log["id"]
-        assert _LOG_KEYS <= set(log) <= _LOG_KEYS | {"note"}, lid
+        assert _LOG_KEYS <= set(log) <= _LOG_KEYS | {"note", "fit_note"}, lid
         assert all(isinstance(log[k], str) and log[k] for k in ("id", "source", "family", "model", "vllm", "gpu")), lid
         assert log["quoted"] and all(isinstance(q, str) and q.strip() for q in log["quoted"]), lid
         settings, observed, shape = log["settings"], log["observed"], log["shape"]
@@ -578,6 +583,14 @@ def test_calibration_file_schema() -> None:
         assert ("kv_needed_gib" in observed) == ("kv_needed_tokens" in observed), lid
         if "total_gpu_gib" in observed:
             assert 4 <= observed["total_gpu_gib"] <= 300, lid
+        if "gpu" in settings:  # a catalogue GPU with the total vLLM sees, for logs that print none
+            assert "total_gpu_gib" not in observed, lid
+            assert get_gpu(settings["gpu"]).reported_memory_bytes, lid
+        for key, values in settings.get("open", {}).items():  # each open setting: two or more candidates
+            assert key in _SETTINGS_KEYS and key not in settings and len(set(values)) >= 2, (lid, key)
+        for key in ("gpu_memory_utilization", "vllm_version", "max_num_seqs", "max_model_len"):
+            assert f"{key}_source" not in settings or key in settings, (lid, key)
+        assert "fit_note" not in log or "started" in observed, lid
         parts.update(log["family"].split("+"))
     assert parts >= _FAMILIES_REQUIRED, _FAMILIES_REQUIRED - parts
 
@@ -776,3 +789,55 @@ def test_the_v1_sampler_peak_matches_the_constant() -> None:
     row = next(r for r in rows if r.log == "sungwon-qwen3-next-80b-tp2-h200" and r.term == "act")
     assert row.estimated == pytest.approx(1024 * 151_936 * 38.5, rel=1e-6)
     assert abs(row.error) < 0.005
+
+
+def test_every_log_with_a_known_gpu_total_gets_a_fit_verdict_and_each_miss_is_explained() -> None:
+    """A log that says whether vLLM started, on a GPU whose total is printed or catalogued, is judged."""
+    bench = _calibration_bench()
+    data = json.loads(CALIBRATION.read_text())
+    _, fits = bench.evaluate(data)
+    expected = {
+        log["id"]
+        for log in data["logs"]
+        if "started" in log["observed"]
+        and ("total_gpu_gib" in log["observed"] or "gpu" in log["settings"])
+        and "gpu_memory_utilization" in log["settings"]
+    }
+    assert {f.log for f in fits} == expected
+    assert len(fits) >= 9
+    assert all(f.judged for f in fits)
+    by_id = {log["id"]: log for log in data["logs"]}
+    misses = {f.log for f in fits if not f.agrees}
+    # Every start-up the estimate does not predict says why, and no agreeing verdict carries such a note.
+    assert misses == {f.log for f in fits if "fit_note" in by_id[f.log]}
+    assert len(misses) <= 2
+    assert sum(f.agrees for f in fits) > sum(f.baseline == f.started for f in fits)
+    text = "\n".join(bench.render_fits(fits))
+    assert f"fit verdict agrees with vLLM: {len(fits) - len(misses)}/{len(fits)}" in text
+    assert text.count("MISS") == len(misses)
+
+
+def test_the_catalogue_total_stands_in_where_the_log_prints_none() -> None:
+    bench = _calibration_bench()
+    data = json.loads(CALIBRATION.read_text())
+    log = next(log for log in data["logs"] if log["id"] == "vllm-27508-gpt-oss-120b-h100")
+    assert bench.gpu_total(log) == (get_gpu("H100").reported_memory_bytes, "H100")
+    printed = next(log for log in data["logs"] if log["id"] == "vllm-13882-qwen25-7b-bnb4-rtx4060")
+    assert bench.gpu_total(printed) == (8 * GIB, "log")
+
+
+def test_a_verdict_that_turns_on_an_open_setting_is_not_judged() -> None:
+    """gpt-oss-120b at 131,072 tokens on an H100 at 0.95: vLLM 0.33's Triton layout (60.8 GiB of weights) fits,
+    Marlin's (65.9 GiB) does not; before 0.33 Triton kept the raw scales (64.1 GiB) and neither fits."""
+    bench = _calibration_bench()
+    data = json.loads(CALIBRATION.read_text())
+    log = next(log for log in data["logs"] if log["id"] == "vllm-27508-gpt-oss-120b-h100")
+    assert log["settings"]["open"] == {"moe_backend": ["triton", "marlin"]}
+    args = (bench.traits_of(log["shape"]), bench.weight_bytes_of(log["shape"]), None)
+    before = bench.fit_of(log, *args)
+    assert before is not None and before.estimate is False and before.judged
+    later = {**log, "settings": {**log["settings"], "vllm_version": "0.33.0"}}
+    split = bench.fit_of(later, *args)
+    assert split is not None and split.estimate is None and not split.judged
+    assert "triton: fits" in split.detail and "marlin: no fit" in split.detail
+    assert "not judged: 1" in "\n".join(bench.render_fits([split]))
