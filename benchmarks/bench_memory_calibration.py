@@ -15,11 +15,12 @@ fed the same shape and settings and compared with what vLLM printed:
 - act / non-torch: where the log quotes them, vLLM's profiled activation peak and non-torch memory
   against the estimate's activations term (from the model's shape, gpu/activations.py, where the shape
   has its hidden, feed-forward and vocabulary sizes) and non_torch constant.
-- fit: where the GPU's total is known (printed by the log, else the reported total of the catalogue GPU its
-  settings name) and the utilization is set (quoted, else vLLM's default with its source), whether the
-  estimate (one max_model_len sequence, vLLM's start-up check) fits `total x gpu_memory_utilization`, and
-  its outside-budget terms the rest, against whether vLLM started. Settings the log leaves open
-  (settings.open) are tried with every candidate value: the verdict is judged only when all agree.
+- fit: where the GPU's total is known (printed by the log, else the total of the catalogue GPU its
+  settings name, as plans budget it) and the utilization is set (quoted, else vLLM's default with its
+  source), whether the estimate (one max_model_len sequence, vLLM's start-up check) fits
+  `total x gpu_memory_utilization`, and its outside-budget terms the rest, against whether vLLM started.
+  Settings the log leaves open (settings.open) are tried with every candidate value: the verdict is
+  judged only when all agree.
 
 Logs of vLLM between vllm#10511 and vllm#11809 (settings.non_torch_counts_cached_blocks) counted the
 caching allocator's idle blocks as non-torch memory: their non-torch row is shown but left out of the
@@ -269,7 +270,8 @@ def gpu_total(log: Mapping[str, Any]) -> tuple[int | None, str]:
     name = log["settings"].get("gpu")
     if name is None:
         return None, ""
-    return get_gpu(name).reported_memory_bytes, get_gpu(name).name
+    gpu = get_gpu(name)
+    return gpu.usable_memory_bytes, gpu.name  # the engine's total as plans budget it (catalogue.py)
 
 
 def _verdict(answers: Mapping[tuple[Any, ...], bool]) -> bool | None:

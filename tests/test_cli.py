@@ -30,7 +30,7 @@ def test_offline_default_plan_prints_the_target(capsys, monkeypatch):
     code, out, err = run(capsys, "plan")
     assert code == 0, err
     assert out.startswith("DavidAU/Llama-3.2-8X3B-MOE-Da…nsored-abliterated-18.4B-GGUF (mixtral MoE, 18.4B)\n")
-    assert "\ngpu     1 x H100 @ 0.75, $3.95/h; needs 46.7 of 60.0 GB (78 %)\n" in out
+    assert "\ngpu     1 x H100 @ 0.75, $3.95/h; needs 46.7 of 63.7 GB (73 %)\n" in out
     assert f"--served-model-name {TARGET[:50]}\\\n{TARGET[50:]} \\\n" in out
     code, out, err = run(capsys, "plan", "--explain")
     assert code == 0, err

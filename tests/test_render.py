@@ -153,7 +153,7 @@ def test_a_forced_gpu_larger_than_needed_is_noted(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")
     assert main(["plan", "--gpu", "H100:2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "--gpu H100:2 is larger than needed: each GPU is 43 % full; one H100 is enough ($3.95/h less)" in out
+    assert "--gpu H100:2 is larger than needed: each GPU is 41 % full; one H100 is enough ($3.95/h less)" in out
     assert main(["plan", "--gpu", "H100"]) == 0
     assert "larger than needed" not in capsys.readouterr().out
 

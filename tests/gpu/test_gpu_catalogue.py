@@ -17,6 +17,7 @@ from modelformats.gpu import (
     parse_gpu,
     render_catalogue,
 )
+from modelformats.gpu.catalogue import NVIDIA_SMI_MARGIN_BYTES
 
 ROOT = Path(__file__).parents[2]
 MODAL_TYPES = (
@@ -39,7 +40,7 @@ def test_catalogue_is_modals_list_cheapest_first():
     prices = [g.price_per_hour for g in GPU_CATALOGUE]
     assert prices == sorted(prices)
     for g in GPU_CATALOGUE:
-        assert 0 < g.usable_memory_bytes <= g.memory_bytes
+        assert g.usable_memory_bytes > 0
         assert g.price.secondary and g.price.date in {"2026-05-07", "2026-07-18"}
         assert 1 <= g.max_count <= 8
         assert not g.multi_node or (g.nvlink and g.max_count == 8)
@@ -159,6 +160,24 @@ def test_check_against_the_installed_modal_client():
 @pytest.mark.parametrize("gpu", [g for g in GPU_CATALOGUE if g.reported_memory_bytes is not None], ids=lambda g: g.name)
 def test_usable_memory_does_not_exceed_what_the_engine_reports(gpu):
     assert gpu.usable_memory_bytes <= gpu.reported_memory_bytes
+
+
+def test_every_gpu_is_sized_at_the_total_the_engine_sees():
+    """The engine's own figure where one was found; else nvidia-smi's total less the margin it shows on the
+    parts with both figures (316-925 MiB), and never above a lower figure the provider states."""
+    smi = {"A10": 23028, "T4": 15360, "H100": 81559, "H200": 143771, "A100-40GB": 40960, "B300": 275040}
+    for g in GPU_CATALOGUE:
+        assert g.reported_memory_bytes is not None, g.name
+        if g.reported_by_engine:
+            assert g.usable_memory_bytes == g.reported_memory_bytes, g.name
+            gap = smi[g.name] * 2**20 - g.reported_memory_bytes
+            assert 0 < gap < NVIDIA_SMI_MARGIN_BYTES, (g.name, gap)
+        else:
+            assert "nvidia-smi" in g.reported_memory_source, g.name
+            below = g.reported_memory_bytes - NVIDIA_SMI_MARGIN_BYTES
+            assert g.usable_memory_bytes == (min(below, 180 * 10**9) if g.name == "B200" else below), g.name
+    # An 80 GB H100 is budgeted as vLLM sees it (79.10 GiB), not as 80e9 B (74.5 GiB).
+    assert get_gpu("H100").usable_memory_bytes == round(79.10 * 2**30) > 80 * 10**9
 
 
 def test_t4_a10_and_b300_are_sized_at_the_engines_total():

@@ -18,18 +18,18 @@ from modelformats.gpu import choose_gpu
 LISTINGS = Path(__file__).parents[1] / "data" / "listings"
 
 GOLDEN = {
-    "target GGUF Q8_0 (listing only)": ("moe-18b-h100 | H100 3.95 | L4:2 1.60 | 4096x4 | tp1 pp1 | tp1 pp2"),
+    "target GGUF Q8_0 (listing only)": ("moe-18b-h100 | H100 3.95 | L40S 1.95 | 4096x4 | tp1 pp1 | tp1 pp1"),
     "target GGUF Q8_0 (header-shaped)": "moe-18b-h100 | H100 3.95 | L4:2 1.60 | 4096x4 | tp1 pp1 | tp1 pp2",
     "target source BF16 (listing only)": ("moe-18b-h100 | H100 3.95 | A100-80GB 2.50 | 4096x4 | tp1 pp1 | tp1 pp1"),
     "4X3B 10B GGUF Q4_k_m": "moe | L40S 1.95 | L4 0.80 | 8192x8 | tp1 pp1 | tp1 pp1",
     "Mistral-Nemo EXL2 (as the GPU policy sees it; the planner refuses EXL2 first)": (
-        "default | L40S 1.95 | L4:2 1.60 | 8192x16 | tp1 pp1 | tp1 pp2"
+        "default | L40S 1.95 | L40S 1.95 | 8192x16 | tp1 pp1 | tp1 pp1"
     ),
     "Qwen2.5-7B AWQ": "default | L40S 1.95 | L4 0.80 | 8192x16 | tp1 pp1 | tp1 pp1",
-    "Llama-2-7B GPTQ (MHA)": "default | L40S 1.95 | L40S 1.95 | 4096x16 | tp1 pp1 | tp1 pp1",
+    "Llama-2-7B GPTQ (MHA)": "default | A100-80GB 2.50 | L4:3 2.40 | 4096x16 | tp1 pp1 | tp1 pp3",
     "Mistral-7B v0.2 GGUF Q4_K_M": "default | L40S 1.95 | L4:2 1.60 | 8192x16 | tp1 pp1 | tp1 pp2",
     "Llama-3.1-8B BF16 (the planner refuses the incomplete upload first)": (
-        "default | L40S 1.95 | L4:2 1.60 | 8192x16 | tp1 pp1 | tp1 pp2"
+        "default | L40S 1.95 | L40S 1.95 | 8192x16 | tp1 pp1 | tp1 pp1"
     ),
     "Llama-3.1-8B GGUF Q4_K_M": "default | L40S 1.95 | L4:2 1.60 | 8192x16 | tp1 pp1 | tp1 pp2",
     "DeepSeek-V2-Lite BF16 (MoE, MLA)": "moe-18b-h100 | H100 3.95 | L4:3 2.40 | 4096x4 | tp1 pp1 | tp1 pp3",
@@ -39,10 +39,10 @@ GOLDEN = {
         "default | A100-80GB 2.50 | L4:3 2.40 | 8192x16 | tp1 pp1 | tp1 pp3"
     ),
     "unsloth Llama-3.1-8B GGUF Q4_K_M (not bnb)": ("llamacpp | L40S 1.95 | T4 0.59 | 8192x4 | tp1 pp1 | tp1 pp1"),
-    "vicuna-7b fp16 .bin": "default | A100-80GB 2.50 | L4:3 2.40 | 4096x16 | tp1 pp1 | tp1 pp3",
+    "vicuna-7b fp16 .bin": "default | A100-80GB 2.50 | A100-80GB 2.50 | 4096x16 | tp1 pp1 | tp1 pp1",
     "Mistral-Nemo BF16 (no sizes)": "default | A100-80GB 2.50 | L4:3 2.40 | 8192x16 | tp1 pp1 | tp1 pp3",
     "Llama-3.1-8B MLX (as the GPU policy sees it; vLLM cannot load MLX)": (
-        "default | L40S 1.95 | L4:2 1.60 | 8192x16 | tp1 pp1 | tp1 pp2"
+        "default | L40S 1.95 | L40S 1.95 | 8192x16 | tp1 pp1 | tp1 pp1"
     ),
     "Mixtral-8x7B BF16 (no sizes)": "moe | H200 4.54 | H200 4.54 | 8192x8 | tp1 pp1 | tp1 pp1",
     "Llama-3-70Bx2 MoE GGUF Q8_0 (3 byte-split parts)": ("moe | B200 6.25 | B200 6.25 | 8192x8 | tp1 pp1 | tp1 pp1"),

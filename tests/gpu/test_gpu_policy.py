@@ -55,9 +55,9 @@ def test_target_seed_is_the_users_rule_with_every_term_shown():
     assert d.warnings[0].startswith("max_model_len 4,096 is unverified: the model's own context length is not known")
     assert d.warnings[1].startswith("KV cache sized from an assumption, not the model's shape: ASSUMED upper bound")
     assert d.explanation[-1] == (
-        "The cost policy would choose L4 x2 at $1.60/h ($2.35/h less than this plan's $3.95/h)."
+        "The cost policy would choose L40S x1 at $1.95/h ($2.00/h less than this plan's $3.95/h)."
     )
-    assert d.price_difference_per_hour == -2.35
+    assert d.price_difference_per_hour == -2.0
 
 
 def test_target_with_header_shapes_has_an_exact_kv_term():
@@ -69,22 +69,23 @@ def test_target_with_header_shapes_has_an_exact_kv_term():
     assert d.memory.kv_bytes_per_token == 114_688
     assert d.choice.modal_gpu == "H100" and d.gpu_dict()["gpu_memory_utilization"] == 0.75
     assert (
-        "H100 x1 (policy 'seed', $3.95/h): 80.00 GB x 0.75 gpu_memory_utilization = 60.00 GB per GPU holds "
-        "25.73 GB per GPU (43 %); compute capability 9.0 >= 6.0." in d.explanation
+        "H100 x1 (policy 'seed', $3.95/h): 84.93 GB x 0.75 gpu_memory_utilization = 63.70 GB per GPU holds "
+        "25.73 GB per GPU (40 %); compute capability 9.0 >= 6.0." in d.explanation
     )
 
 
 def test_target_cost_is_the_cheapest_type_that_holds_it_with_the_saving():
     d = choose_gpu(LISTING_ONLY, policy="cost")
-    # Two L4s as pipeline stages (no tensor parallelism for MoE; L4 has no NVLink) are the cheapest fit.
-    assert (d.choice.gpu.name, d.choice.count, d.price_per_hour) == ("L4", 2, 1.60)
-    assert (d.limits.tensor_parallel_size, d.limits.pipeline_parallel_size) == (1, 2)
+    # One L40S is the cheapest fit: two L4s as pipeline stages (no tensor parallelism for MoE; L4 has no
+    # NVLink) would need about 17.5 GB each, above an L4's 23.08 GB (nvidia-smi's total less 1 GiB) x 0.75.
+    assert (d.choice.gpu.name, d.choice.count, d.price_per_hour) == ("L40S", 1, 1.95)
+    assert (d.limits.tensor_parallel_size, d.limits.pipeline_parallel_size) == (1, 1)
     assert d.other.choice.gpu.name == "H100"
     same = (d.other.limits.max_model_len, d.other.limits.max_num_seqs)
     assert (d.limits.max_model_len, d.limits.max_num_seqs) == same
-    assert d.price_difference_per_hour == 2.35
+    assert d.price_difference_per_hour == 2.0
     assert d.explanation[-1] == (
-        "The seed policy would choose H100 x1 at $3.95/h ($2.35/h more than this plan's $1.60/h)."
+        "The seed policy would choose H100 x1 at $3.95/h ($2.00/h more than this plan's $1.95/h)."
     )
     # One L4 (24 GB x 0.75 = 18 GB) cannot hold the 19.56 GB of weights alone.
     assert d.memory.term("weights").bytes > 24 * 10**9 * 0.75
@@ -141,12 +142,12 @@ def test_dense_model_tensor_parallel_divides_heads_on_nvlink():
         params_total=70_553_706_496,
         torch_dtype="bfloat16",
     )
-    request = GpuRequest(traits=traits, weights_bytes=120 * 10**9, weights_basis="test", max_num_seqs=4)
+    request = GpuRequest(traits=traits, weights_bytes=130 * 10**9, weights_basis="test", max_num_seqs=4)
     d = choose_gpu(request, policy="cost")
-    # 135 GB in budget: H200 (126.9 GB at 0.9) misses, two NVLinked A100-80GB ($5.00) beat a B200 ($6.25).
+    # 145 GB in budget: H200 (135.1 GB at 0.9) misses, two NVLinked A100-80GB ($5.00) beat a B200 ($6.25).
     assert (d.choice.modal_gpu, d.price_per_hour, d.limits.tensor_parallel_size) == ("A100-80GB:2", 5.0, 2)
     assert d.parallel_options[0].reason == "tensor parallel over NVLink"
-    assert d.memory.per_gpu_in_budget_bytes == 60 * 10**9 + d.memory.term("kv_cache").bytes // 2 + int(4.5 * GIB)
+    assert d.memory.per_gpu_in_budget_bytes == 65 * 10**9 + d.memory.term("kv_cache").bytes // 2 + int(4.5 * GIB)
     # Seed prefers fewer GPUs: one B200 (162 GB at 0.9).
     assert d.other is not None and d.other.choice.modal_gpu == "B200"
     # Without a weight size, bf16 weights are params x 2 bytes (torch_dtype), not assumed.
@@ -205,7 +206,7 @@ def test_override_that_does_not_fit():
     assert str(exc.value) == (
         "No GPU holds the memory estimate for your --gpu: weights 36.81 GB + kv_cache 5.59 GB + "
         "activations 2.68 GB + cuda_graphs 1.07 GB + non_torch 0.54 GB + cuda_context 1.07 GB = 47.77 GB. "
-        "The biggest option tried, L40S x1 (48.00 GB x 0.75 = 36.00 GB per GPU), is 10.69 GB short per "
+        "The biggest option tried, L40S x1 (47.23 GB x 0.75 = 35.42 GB per GPU), is 11.27 GB short per "
         "GPU. To make it fit: a smaller quant (weights are 36.81 GB); a shorter --max-model-len (now "
         "4,096; the KV cache is 5.59 GB); fewer --max-num-seqs (now 4); a larger --gpu (or more of them, "
         "e.g. 'H100:2'); recording config.json or the GGUF header, so assumed terms become exact."

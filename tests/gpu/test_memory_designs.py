@@ -585,7 +585,7 @@ def test_calibration_file_schema() -> None:
             assert 4 <= observed["total_gpu_gib"] <= 300, lid
         if "gpu" in settings:  # a catalogue GPU with the total vLLM sees, for logs that print none
             assert "total_gpu_gib" not in observed, lid
-            assert get_gpu(settings["gpu"]).reported_memory_bytes, lid
+            assert get_gpu(settings["gpu"]).usable_memory_bytes, lid
         for key, values in settings.get("open", {}).items():  # each open setting: two or more candidates
             assert key in _SETTINGS_KEYS and key not in settings and len(set(values)) >= 2, (lid, key)
         for key in ("gpu_memory_utilization", "vllm_version", "max_num_seqs", "max_model_len"):
@@ -821,7 +821,7 @@ def test_the_catalogue_total_stands_in_where_the_log_prints_none() -> None:
     bench = _calibration_bench()
     data = json.loads(CALIBRATION.read_text())
     log = next(log for log in data["logs"] if log["id"] == "vllm-27508-gpt-oss-120b-h100")
-    assert bench.gpu_total(log) == (get_gpu("H100").reported_memory_bytes, "H100")
+    assert bench.gpu_total(log) == (get_gpu("H100").usable_memory_bytes, "H100")
     printed = next(log for log in data["logs"] if log["id"] == "vllm-13882-qwen25-7b-bnb4-rtx4060")
     assert bench.gpu_total(printed) == (8 * GIB, "log")
 

@@ -44,6 +44,16 @@ _THIRD_PARTY_DATE = "2026-07-18"
 _GPU_GUIDE = "https://modal.com/docs/guide/gpu"
 _CUDA_GPUS = "https://developer.nvidia.com/cuda-gpus"
 
+# On every part with both figures, nvidia-smi's MiB total reads 316-925 MiB above the total the engine
+# sees (A10 316, T4 430, H100 561, H200 606, A100-40GB 621, B300 925; the sources are each entry's
+# `reported_memory_source`). Where only nvidia-smi's total is known, the engine's is taken 1 GiB below it.
+NVIDIA_SMI_MARGIN_BYTES = GIB
+
+
+def _below_nvidia_smi(mib: int) -> int:
+    """The engine's total for a part whose only public figure is nvidia-smi's MiB total."""
+    return mib * MIB - NVIDIA_SMI_MARGIN_BYTES
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PriceQuote:
@@ -74,14 +84,16 @@ class GpuType:
     architecture: str
     # Vendor/Modal figure in decimal GB (10**9 bytes).
     memory_bytes: int
-    # What plans are sized against (vLLM's budget is gpu_memory_utilization x torch's total): the
-    # torch total where a log quotes one below `memory_bytes` (T4, A10), else `memory_bytes`.
+    # What plans are sized against (vLLM's budget is gpu_memory_utilization x the total the engine sees):
+    # `reported_memory_bytes` where that is the engine's figure (torch, vLLM, CUDA), else nvidia-smi's total
+    # less NVIDIA_SMI_MARGIN_BYTES, and never above a lower figure the provider states (B200).
     usable_memory_bytes: int
     # The total the engine sees, as a public log or nvidia-smi output reports it for this part
     # (torch.cuda.mem_get_info's total, which vLLM prints as total_gpu_memory, where one was found;
     # else nvidia-smi's MiB total, which is a few hundred MiB above it). None: no source was found.
-    # Where it is torch's figure and below `memory_bytes`, `usable_memory_bytes` is it.
     reported_memory_bytes: int | None = None
+    # True: `reported_memory_bytes` is the engine's own figure; False: nvidia-smi's.
+    reported_by_engine: bool = False
     # Where `reported_memory_bytes` comes from (the quoted figure and a URL), or why it is None.
     reported_memory_source: str = ""
     compute_capability: tuple[int, int]
@@ -108,6 +120,7 @@ class GpuType:
             "usable_memory_bytes": self.usable_memory_bytes,
             "reported_memory_bytes": self.reported_memory_bytes,
             "reported_memory_source": self.reported_memory_source,
+            "reported_by_engine": self.reported_by_engine,
             "compute_capability": format_compute_capability(self.compute_capability),
             "max_count": self.max_count,
             "max_count_stated": self.max_count_stated,
@@ -135,6 +148,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         usable_memory_bytes=round(14.58 * GIB),
         # torch's total; nvidia-smi shows 15360MiB on the same part (deepseek-ai/DeepSeek-R1#546).
         reported_memory_bytes=round(14.58 * GIB),
+        reported_by_engine=True,
         reported_memory_source=(
             "torch: 'GPU 0 has a total capacty of 14.58 GiB' on 4 x Tesla T4 (vLLM), "
             "https://github.com/datawhalechina/self-llm/issues/162; nvidia-smi '15360MiB' on Tesla T4, "
@@ -150,7 +164,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="L4",
         architecture="Ada Lovelace",
         memory_bytes=24 * GB,
-        usable_memory_bytes=24 * GB,
+        usable_memory_bytes=_below_nvidia_smi(23034),
         reported_memory_bytes=23034 * MIB,
         reported_memory_source=(
             "nvidia-smi '23034MiB' on NVIDIA L4, https://github.com/NVIDIA/TensorRT-LLM/issues/2398 "
@@ -170,6 +184,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         usable_memory_bytes=round(22.18 * GIB),
         # torch's total; nvidia-smi shows 23028MiB on A10 (vllm#10034) and on A10G (TensorRT-LLM#7818).
         reported_memory_bytes=round(22.18 * GIB),
+        reported_by_engine=True,
         reported_memory_source=(
             "torch: 'GPU 0 has a total capacity of 22.18 GiB' on one A10 (vllm serve), "
             "https://github.com/OpenBMB/MiniCPM-V/issues/640; nvidia-smi '23028MiB' on NVIDIA A10, "
@@ -187,7 +202,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="L40S",
         architecture="Ada Lovelace",
         memory_bytes=48 * GB,
-        usable_memory_bytes=48 * GB,
+        usable_memory_bytes=_below_nvidia_smi(46068),
         reported_memory_bytes=46068 * MIB,
         reported_memory_source=(
             "nvidia-smi '46068MiB' on NVIDIA L40S, https://github.com/wtdcode/vllm-backport/issues/14 "
@@ -207,9 +222,10 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         aliases=("A100",),
         architecture="Ampere",
         memory_bytes=40 * GB,
-        usable_memory_bytes=40 * GB,
+        usable_memory_bytes=42298834944,
         # CUDA's total (cudaGetDeviceProperties, the figure torch's get_device_properties reports).
         reported_memory_bytes=42298834944,
+        reported_by_engine=True,
         reported_memory_source=(
             "CUDA deviceQuery 'Total amount of global memory: 40339 MBytes (42298834944 bytes)' on "
             "'NVIDIA A100-SXM4-40GB', https://github.com/bottlerocket-os/bottlerocket/pull/3873; nvidia-smi "
@@ -226,7 +242,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="A100-80GB",
         architecture="Ampere",
         memory_bytes=80 * GB,
-        usable_memory_bytes=80 * GB,
+        usable_memory_bytes=_below_nvidia_smi(81920),
         reported_memory_bytes=81920 * MIB,
         reported_memory_source=(
             "nvidia-smi '81920MiB' for Modal's A100 80GB (Modal's list of the totals nvidia-smi reports on its "
@@ -242,7 +258,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Blackwell",
         # NVIDIA's spec; Modal does not state the memory.
         memory_bytes=96 * GB,
-        usable_memory_bytes=96 * GB,
+        usable_memory_bytes=_below_nvidia_smi(97887),
         reported_memory_bytes=97887 * MIB,
         reported_memory_source=(
             "nvidia-smi '97887MiB' on 'NVIDIA RTX PRO 6000 Blac...', "
@@ -260,9 +276,10 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="H100",
         architecture="Hopper",
         memory_bytes=80 * GB,
-        usable_memory_bytes=80 * GB,
+        usable_memory_bytes=round(79.10 * GIB),
         # vLLM's own figure; nvidia-smi shows 81559MiB on H100 80GB HBM3 (vllm#27508).
         reported_memory_bytes=round(79.10 * GIB),
+        reported_by_engine=True,
         reported_memory_source=(
             "vLLM: 'total_gpu_memory=79.10GiB' in a log that loads the NVIDIA_H100_80GB_HBM3 MoE config, "
             "https://github.com/vllm-project/vllm/pull/10927; nvidia-smi '81559MiB' on NVIDIA H100 80GB HBM3, "
@@ -279,9 +296,10 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="H200",
         architecture="Hopper",
         memory_bytes=141 * GB,
-        usable_memory_bytes=141 * GB,
+        usable_memory_bytes=round(139.81 * GIB),
         # vLLM's own figure; nvidia-smi shows 143771MiB on NVIDIA H200 (same host, same repository).
         reported_memory_bytes=round(139.81 * GIB),
+        reported_by_engine=True,
         reported_memory_source=(
             "vLLM 0.10.2: 'Free memory on device (139.21/139.81 GiB) on startup' in a log that loads the "
             "E=512,N=256,device_name=NVIDIA_H200 MoE config, https://github.com/sungwon-chae/arxiv_confi/blob/"
@@ -299,8 +317,8 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="B200",
         architecture="Blackwell",
         memory_bytes=192 * GB,
-        # modal.md: "~180 GB usable (192 nominal)".
-        usable_memory_bytes=180 * GB,
+        # modal.md: "~180 GB usable (192 nominal)", below nvidia-smi's 183359 MiB less the margin (191.19 GB).
+        usable_memory_bytes=min(180 * GB, _below_nvidia_smi(183359)),
         reported_memory_bytes=183359 * MIB,
         reported_memory_source=(
             "nvidia-smi '183359MiB' on NVIDIA B200, https://github.com/NVIDIA/TensorRT-LLM/issues/10278 "
@@ -321,6 +339,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         usable_memory_bytes=round(267.69 * GIB),
         # vLLM's own figure; nvidia-smi shows 275040MiB on the same card (same page).
         reported_memory_bytes=round(267.69 * GIB),
+        reported_by_engine=True,
         reported_memory_source=(
             "vLLM 0.26.0: 'Free memory on device (267.08/267.69 GiB) on startup' on one 'NVIDIA B300 SXM6 AC' "
             "(nvidia-smi '275040MiB' on the same page), https://github.com/johnpfeiffer/source.johnpfeiffer.github.io"
