@@ -157,7 +157,7 @@ def test_check_against_the_installed_modal_client():
 
 # vLLM's budget is gpu_memory_utilization x the total torch reports: a plan sized against more than
 # the card reports asks vLLM for memory the card does not have (T4 and A10 were sized at 16e9 / 24e9 B).
-@pytest.mark.parametrize("gpu", [g for g in GPU_CATALOGUE if g.reported_memory_bytes is not None], ids=lambda g: g.name)
+@pytest.mark.parametrize("gpu", GPU_CATALOGUE, ids=lambda g: g.name)
 def test_usable_memory_does_not_exceed_what_the_engine_reports(gpu):
     assert gpu.usable_memory_bytes <= gpu.reported_memory_bytes
 
@@ -167,7 +167,6 @@ def test_every_gpu_is_sized_at_the_total_the_engine_sees():
     parts with both figures (316-925 MiB), and never above a lower figure the provider states."""
     smi = {"A10": 23028, "T4": 15360, "H100": 81559, "H200": 143771, "A100-40GB": 40960, "B300": 275040}
     for g in GPU_CATALOGUE:
-        assert g.reported_memory_bytes is not None, g.name
         if g.reported_by_engine:
             assert g.usable_memory_bytes == g.reported_memory_bytes, g.name
             gap = smi[g.name] * 2**20 - g.reported_memory_bytes
@@ -189,13 +188,10 @@ def test_t4_a10_and_b300_are_sized_at_the_engines_total():
 
 
 def test_every_gpu_says_where_its_reported_total_comes_from():
-    for g in GPU_CATALOGUE:
-        if g.reported_memory_bytes is None:
-            assert g.reported_memory_source.startswith("None: "), g.name
-        else:
-            assert "https://" in g.reported_memory_source, g.name
-            # A reported total is the same part's memory in other units, not another card's.
-            assert 0.9 < g.reported_memory_bytes / g.memory_bytes < 1.1, g.name
+    for g in GPU_CATALOGUE:  # every part has a reported total (the field is required)
+        assert "https://" in g.reported_memory_source, g.name
+        # A reported total is the same part's memory in other units, not another card's.
+        assert 0.9 < g.reported_memory_bytes / g.memory_bytes < 1.1, g.name
     rows = {row["name"]: row for row in catalogue_dicts()}
     assert rows["H100"]["reported_memory_bytes"] == round(79.10 * 2**30)
     assert rows["L4"]["reported_memory_bytes"] == 23034 * 2**20

@@ -50,11 +50,6 @@ _CUDA_GPUS = "https://developer.nvidia.com/cuda-gpus"
 NVIDIA_SMI_MARGIN_BYTES = GIB
 
 
-def _below_nvidia_smi(mib: int) -> int:
-    """The engine's total for a part whose only public figure is nvidia-smi's MiB total."""
-    return mib * MIB - NVIDIA_SMI_MARGIN_BYTES
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PriceQuote:
     """Price of one GPU for one hour, with where the number came from."""
@@ -84,18 +79,16 @@ class GpuType:
     architecture: str
     # Vendor/Modal figure in decimal GB (10**9 bytes).
     memory_bytes: int
-    # What plans are sized against (vLLM's budget is gpu_memory_utilization x the total the engine sees):
-    # `reported_memory_bytes` where that is the engine's figure (torch, vLLM, CUDA), else nvidia-smi's total
-    # less NVIDIA_SMI_MARGIN_BYTES, and never above a lower figure the provider states (B200).
-    usable_memory_bytes: int
     # The total the engine sees, as a public log or nvidia-smi output reports it for this part
     # (torch.cuda.mem_get_info's total, which vLLM prints as total_gpu_memory, where one was found;
-    # else nvidia-smi's MiB total, which is a few hundred MiB above it). None: no source was found.
-    reported_memory_bytes: int | None = None
-    # True: `reported_memory_bytes` is the engine's own figure; False: nvidia-smi's.
+    # else nvidia-smi's MiB total, which is a few hundred MiB above it).
+    reported_memory_bytes: int
+    # True: `reported_memory_bytes` is the engine's own figure (torch, vLLM, CUDA); False: nvidia-smi's.
     reported_by_engine: bool = False
-    # Where `reported_memory_bytes` comes from (the quoted figure and a URL), or why it is None.
-    reported_memory_source: str = ""
+    # Where `reported_memory_bytes` comes from (the quoted figure and a URL).
+    reported_memory_source: str
+    # A lower usable figure the provider states, which caps `usable_memory_bytes` (B200).
+    provider_usable_bytes: int | None = None
     compute_capability: tuple[int, int]
     # GPUs of this type one container may request (all on one host).
     max_count: int
@@ -106,6 +99,13 @@ class GpuType:
     multi_node: bool = False
     price: PriceQuote
     notes: tuple[str, ...] = ()
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """What plans are sized against (vLLM's budget is gpu_memory_utilization x the total the engine sees):
+        the engine's own figure, else nvidia-smi's less NVIDIA_SMI_MARGIN_BYTES, capped by the provider's."""
+        total = self.reported_memory_bytes - (0 if self.reported_by_engine else NVIDIA_SMI_MARGIN_BYTES)
+        return total if self.provider_usable_bytes is None else min(total, self.provider_usable_bytes)
 
     @property
     def price_per_hour(self) -> float:
@@ -121,6 +121,7 @@ class GpuType:
             "reported_memory_bytes": self.reported_memory_bytes,
             "reported_memory_source": self.reported_memory_source,
             "reported_by_engine": self.reported_by_engine,
+            "provider_usable_bytes": self.provider_usable_bytes,
             "compute_capability": format_compute_capability(self.compute_capability),
             "max_count": self.max_count,
             "max_count_stated": self.max_count_stated,
@@ -144,8 +145,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="T4",
         architecture="Turing",
         memory_bytes=16 * GB,
-        # torch's total, what vLLM's budget is computed from (16e9 B would promise 0.35 GB the card lacks).
-        usable_memory_bytes=round(14.58 * GIB),
         # torch's total; nvidia-smi shows 15360MiB on the same part (deepseek-ai/DeepSeek-R1#546).
         reported_memory_bytes=round(14.58 * GIB),
         reported_by_engine=True,
@@ -164,7 +163,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="L4",
         architecture="Ada Lovelace",
         memory_bytes=24 * GB,
-        usable_memory_bytes=_below_nvidia_smi(23034),
         reported_memory_bytes=23034 * MIB,
         reported_memory_source=(
             "nvidia-smi '23034MiB' on NVIDIA L4, https://github.com/NVIDIA/TensorRT-LLM/issues/2398 "
@@ -180,8 +178,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         aliases=("A10G",),
         architecture="Ampere",
         memory_bytes=24 * GB,
-        # torch's total, what vLLM's budget is computed from (24e9 B would promise 0.18 GB the card lacks).
-        usable_memory_bytes=round(22.18 * GIB),
         # torch's total; nvidia-smi shows 23028MiB on A10 (vllm#10034) and on A10G (TensorRT-LLM#7818).
         reported_memory_bytes=round(22.18 * GIB),
         reported_by_engine=True,
@@ -202,7 +198,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="L40S",
         architecture="Ada Lovelace",
         memory_bytes=48 * GB,
-        usable_memory_bytes=_below_nvidia_smi(46068),
         reported_memory_bytes=46068 * MIB,
         reported_memory_source=(
             "nvidia-smi '46068MiB' on NVIDIA L40S, https://github.com/wtdcode/vllm-backport/issues/14 "
@@ -222,7 +217,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         aliases=("A100",),
         architecture="Ampere",
         memory_bytes=40 * GB,
-        usable_memory_bytes=42298834944,
         # CUDA's total (cudaGetDeviceProperties, the figure torch's get_device_properties reports).
         reported_memory_bytes=42298834944,
         reported_by_engine=True,
@@ -242,7 +236,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="A100-80GB",
         architecture="Ampere",
         memory_bytes=80 * GB,
-        usable_memory_bytes=_below_nvidia_smi(81920),
         reported_memory_bytes=81920 * MIB,
         reported_memory_source=(
             "nvidia-smi '81920MiB' for Modal's A100 80GB (Modal's list of the totals nvidia-smi reports on its "
@@ -258,7 +251,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Blackwell",
         # NVIDIA's spec; Modal does not state the memory.
         memory_bytes=96 * GB,
-        usable_memory_bytes=_below_nvidia_smi(97887),
         reported_memory_bytes=97887 * MIB,
         reported_memory_source=(
             "nvidia-smi '97887MiB' on 'NVIDIA RTX PRO 6000 Blac...', "
@@ -276,7 +268,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="H100",
         architecture="Hopper",
         memory_bytes=80 * GB,
-        usable_memory_bytes=round(79.10 * GIB),
         # vLLM's own figure; nvidia-smi shows 81559MiB on H100 80GB HBM3 (vllm#27508).
         reported_memory_bytes=round(79.10 * GIB),
         reported_by_engine=True,
@@ -296,7 +287,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="H200",
         architecture="Hopper",
         memory_bytes=141 * GB,
-        usable_memory_bytes=round(139.81 * GIB),
         # vLLM's own figure; nvidia-smi shows 143771MiB on NVIDIA H200 (same host, same repository).
         reported_memory_bytes=round(139.81 * GIB),
         reported_by_engine=True,
@@ -318,7 +308,7 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         architecture="Blackwell",
         memory_bytes=192 * GB,
         # modal.md: "~180 GB usable (192 nominal)", below nvidia-smi's 183359 MiB less the margin (191.19 GB).
-        usable_memory_bytes=min(180 * GB, _below_nvidia_smi(183359)),
+        provider_usable_bytes=180 * GB,
         reported_memory_bytes=183359 * MIB,
         reported_memory_source=(
             "nvidia-smi '183359MiB' on NVIDIA B200, https://github.com/NVIDIA/TensorRT-LLM/issues/10278 "
@@ -335,8 +325,6 @@ GPU_CATALOGUE: tuple[GpuType, ...] = (
         name="B300",
         architecture="Blackwell Ultra",
         memory_bytes=288 * GB,
-        # vLLM's total, what its budget is computed from (288e9 B would promise 0.57 GB the card lacks).
-        usable_memory_bytes=round(267.69 * GIB),
         # vLLM's own figure; nvidia-smi shows 275040MiB on the same card (same page).
         reported_memory_bytes=round(267.69 * GIB),
         reported_by_engine=True,
